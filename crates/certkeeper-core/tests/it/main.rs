@@ -1,0 +1,3 @@
+//! Integration tests of certkeeper-core against files made by other tools.
+
+mod corpus;
