@@ -67,8 +67,9 @@ pub struct Certificate {
     /// The SubjectPublicKeyInfo DER, for matching private keys.
     #[serde(skip)]
     pub spki_der: Vec<u8>,
-    /// SHA-256 of the SubjectPublicKeyInfo, hex: certificates sharing a key share this.
-    pub spki_sha256: String,
+    /// Canonical public key id (see [`crate::key::public_key_id`]): a private key
+    /// matches this certificate when their ids are equal.
+    pub key_id: String,
 }
 
 impl Certificate {
@@ -231,7 +232,13 @@ impl Certificate {
             signature_algorithm: oid_name(&cert.signature_algorithm.algorithm),
             version: tbs.version.0 + 1,
             spki_der: spki.to_vec(),
-            spki_sha256: hex::encode(digest::digest(&digest::SHA256, spki)),
+            key_id: crate::key::public_key_id(
+                &tbs.subject_pki.subject_public_key.data,
+                matches!(
+                    tbs.subject_pki.algorithm.algorithm.to_id_string().as_str(),
+                    crate::key::OID_RSA | crate::key::OID_RSA_PSS
+                ),
+            ),
         }
     }
 

@@ -189,22 +189,31 @@ impl PrivateKey {
         }
     }
 
+    /// The key id of the public half: equal to [`Certificate::key_id`] of every
+    /// certificate issued for this key.
+    pub fn key_id(&self) -> Result<String, FormatError> {
+        let rsa = matches!(self.algorithm, KeyAlgorithm::Rsa | KeyAlgorithm::RsaPss);
+        Ok(public_key_id(&self.public_key_bits()?, rsa))
+    }
+
     /// Whether this key is the private half of `cert`'s public key.
     pub fn matches(&self, cert: &Certificate) -> bool {
-        let Ok(mine) = self.public_key_bits() else {
-            return false;
-        };
-        let theirs = cert.public_key_bits();
-        match self.algorithm {
-            KeyAlgorithm::Rsa | KeyAlgorithm::RsaPss => {
-                match (rsa_public_numbers(&mine), rsa_public_numbers(&theirs)) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => false,
-                }
-            }
-            _ => mine == theirs,
-        }
+        self.key_id().is_ok_and(|id| id == cert.key_id)
     }
+}
+
+/// SHA-256 (hex) of a public key in canonical form: RSA as the minimal RSAPublicKey
+/// DER of (n, e), whatever padding its encoder used; other keys as their bits.
+pub fn public_key_id(bits: &[u8], rsa: bool) -> String {
+    let canonical = if rsa {
+        match rsa_public_numbers(bits) {
+            Some((n, e)) => rsa_public_key_der(&n, &e),
+            None => bits.to_vec(),
+        }
+    } else {
+        bits.to_vec()
+    };
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &canonical))
 }
 
 fn unsupported(what: &str) -> FormatError {

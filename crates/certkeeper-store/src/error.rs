@@ -1,0 +1,164 @@
+//! Errors of the home and its database.
+
+use std::path::PathBuf;
+
+use certkeeper_core::FormatError;
+
+/// What can go wrong with a home.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The home does not exist or was never initialised.
+    #[error("no certkeeper home at {dir} (create it with: certkeeper init --home {dir})")]
+    NotInitialized {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The disk holding the home is full; nothing was written.
+    #[error("{dir}: the disk is full; nothing was written")]
+    DiskFull {
+        /// The home or file.
+        dir: PathBuf,
+    },
+    /// The home cannot be written (read-only file system or permissions).
+    #[error("{dir}: the home is read-only; nothing was written")]
+    ReadOnly {
+        /// The home.
+        dir: PathBuf,
+    },
+    /// The database reported an error.
+    #[error("database {path}: {source}")]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer certkeeper.
+    #[error("database {path} has schema version {found}; this certkeeper knows up to {known}")]
+    SchemaTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+        /// What this build knows.
+        known: i64,
+    },
+    /// The master key is missing, unreadable or wrong.
+    #[error("master key {path}: {detail}")]
+    MasterKey {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A sealed key does not open with the master key (wrong home, tampering).
+    #[error("the private key of {thumbprint} does not decrypt with this home's master key")]
+    Unseal {
+        /// The entry.
+        thumbprint: String,
+    },
+    /// No entry matches the reference.
+    #[error("no certificate matches {reference:?}")]
+    NotFound {
+        /// What the user typed.
+        reference: String,
+    },
+    /// Several entries match the reference.
+    #[error("{reference:?} matches {} certificates: {}", candidates.len(), candidates.join("; "))]
+    Ambiguous {
+        /// What the user typed.
+        reference: String,
+        /// "thumbprint-prefix subject (store)" of each.
+        candidates: Vec<String>,
+    },
+    /// A reference that cannot name anything.
+    #[error("{reference:?} is not a certificate reference: {detail}")]
+    BadReference {
+        /// What the user typed.
+        reference: String,
+        /// Why.
+        detail: String,
+    },
+    /// The file could not be read as certificates or keys.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// A private key whose certificate is neither in the file nor in the home.
+    #[error("a private key matches no certificate in the file or in the home (import the certificate with it)")]
+    KeyWithoutCertificate,
+    /// `--name` cannot tell which certificate it names.
+    #[error("--name needs a file with one certificate or one private key; this one has {certs} certificates")]
+    NameAmbiguous {
+        /// How many certificates the file holds.
+        certs: usize,
+    },
+    /// The entry has no private key.
+    #[error("{subject} has no private key")]
+    NoKey {
+        /// The entry's subject.
+        subject: String,
+    },
+    /// The key was imported with `--non-exportable`.
+    #[error("the private key of {subject} is marked non-exportable")]
+    NonExportable {
+        /// The entry's subject.
+        subject: String,
+    },
+    /// A move the stores do not allow.
+    #[error("{0}")]
+    InvalidMove(String),
+    /// Another entry already has this export name.
+    #[error("export name {name:?} is already used by {thumbprint}")]
+    ExportNameTaken {
+        /// The name.
+        name: String,
+        /// The entry that has it.
+        thumbprint: String,
+    },
+    /// A setting or value that does not exist or does not parse.
+    #[error("{0}")]
+    InvalidSetting(String),
+    /// A principal that does not exist or does not parse.
+    #[error("{0}")]
+    InvalidPrincipal(String),
+    /// A value given by the user that does not fit.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl StoreError {
+    /// Wraps an I/O error on `path`, recognising a full disk and a read-only home.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        let path = path.into();
+        match source.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => StoreError::DiskFull { dir: path },
+            Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM) => {
+                StoreError::ReadOnly { dir: path }
+            }
+            _ => StoreError::Io { path, source },
+        }
+    }
+
+    /// Wraps a database error, recognising a full disk and a read-only home.
+    pub fn db(path: impl Into<PathBuf>, source: rusqlite::Error) -> Self {
+        let path = path.into();
+        if let rusqlite::Error::SqliteFailure(e, _) = &source {
+            match e.code {
+                rusqlite::ErrorCode::DiskFull => return StoreError::DiskFull { dir: path },
+                rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen
+                | rusqlite::ErrorCode::PermissionDenied => {
+                    return StoreError::ReadOnly { dir: path };
+                }
+                _ => {}
+            }
+        }
+        StoreError::Database { path, source }
+    }
+}

@@ -1,0 +1,474 @@
+//! Opening and creating a home; queries and edits of its entries and settings.
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use certkeeper_core::PrivateKey;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::entry::{Entry, StoreName};
+use crate::error::StoreError;
+use crate::principal::Principal;
+use crate::schema;
+use crate::seal::MasterKey;
+
+/// The database file inside a home.
+pub const DB_FILE: &str = "certkeeper.db";
+/// The master key file inside a home.
+pub const MASTER_KEY_FILE: &str = "master.key";
+
+/// A home, opened.
+pub struct Home {
+    dir: PathBuf,
+    pub(crate) conn: Connection,
+}
+
+/// The settings of a home, with their defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// Where `export --as` writes (default `<home>/exports`).
+    ExportDir,
+    /// The principals every personal key must grant (comma-separated).
+    ServicePrincipals,
+    /// Warn this many days before a certificate expires (default 30).
+    ExpiryWarningDays,
+}
+
+impl Setting {
+    /// Every setting.
+    pub const ALL: [Setting; 3] = [
+        Setting::ExportDir,
+        Setting::ServicePrincipals,
+        Setting::ExpiryWarningDays,
+    ];
+
+    /// The setting's key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Setting::ExportDir => "export_dir",
+            Setting::ServicePrincipals => "service_principals",
+            Setting::ExpiryWarningDays => "expiry_warning_days",
+        }
+    }
+
+    /// Looks a key up.
+    pub fn from_key(key: &str) -> Result<Self, StoreError> {
+        Setting::ALL
+            .into_iter()
+            .find(|s| s.key() == key)
+            .ok_or_else(|| {
+                StoreError::InvalidSetting(format!(
+                    "unknown setting {key:?}: export_dir, service_principals or expiry_warning_days"
+                ))
+            })
+    }
+}
+
+impl Home {
+    /// Creates the home if needed (idempotent): directory 0700, database, master
+    /// key 0600, export directory. Returns whether anything was created.
+    pub fn init(dir: &Path) -> Result<(Home, bool), StoreError> {
+        let mut created = false;
+        if !dir.join(DB_FILE).exists() || !dir.join(MASTER_KEY_FILE).exists() {
+            crate::fs::create_dir(dir, 0o700)?;
+            created = true;
+        }
+        let key_path = dir.join(MASTER_KEY_FILE);
+        if !key_path.exists() {
+            MasterKey::create(&key_path)?;
+        }
+        let home = Home::open_db(dir)?;
+        let exports = home.export_dir()?;
+        if !exports.exists() {
+            crate::fs::create_dir(&exports, 0o755)?;
+        }
+        Ok((home, created))
+    }
+
+    /// Opens an existing home.
+    pub fn open(dir: &Path) -> Result<Home, StoreError> {
+        if !dir.join(DB_FILE).exists() {
+            return Err(StoreError::NotInitialized {
+                dir: dir.to_path_buf(),
+            });
+        }
+        Home::open_db(dir)
+    }
+
+    fn open_db(dir: &Path) -> Result<Home, StoreError> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            // Created 0600 before SQLite writes into it; its -wal and -shm files
+            // take the same mode.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| StoreError::io(&path, e))?;
+        }
+        let db = |e| StoreError::db(&path, e);
+        let conn = Connection::open(&path).map_err(db)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(db)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::ReadOnly { dir: path.clone() });
+        }
+        // WAL with synchronous=NORMAL keeps committed data across a killed process.
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db)?;
+        let mut home = Home {
+            dir: dir.to_path_buf(),
+            conn,
+        };
+        home.migrate()?;
+        Ok(home)
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let path = self.db_path();
+        let db = |e| StoreError::db(&path, e);
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(db)?;
+        if version > schema::VERSION {
+            return Err(StoreError::SchemaTooNew {
+                path: path.clone(),
+                found: version,
+                known: schema::VERSION,
+            });
+        }
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction().map_err(db)?;
+            tx.execute_batch(sql).map_err(db)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(db)?;
+            tx.commit().map_err(db)?;
+        }
+        Ok(())
+    }
+
+    /// The home directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join(DB_FILE)
+    }
+
+    pub(crate) fn db_err(&self, e: rusqlite::Error) -> StoreError {
+        StoreError::db(self.db_path(), e)
+    }
+
+    pub(crate) fn master_key(&self) -> Result<MasterKey, StoreError> {
+        MasterKey::load(&self.dir.join(MASTER_KEY_FILE))
+    }
+
+    // ----- settings -----
+
+    /// A setting's value, or its default.
+    pub fn setting(&self, setting: Setting) -> Result<String, StoreError> {
+        let stored: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM settings WHERE key = ?1",
+                [setting.key()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.db_err(e))?;
+        Ok(stored.unwrap_or_else(|| match setting {
+            Setting::ExportDir => self.dir.join("exports").display().to_string(),
+            Setting::ServicePrincipals => String::new(),
+            Setting::ExpiryWarningDays => "30".into(),
+        }))
+    }
+
+    /// Changes a setting after checking its value.
+    pub fn set_setting(&self, setting: Setting, value: &str) -> Result<(), StoreError> {
+        let value = match setting {
+            Setting::ExportDir => {
+                if !Path::new(value).is_absolute() {
+                    return Err(StoreError::InvalidSetting(format!(
+                        "export_dir must be an absolute path, not {value:?}"
+                    )));
+                }
+                value.to_string()
+            }
+            Setting::ServicePrincipals => {
+                let principals = parse_principals(value)?;
+                for p in &principals {
+                    p.validate()?;
+                }
+                principals
+                    .iter()
+                    .map(Principal::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+            Setting::ExpiryWarningDays => {
+                let days: u32 = value.trim().parse().map_err(|_| {
+                    StoreError::InvalidSetting(format!(
+                        "expiry_warning_days must be a whole number of days, not {value:?}"
+                    ))
+                })?;
+                days.to_string()
+            }
+        };
+        self.conn
+            .execute(
+                "INSERT INTO settings(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![setting.key(), value],
+            )
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    /// The export directory.
+    pub fn export_dir(&self) -> Result<PathBuf, StoreError> {
+        self.setting(Setting::ExportDir).map(PathBuf::from)
+    }
+
+    // ----- entries -----
+
+    /// All entries, optionally of one store, ordered by store then subject.
+    pub fn list(&self, store: Option<StoreName>) -> Result<Vec<Entry>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM entries e LEFT JOIN keys k ON k.thumbprint = e.thumbprint
+             WHERE ?1 IS NULL OR e.store = ?1 ORDER BY e.store, e.subject, e.thumbprint",
+            Entry::COLUMNS
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map([store.map(StoreName::as_str)], Entry::from_row)
+            .map_err(|e| self.db_err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+    }
+
+    /// The entry with this exact thumbprint.
+    pub fn entry(&self, thumbprint: &str) -> Result<Option<Entry>, StoreError> {
+        self.query_entries("e.thumbprint = ?1", &[&thumbprint])
+            .map(|mut v| v.pop())
+    }
+
+    /// Entries whose subject name (DER) is `subject_der`: candidate issuers.
+    pub fn by_subject_der(&self, subject_der: &[u8]) -> Result<Vec<Entry>, StoreError> {
+        self.query_entries("e.subject_der = ?1", &[&subject_der])
+    }
+
+    /// Entries whose public key id is `key_id`.
+    pub fn by_key_id(&self, key_id: &str) -> Result<Vec<Entry>, StoreError> {
+        self.query_entries("e.key_id = ?1", &[&key_id])
+    }
+
+    fn query_entries(
+        &self,
+        condition: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<Entry>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM entries e LEFT JOIN keys k ON k.thumbprint = e.thumbprint WHERE {condition}
+             ORDER BY e.thumbprint",
+            Entry::COLUMNS
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map(args, Entry::from_row)
+            .map_err(|e| self.db_err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+    }
+
+    /// Resolves a REF: a thumbprint (SHA-256 or SHA-1) or a unique prefix of one (at
+    /// least 8 hex digits), a friendly name, an export name, or `subject:TEXT`
+    /// (case-insensitive substring of the subject).
+    pub fn resolve(&self, reference: &str) -> Result<Entry, StoreError> {
+        let reference_trim = reference.trim();
+        if reference_trim.is_empty() {
+            return Err(StoreError::BadReference {
+                reference: reference.into(),
+                detail: "it is empty".into(),
+            });
+        }
+        let found = if let Some(text) = reference_trim.strip_prefix("subject:") {
+            let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+            self.query_entries("lower(e.subject) LIKE ?1 ESCAPE '\\'", &[&pattern])?
+        } else {
+            let hex = reference_trim.replace([':', ' '], "").to_lowercase();
+            let mut found = Vec::new();
+            if hex.len() >= 8 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                let pattern = format!("{hex}%");
+                found = self.query_entries(
+                    "e.thumbprint LIKE ?1 OR e.sha1 LIKE ?1",
+                    &[&pattern],
+                )?;
+            }
+            if found.is_empty() {
+                found = self.query_entries(
+                    "e.name = ?1 OR e.export_name = ?1",
+                    &[&reference_trim],
+                )?;
+            }
+            found
+        };
+        match found.len() {
+            0 => Err(StoreError::NotFound {
+                reference: reference.into(),
+            }),
+            1 => Ok(found.into_iter().next().expect("one element")),
+            _ => Err(StoreError::Ambiguous {
+                reference: reference.into(),
+                candidates: found.iter().map(Entry::describe).collect(),
+            }),
+        }
+    }
+
+    /// Moves an entry to another store.
+    pub fn move_to(&self, entry: &Entry, to: StoreName) -> Result<(), StoreError> {
+        if to == StoreName::Personal && !entry.has_key {
+            return Err(StoreError::InvalidMove(format!(
+                "{} has no private key: personal holds certificates with their key \
+                 (import the .pfx or the key file to add it)",
+                entry.subject
+            )));
+        }
+        self.conn
+            .execute(
+                "UPDATE entries SET store = ?1 WHERE thumbprint = ?2",
+                params![to.as_str(), entry.thumbprint],
+            )
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    /// Deletes an entry with its key and ACL.
+    pub fn remove(&self, entry: &Entry) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM entries WHERE thumbprint = ?1", [&entry.thumbprint])
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    /// The ACL of an entry's key, sorted.
+    pub fn acl(&self, thumbprint: &str) -> Result<Vec<Principal>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT principal FROM acl WHERE thumbprint = ?1 ORDER BY principal")
+            .map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map([thumbprint], |r| r.get::<_, String>(0))
+            .map_err(|e| self.db_err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let text = row.map_err(|e| self.db_err(e))?;
+            out.push(text.parse()?);
+        }
+        Ok(out)
+    }
+
+    /// The private key of an entry, unsealed. Callers hold it only as long as needed;
+    /// it is zeroized on drop.
+    pub fn private_key(&self, entry: &Entry) -> Result<PrivateKey, StoreError> {
+        let sealed: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT sealed FROM keys WHERE thumbprint = ?1",
+                [&entry.thumbprint],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.db_err(e))?;
+        let sealed = sealed.ok_or_else(|| StoreError::NoKey {
+            subject: entry.subject.clone(),
+        })?;
+        let plain = self.master_key()?.unseal(&entry.thumbprint, &sealed)?;
+        Ok(PrivateKey::from_pkcs8_der(&plain)?)
+    }
+
+    /// Records `name` as the entry's export name and writes its DER to
+    /// `<export_dir>/name`; on any failure neither happens.
+    pub fn export_as(&mut self, entry: &Entry, name: &str) -> Result<PathBuf, StoreError> {
+        if name.is_empty()
+            || name.contains('/')
+            || name == "."
+            || name == ".."
+            || name.contains('\0')
+        {
+            return Err(StoreError::Invalid(format!(
+                "export name {name:?} must be a plain file name (like partner.cer)"
+            )));
+        }
+        let path = self.export_dir()?.join(name);
+        let db_path = self.db_path();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| StoreError::db(&db_path, e))?;
+        let holder: Option<String> = tx
+            .query_row(
+                "SELECT thumbprint FROM entries WHERE export_name = ?1 AND thumbprint != ?2",
+                params![name, entry.thumbprint],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| StoreError::db(&db_path, e))?;
+        if let Some(thumbprint) = holder {
+            return Err(StoreError::ExportNameTaken {
+                name: name.into(),
+                thumbprint,
+            });
+        }
+        tx.execute(
+            "UPDATE entries SET export_name = ?1 WHERE thumbprint = ?2",
+            params![name, entry.thumbprint],
+        )
+        .map_err(|e| StoreError::db(&db_path, e))?;
+        crate::fs::write_atomic(&path, &entry.der, 0o644)?;
+        tx.commit().map_err(|e| StoreError::db(&db_path, e))?;
+        Ok(path)
+    }
+
+    /// The issuers of `entry` in this home, nearest first, as far as they are found
+    /// (by subject name, and key identifiers where present), ending at a
+    /// self-signed certificate. Bounded to 16 steps.
+    pub fn issuer_chain(&self, entry: &Entry) -> Result<Vec<Entry>, StoreError> {
+        let mut chain: Vec<Entry> = Vec::new();
+        let mut current = entry.clone();
+        while !current.self_signed && chain.len() < 16 {
+            let candidates = self.by_subject_der(&current.issuer_der)?;
+            let current_cert = certkeeper_core::Certificate::from_der(&current.der)?;
+            let next = candidates.into_iter().find(|c| {
+                c.thumbprint != current.thumbprint
+                    && !chain.iter().any(|x| x.thumbprint == c.thumbprint)
+                    && c.store != StoreName::Disallowed
+                    && match (&current_cert.authority_key_id, certkeeper_core::Certificate::from_der(&c.der)) {
+                        (Some(aki), Ok(cert)) => cert.subject_key_id.as_deref().is_none_or(|ski| ski == aki),
+                        _ => true,
+                    }
+            });
+            let Some(next) = next else { break };
+            chain.push(next.clone());
+            current = next;
+        }
+        Ok(chain)
+    }
+}
+
+/// Parses a comma- or space-separated principal list.
+pub fn parse_principals(value: &str) -> Result<Vec<Principal>, StoreError> {
+    value
+        .split([',', ' '])
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse())
+        .collect()
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}

@@ -1,0 +1,49 @@
+//! The database schema and its migrations (`PRAGMA user_version`).
+
+/// The schema version this build writes.
+pub const VERSION: i64 = 1;
+
+/// Migrations, index i upgrades version i to i+1.
+pub const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE entries (
+    thumbprint   TEXT PRIMARY KEY,           -- SHA-256 of the DER, lower-case hex
+    sha1         TEXT NOT NULL,
+    store        TEXT NOT NULL CHECK (store IN ('personal','root','intermediate','other','disallowed')),
+    name         TEXT,                       -- friendly name
+    subject      TEXT NOT NULL,
+    issuer       TEXT NOT NULL,
+    subject_der  BLOB NOT NULL,
+    issuer_der   BLOB NOT NULL,
+    not_before   INTEGER NOT NULL,
+    not_after    INTEGER NOT NULL,
+    is_ca        INTEGER NOT NULL,
+    self_signed  INTEGER NOT NULL,
+    key_id       TEXT NOT NULL,              -- canonical public key hash, matches keys
+    der          BLOB NOT NULL,
+    export_name  TEXT UNIQUE,
+    imported_at  INTEGER NOT NULL
+);
+CREATE INDEX entries_key_id ON entries(key_id);
+CREATE INDEX entries_subject_der ON entries(subject_der);
+CREATE INDEX entries_name ON entries(name);
+CREATE INDEX entries_sha1 ON entries(sha1);
+
+CREATE TABLE keys (
+    thumbprint   TEXT PRIMARY KEY REFERENCES entries(thumbprint) ON DELETE CASCADE,
+    algorithm    TEXT NOT NULL,
+    sealed       BLOB NOT NULL,              -- AES-256-GCM under the master key
+    exportable   INTEGER NOT NULL DEFAULT 1
+);
+
+-- Kept apart from entries so that a re-import never touches it.
+CREATE TABLE acl (
+    thumbprint   TEXT NOT NULL REFERENCES entries(thumbprint) ON DELETE CASCADE,
+    principal    TEXT NOT NULL,
+    PRIMARY KEY (thumbprint, principal)
+);
+
+CREATE TABLE settings (
+    key          TEXT PRIMARY KEY,
+    value        TEXT NOT NULL
+);
+"#];

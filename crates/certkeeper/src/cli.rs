@@ -1,0 +1,217 @@
+//! The command line, defined once: `--help`, the man page and shell completions are
+//! all generated from these definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::password::PasswordArgs;
+
+/// certkeeper: client certificates for mutual-TLS calls to partners' web services.
+///
+/// One store of certificates and keys per machine (the "home"), imported from any
+/// .pfx/.p12, .p7b, PEM or DER file, with the certification path checked, private
+/// keys encrypted at rest, and the public certificate exported under an agreed name.
+///
+/// Exit codes: 0 ok; 1 a check found problems; 2 usage or input error (also: disk
+/// full); 3 not found or ambiguous; 4 permission denied (also: read-only home,
+/// non-exportable key); 5 agent not reachable.
+#[derive(Debug, Parser)]
+#[command(name = "certkeeper", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for
+    /// root, else $XDG_DATA_HOME/certkeeper].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the home (idempotent): database, master key (mode 0600), settings.
+    #[command(after_help = "Example:\n  certkeeper init --home /var/lib/certkeeper")]
+    Init,
+
+    /// Import certificates and keys from PEM, DER, PKCS#7 (.p7b) or PKCS#12 (.pfx) files.
+    ///
+    /// The format is recognised from the content, not the file name. With the default
+    /// `--store auto` each certificate goes where its type says: with its private key to
+    /// personal, a self-signed CA to root, another CA to intermediate, anything else to
+    /// other. Importing the same certificate again changes nothing and keeps its key
+    /// permissions. Each file is one transaction: on any error nothing of it is written.
+    #[command(after_help = "Examples:\n  \
+        certkeeper import partner.pfx --password-env PFX_PASSWORD --name partner\n  \
+        certkeeper import issuing-ca.cer --store intermediate\n  \
+        certkeeper import chain.p7b --no-roots")]
+    Import(ImportArgs),
+
+    /// List entries: store, name, subject, expiry, whether the key is present.
+    #[command(after_help = "Examples:\n  certkeeper list\n  certkeeper list --store personal --json")]
+    List {
+        /// Only this store.
+        #[arg(long, value_enum)]
+        store: Option<StoreArg>,
+    },
+
+    /// Show one certificate's details, as the Windows certificate dialog does.
+    #[command(after_help = "Examples:\n  certkeeper show partner\n  certkeeper show 3f2a9c1b --json\n  certkeeper show 'subject:client.example'")]
+    Show {
+        /// The entry: thumbprint (or ≥ 8-digit prefix), friendly name, export name, or subject:TEXT.
+        #[arg(value_name = "REF")]
+        reference: String,
+    },
+
+    /// Move an entry to another store (the MMC's drag between folders).
+    #[command(after_help = "Example:\n  certkeeper move 'subject:Example Root' --to root")]
+    Move {
+        /// The entry.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// The store to move it to.
+        #[arg(long, value_enum)]
+        to: StoreArg,
+    },
+
+    /// Delete an entry, with its private key and key permissions.
+    #[command(after_help = "Example:\n  certkeeper remove 3f2a9c1b")]
+    Remove {
+        /// The entry.
+        #[arg(value_name = "REF")]
+        reference: String,
+    },
+
+    /// Export a certificate: public part as DER by default; PEM, PKCS#7, or .pfx with the key.
+    ///
+    /// With `--as NAME` the DER certificate is written to `<export_dir>/NAME` and NAME
+    /// is recorded as the entry's export name: the agreed name (partner.cer) that is the
+    /// same on every front-end.
+    #[command(after_help = "Examples:\n  \
+        certkeeper export partner --as partner.cer\n  \
+        certkeeper export partner --format pem --chain --out partner-chain.pem\n  \
+        certkeeper export partner --format pfx --password-env PFX_PASSWORD --out partner.pfx")]
+    Export(ExportArgs),
+
+    /// Show or change settings: export_dir, service_principals, expiry_warning_days.
+    #[command(after_help = "Examples:\n  \
+        certkeeper config\n  \
+        certkeeper config export_dir /srv/certificates\n  \
+        certkeeper config service_principals user:www-data,group:app")]
+    Config {
+        /// The setting.
+        key: Option<String>,
+        /// Its new value.
+        value: Option<String>,
+    },
+}
+
+/// Arguments of `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Files to import.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Where certificates go.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub store: ImportStoreArg,
+    /// Friendly name for the certificate with the private key (or the only certificate).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Do not add root CAs (they are listed as skipped).
+    #[arg(long)]
+    pub no_roots: bool,
+    /// Mark the private keys non-exportable: `export --format pfx` will refuse them.
+    #[arg(long)]
+    pub non_exportable: bool,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+/// Arguments of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The entry.
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "der")]
+    pub format: ExportFormat,
+    /// Where to write (default: standard output).
+    #[arg(long, value_name = "PATH", conflicts_with = "as_name")]
+    pub out: Option<PathBuf>,
+    /// Include the issuing CAs found in the home (pem, p7b, pfx).
+    #[arg(long)]
+    pub chain: bool,
+    /// Write the DER to <export_dir>/NAME and record NAME as the export name.
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_name: Option<String>,
+    /// For pfx: 3DES and SHA-1 MAC, for Windows Server 2016 and older and Java 8.
+    #[arg(long)]
+    pub legacy: bool,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+/// A store name on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StoreArg {
+    /// Certificates with their private key.
+    Personal,
+    /// Trusted root CAs.
+    Root,
+    /// Intermediate CAs.
+    Intermediate,
+    /// End-entity certificates without a key.
+    Other,
+    /// Explicitly distrusted.
+    Disallowed,
+}
+
+/// `import --store`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ImportStoreArg {
+    /// By certificate type.
+    Auto,
+    /// Certificates with their private key.
+    Personal,
+    /// Trusted root CAs.
+    Root,
+    /// Intermediate CAs.
+    Intermediate,
+    /// End-entity certificates without a key.
+    Other,
+    /// Explicitly distrusted.
+    Disallowed,
+}
+
+/// `export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// Binary certificate (.cer/.der), the Windows default.
+    Der,
+    /// Base-64 text (.pem/.crt).
+    Pem,
+    /// PKCS#7 certificate bundle (.p7b).
+    P7b,
+    /// PKCS#12 with the private key (.pfx); needs a password option.
+    Pfx,
+}
+
+impl From<StoreArg> for certkeeper_store::StoreName {
+    fn from(s: StoreArg) -> Self {
+        use certkeeper_store::StoreName as S;
+        match s {
+            StoreArg::Personal => S::Personal,
+            StoreArg::Root => S::Root,
+            StoreArg::Intermediate => S::Intermediate,
+            StoreArg::Other => S::Other,
+            StoreArg::Disallowed => S::Disallowed,
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! One module per command; `run` dispatches.
+
+mod config;
+mod export;
+mod import;
+mod list;
+mod show;
+
+use std::path::PathBuf;
+
+use certkeeper_store::Home;
+
+use crate::cli::{Cli, Command};
+use crate::error::CliError;
+use crate::output;
+
+/// What every command gets: the home directory and the output mode.
+pub struct Context {
+    /// The home directory (may not exist yet).
+    pub home_dir: PathBuf,
+    /// `--json`.
+    pub json: bool,
+}
+
+impl Context {
+    /// Opens the existing home.
+    pub fn open(&self) -> Result<Home, CliError> {
+        Ok(Home::open(&self.home_dir)?)
+    }
+}
+
+/// Runs a command; returns the exit code for success paths (0, or 1 when a check
+/// found problems).
+pub fn run(cli: Cli) -> Result<u8, CliError> {
+    let ctx = Context {
+        home_dir: home_dir(cli.home),
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Init => init(&ctx),
+        Command::Import(args) => import::run(&ctx, &args),
+        Command::List { store } => list::run(&ctx, store.map(Into::into)),
+        Command::Show { reference } => show::run(&ctx, &reference),
+        Command::Move { reference, to } => {
+            let home = ctx.open()?;
+            let entry = home.resolve(&reference)?;
+            let to = to.into();
+            home.move_to(&entry, to)?;
+            if ctx.json {
+                output::json(&serde_json::json!({"thumbprint": entry.thumbprint, "from": entry.store, "to": to}))?;
+            } else {
+                output::print_stdout(&format!("moved {} from {} to {to}\n", entry.subject, entry.store))?;
+            }
+            Ok(0)
+        }
+        Command::Remove { reference } => {
+            let home = ctx.open()?;
+            let entry = home.resolve(&reference)?;
+            home.remove(&entry)?;
+            if ctx.json {
+                output::json(&serde_json::json!({"removed": entry.thumbprint, "store": entry.store}))?;
+            } else {
+                let key = if entry.has_key { " and its private key" } else { "" };
+                output::print_stdout(&format!("removed {}{key} from {}\n", entry.subject, entry.store))?;
+            }
+            Ok(0)
+        }
+        Command::Export(args) => export::run(&ctx, &args),
+        Command::Config { key, value } => config::run(&ctx, key.as_deref(), value.as_deref()),
+    }
+}
+
+fn init(ctx: &Context) -> Result<u8, CliError> {
+    let (home, created) = Home::init(&ctx.home_dir)?;
+    if ctx.json {
+        output::json(&serde_json::json!({"home": home.dir(), "created": created}))?;
+    } else if created {
+        output::print_stdout(&format!("created home {}\n", home.dir().display()))?;
+    } else {
+        output::print_stdout(&format!("home {} is ready (it already existed)\n", home.dir().display()))?;
+    }
+    Ok(0)
+}
+
+/// `--home`, else `CERTKEEPER_HOME`, else the default for this user.
+fn home_dir(flag: Option<PathBuf>) -> PathBuf {
+    if let Some(dir) = flag {
+        return dir;
+    }
+    if let Some(dir) = std::env::var_os("CERTKEEPER_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/certkeeper");
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    data.join("certkeeper")
+}

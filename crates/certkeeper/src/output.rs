@@ -1,0 +1,58 @@
+//! Printing: JSON documents on stdout, times as RFC 3339, a closed pipe is not an error.
+
+use std::io::Write;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::error::CliError;
+
+/// Seconds since the epoch as RFC 3339 (UTC).
+pub fn rfc3339(ts: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| ts.to_string())
+}
+
+/// Seconds since the epoch as `2026-11-29 08:17 UTC`.
+pub fn human_time(ts: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| ts.to_string())
+}
+
+/// Now, in seconds since the epoch.
+pub fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Prints one JSON document on stdout.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::usage(format!("JSON output: {e}")))?;
+    print_stdout(&format!("{text}\n"))
+}
+
+/// Writes text on stdout; a closed pipe ends quietly.
+pub fn print_stdout(text: &str) -> Result<(), CliError> {
+    write_stdout(text.as_bytes())
+}
+
+/// Writes bytes on stdout; a closed pipe ends quietly.
+pub fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError::usage(format!("writing output: {e}"))),
+    }
+}
+
+/// Days from `now` until `ts`, rounded down (negative when past).
+pub fn days_until(ts: i64, now: i64) -> i64 {
+    (ts - now).div_euclid(86_400)
+}
