@@ -335,8 +335,12 @@ fn general_name(name: &GeneralName<'_>) -> String {
 fn describe_nom(e: &x509_parser::nom::Err<x509_parser::error::X509Error>) -> String {
     match e {
         x509_parser::nom::Err::Incomplete(_) => "truncated".to_string(),
-        x509_parser::nom::Err::Error(e) | x509_parser::nom::Err::Failure(e) => {
-            format!("{e}").to_lowercase()
-        }
+        x509_parser::nom::Err::Error(e) | x509_parser::nom::Err::Failure(e) => match e {
+            x509_parser::error::X509Error::Der(d) => match d {
+                x509_parser::der_parser::error::Error::Incomplete(_) => "truncated".into(),
+                _ => "malformed DER structure".into(),
+            },
+            other => other.to_string().to_lowercase(),
+        },
     }
 }

@@ -131,25 +131,31 @@ impl Home {
     fn migrate(&mut self) -> Result<(), StoreError> {
         let path = self.db_path();
         let db = |e| StoreError::db(&path, e);
-        let version: i64 = self
+        let version = |c: &Connection| -> rusqlite::Result<i64> {
+            c.query_row("PRAGMA user_version", [], |r| r.get(0))
+        };
+        if version(&self.conn).map_err(db)? == schema::VERSION {
+            return Ok(());
+        }
+        // Read again inside a write transaction: another process may be migrating.
+        let tx = self
             .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(db)?;
-        if version > schema::VERSION {
+        let found = version(&tx).map_err(db)?;
+        if found > schema::VERSION {
             return Err(StoreError::SchemaTooNew {
                 path: path.clone(),
-                found: version,
+                found,
                 known: schema::VERSION,
             });
         }
-        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction().map_err(db)?;
+        for sql in schema::MIGRATIONS.iter().skip(found as usize) {
             tx.execute_batch(sql).map_err(db)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(db)?;
-            tx.commit().map_err(db)?;
         }
-        Ok(())
+        tx.pragma_update(None, "user_version", schema::VERSION)
+            .map_err(db)?;
+        tx.commit().map_err(db)
     }
 
     /// The home directory.
@@ -372,6 +378,41 @@ impl Home {
         Ok(out)
     }
 
+    /// Adds principals to an entry's key ACL (names must exist on this machine).
+    /// Returns the ACL after the change.
+    pub fn grant(&self, entry: &Entry, principals: &[Principal]) -> Result<Vec<Principal>, StoreError> {
+        if !entry.has_key {
+            return Err(StoreError::NoKey {
+                subject: entry.subject.clone(),
+            });
+        }
+        for p in principals {
+            p.validate()?;
+        }
+        for p in principals {
+            self.conn
+                .execute(
+                    "INSERT OR IGNORE INTO acl(thumbprint, principal) VALUES (?1, ?2)",
+                    params![entry.thumbprint, p.to_string()],
+                )
+                .map_err(|e| self.db_err(e))?;
+        }
+        self.acl(&entry.thumbprint)
+    }
+
+    /// Removes principals from an entry's key ACL. Returns the ACL after the change.
+    pub fn revoke(&self, entry: &Entry, principals: &[Principal]) -> Result<Vec<Principal>, StoreError> {
+        for p in principals {
+            self.conn
+                .execute(
+                    "DELETE FROM acl WHERE thumbprint = ?1 AND principal = ?2",
+                    params![entry.thumbprint, p.to_string()],
+                )
+                .map_err(|e| self.db_err(e))?;
+        }
+        self.acl(&entry.thumbprint)
+    }
+
     /// The private key of an entry, unsealed. Callers hold it only as long as needed;
     /// it is zeroized on drop.
     pub fn private_key(&self, entry: &Entry) -> Result<PrivateKey, StoreError> {
@@ -408,7 +449,7 @@ impl Home {
         let db_path = self.db_path();
         let tx = self
             .conn
-            .transaction()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| StoreError::db(&db_path, e))?;
         let holder: Option<String> = tx
             .query_row(

@@ -168,7 +168,7 @@ impl Home {
             .unwrap_or(0);
         let db_path = self.db_path();
         let db = |e| StoreError::db(&db_path, e);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
         let mut report = ImportReport {
             format: Some(format),
             imported: Vec::new(),

@@ -98,6 +98,39 @@ pub enum Command {
         certkeeper export partner --format pfx --password-env PFX_PASSWORD --out partner.pfx")]
     Export(ExportArgs),
 
+    /// Allow users or groups to use an entry's private key (the MMC's "Manage private keys").
+    ///
+    /// Principals: user:NAME, group:NAME, uid:N, gid:N. Names must exist on this machine.
+    /// Root and the home's owner may always use every key.
+    #[command(after_help = "Example:\n  certkeeper grant partner user:www-data group:app")]
+    Grant {
+        /// The entry.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Who may use the key.
+        #[arg(required = true, value_name = "PRINCIPAL")]
+        principals: Vec<String>,
+    },
+
+    /// Take back the use of an entry's private key.
+    #[command(after_help = "Example:\n  certkeeper revoke partner user:www-data")]
+    Revoke {
+        /// The entry.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Whose permission ends.
+        #[arg(required = true, value_name = "PRINCIPAL")]
+        principals: Vec<String>,
+    },
+
+    /// Show who may use an entry's private key.
+    #[command(after_help = "Example:\n  certkeeper acl partner")]
+    Acl {
+        /// The entry.
+        #[arg(value_name = "REF")]
+        reference: String,
+    },
+
     /// Show or change settings: export_dir, service_principals, expiry_warning_days.
     #[command(after_help = "Examples:\n  \
         certkeeper config\n  \

@@ -8,7 +8,7 @@ mod show;
 
 use std::path::PathBuf;
 
-use certkeeper_store::Home;
+use certkeeper_store::{Home, Principal};
 
 use crate::cli::{Cli, Command};
 use crate::error::CliError;
@@ -66,6 +66,15 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             Ok(0)
         }
         Command::Export(args) => export::run(&ctx, &args),
+        Command::Grant {
+            reference,
+            principals,
+        } => acl(&ctx, &reference, Some((true, &principals))),
+        Command::Revoke {
+            reference,
+            principals,
+        } => acl(&ctx, &reference, Some((false, &principals))),
+        Command::Acl { reference } => acl(&ctx, &reference, None),
         Command::Config { key, value } => config::run(&ctx, key.as_deref(), value.as_deref()),
     }
 }
@@ -78,6 +87,42 @@ fn init(ctx: &Context) -> Result<u8, CliError> {
         output::print_stdout(&format!("created home {}\n", home.dir().display()))?;
     } else {
         output::print_stdout(&format!("home {} is ready (it already existed)\n", home.dir().display()))?;
+    }
+    Ok(0)
+}
+
+/// `grant`, `revoke` (with a change) and `acl` (without): print the ACL after.
+fn acl(ctx: &Context, reference: &str, change: Option<(bool, &[String])>) -> Result<u8, CliError> {
+    let home = ctx.open()?;
+    let entry = home.resolve(reference)?;
+    let acl = match change {
+        Some((grant, principals)) => {
+            let principals: Vec<Principal> = principals
+                .iter()
+                .map(|p| p.parse())
+                .collect::<Result<_, _>>()?;
+            if grant {
+                home.grant(&entry, &principals)?
+            } else {
+                home.revoke(&entry, &principals)?
+            }
+        }
+        None => home.acl(&entry.thumbprint)?,
+    };
+    let list: Vec<String> = acl.iter().map(ToString::to_string).collect();
+    if ctx.json {
+        output::json(&serde_json::json!({"thumbprint": entry.thumbprint, "acl": list}))?;
+    } else if list.is_empty() {
+        output::print_stdout(&format!(
+            "{}: only root and the home's owner may use the private key\n",
+            entry.subject
+        ))?;
+    } else {
+        output::print_stdout(&format!(
+            "{}: root, the home's owner, and {}\n",
+            entry.subject,
+            list.join(", ")
+        ))?;
     }
     Ok(0)
 }

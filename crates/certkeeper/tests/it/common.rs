@@ -1,0 +1,121 @@
+//! Helpers: a temporary home and the binary run against it.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use std::process::Command;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// A temporary directory with a home inside it.
+pub struct Env {
+    pub dir: TempDir,
+    pub home: PathBuf,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        Env { dir, home }
+    }
+
+    /// An Env whose home lives under `parent` (for mounts).
+    pub fn in_dir(parent: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Env {
+            home: parent.join("home"),
+            dir,
+        }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_certkeeper"));
+        c.arg("--home").arg(&self.home);
+        c.env_remove("CERTKEEPER_HOME");
+        c
+    }
+
+    /// Runs and returns the output, whatever the exit code.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Runs with an environment variable set.
+    pub fn run_env(&self, args: &[&str], var: &str, value: &str) -> Output {
+        self.cmd().args(args).env(var, value).output().unwrap()
+    }
+
+    /// Runs, asserts exit 0, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_success(&out, args);
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs with `--json`, asserts exit 0, parses stdout.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    /// Writes a file in the temp dir and returns its path as a string.
+    pub fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.display().to_string()
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// Thumbprints in the home, sorted (empty if there is no home yet).
+    pub fn thumbprints(&self) -> Vec<String> {
+        if !self.home.join("certkeeper.db").exists() {
+            return Vec::new();
+        }
+        let list = self.json(&["list"]);
+        let mut t: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| format!("{}:{}:{}", e["thumbprint"].as_str().unwrap(), e["store"], e["has_key"]))
+            .collect();
+        t.sort();
+        t
+    }
+}
+
+pub fn assert_success(out: &Output, args: &[&str]) {
+    assert!(
+        out.status.success(),
+        "certkeeper {args:?} failed with {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs a tool (openssl, keytool) and asserts it worked.
+pub fn tool(program: &str, args: &[&str]) -> Output {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} is needed by the tests: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn openssl(args: &[&str]) -> Output {
+    tool("openssl", args)
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the real certkeeper binary on temporary homes.
+
+mod bad_input;
+mod common;
+mod corpus;
+mod formats;
+mod store;
