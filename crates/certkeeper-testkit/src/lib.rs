@@ -175,14 +175,26 @@ impl TestCert {
         pem_block("CERTIFICATE", &self.der)
     }
 
-    /// The private key as PKCS#8 DER.
+    /// The private key as PKCS#8 DER. Ed25519 keys come as PKCS#8 v1 (seed only):
+    /// aws-lc writes v2 with the public key, which OpenSSL 3.0 cannot read.
     pub fn key_der(&self) -> Vec<u8> {
-        self.key.serialize_der()
+        let der = self.key.serialize_der();
+        const V2_ED25519_PREFIX: [u8; 16] = [
+            0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+        ];
+        if der.len() == 83 && der.starts_with(&V2_ED25519_PREFIX) {
+            let mut v1 = vec![
+                0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+            ];
+            v1.extend_from_slice(&der[16..48]);
+            return v1;
+        }
+        der
     }
 
-    /// The private key as PKCS#8 PEM.
+    /// The private key as PKCS#8 PEM (see [`TestCert::key_der`]).
     pub fn key_pem(&self) -> String {
-        self.key.serialize_pem()
+        pem_block("PRIVATE KEY", &self.key_der())
     }
 }
 
