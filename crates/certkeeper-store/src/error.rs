@@ -150,6 +150,15 @@ impl StoreError {
     pub fn db(path: impl Into<PathBuf>, source: rusqlite::Error) -> Self {
         let path = path.into();
         if let rusqlite::Error::SqliteFailure(e, _) = &source {
+            // SQLite reports a disk that fills while it creates its WAL and shared
+            // memory files as a plain I/O or open error: ask the file system.
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::SystemIoFailure | rusqlite::ErrorCode::CannotOpen
+            ) && disk_is_full(&path)
+            {
+                return StoreError::DiskFull { dir: path };
+            }
             match e.code {
                 rusqlite::ErrorCode::DiskFull => return StoreError::DiskFull { dir: path },
                 rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen
@@ -160,5 +169,14 @@ impl StoreError {
             }
         }
         StoreError::Database { path, source }
+    }
+}
+
+/// Whether the file system holding `path` has (almost) no space left for us.
+fn disk_is_full(path: &std::path::Path) -> bool {
+    let dir = path.parent().unwrap_or(path);
+    match nix::sys::statvfs::statvfs(dir) {
+        Ok(st) => (st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64) < 256 * 1024,
+        Err(_) => false,
     }
 }

@@ -251,7 +251,10 @@ impl Home {
                     // unless the key now arrives for a certificate in `other`.
                     let store_after = match options.store {
                         StoreChoice::Store(_) if !(options.no_roots && target == StoreName::Root) => target,
-                        _ if key.is_some() && !had_key && current == StoreName::Other => StoreName::Personal,
+                        // A key arriving makes it a certificate with its key.
+                        StoreChoice::Auto if key.is_some() && !had_key && current != StoreName::Disallowed => {
+                            StoreName::Personal
+                        }
                         _ => current,
                     };
                     let new_name = if named.contains(&cert.thumbprint) {
@@ -304,7 +307,7 @@ impl Home {
             let mut store: StoreName = store.parse()?;
             if !had_key {
                 seal_key(&tx, thumbprint, &keys[key_id])?;
-                if store == StoreName::Other {
+                if options.store == StoreChoice::Auto && store != StoreName::Disallowed {
                     store = StoreName::Personal;
                 }
             }

@@ -83,9 +83,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<u8, CliError> {
             }
             Err(e) => {
                 let e = e.context(&shown);
-                if !ctx.json {
-                    eprintln!("certkeeper: {e}");
-                }
+                eprintln!("certkeeper: {e}");
                 errors.push(serde_json::json!({"file": shown, "error": e.message, "code": e.code}));
                 first_error.get_or_insert(e);
             }
