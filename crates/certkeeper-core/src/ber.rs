@@ -164,7 +164,11 @@ fn header(input: &[u8], offset: usize) -> Result<(usize, Option<usize>, usize), 
         }
         let bytes = input.get(pos..pos + n).ok_or(truncated(pos + n))?;
         pos += n;
-        Some(bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b)))
+        Some(
+            bytes
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b)),
+        )
     };
     Ok((tag_len, len, pos))
 }

@@ -206,10 +206,7 @@ impl Certificate {
         Certificate {
             der: der.to_vec(),
             thumbprint: hex::encode(digest::digest(&digest::SHA256, der)),
-            sha1: hex::encode(digest::digest(
-                &digest::SHA1_FOR_LEGACY_USE_ONLY,
-                der,
-            )),
+            sha1: hex::encode(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, der)),
             subject: tbs.subject.to_string(),
             issuer: tbs.issuer.to_string(),
             subject_der,

@@ -163,7 +163,10 @@ pub fn decrypt_legacy_pem(
         }
     };
     if iv.len() != cipher.iv_len() {
-        return Err(FormatError::damaged(what, "DEK-Info IV has the wrong length"));
+        return Err(FormatError::damaged(
+            what,
+            "DEK-Info IV has the wrong length",
+        ));
     }
     // OpenSSL's EVP_BytesToKey with MD5, one round, the IV's first 8 bytes as salt.
     let mut key = Zeroizing::new(Vec::with_capacity(key_len + 16));
@@ -213,7 +216,12 @@ impl Cipher {
         }
     }
 
-    fn decrypt(self, key: &[u8], iv: &[u8], data: &[u8]) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
+    fn decrypt(
+        self,
+        key: &[u8],
+        iv: &[u8],
+        data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
         fn cbc<C>(key: &[u8], iv: &[u8], data: &[u8]) -> Result<Zeroizing<Vec<u8>>, DecryptError>
         where
             C: cbc::cipher::BlockCipherDecrypt + KeyInit,
@@ -263,7 +271,10 @@ fn salt_and_iterations(params: Option<&ber::Tlv<'_>>) -> Result<(Vec<u8>, u64), 
     if salt.tag_byte() != 0x04 || iter.tag_byte() != 0x02 || iter.content.len() > 8 {
         return Err(bad());
     }
-    let iterations = iter.content.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b));
+    let iterations = iter
+        .content
+        .iter()
+        .fold(0u64, |a, b| (a << 8) | u64::from(*b));
     if iterations == 0 || iterations > MAX_ITERATIONS {
         return Err(DecryptError::BadParameters(format!(
             "iteration count {iterations} out of bounds"
@@ -279,7 +290,8 @@ fn pkcs12_pbe(
     password: &PasswordBytes,
 ) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
     let (salt, iterations) = salt_and_iterations(params)?;
-    let rounds = i32::try_from(iterations).map_err(|_| DecryptError::BadParameters("iterations".into()))?;
+    let rounds =
+        i32::try_from(iterations).map_err(|_| DecryptError::BadParameters("iterations".into()))?;
     let key = Zeroizing::new(pkcs12::kdf::derive_key::<Sha1>(
         &password.bmp,
         &salt,
@@ -341,7 +353,9 @@ fn pbes2(
                 > MAX_SCRYPT_MEMORY
                 || s.parallelization > 16 =>
         {
-            return Err(DecryptError::BadParameters("scrypt parameters out of bounds".into()));
+            return Err(DecryptError::BadParameters(
+                "scrypt parameters out of bounds".into(),
+            ));
         }
         _ => {}
     }

@@ -9,7 +9,9 @@ pub enum FormatError {
     #[error("wrong password")]
     WrongPassword,
     /// Encrypted content and no password was given.
-    #[error("{what} is encrypted: give its password with --password-env, --password-file or --password-stdin")]
+    #[error(
+        "{what} is encrypted: give its password with --password-env, --password-file or --password-stdin"
+    )]
     PasswordRequired {
         /// What is encrypted ("the PKCS#12 file", "the private key").
         what: &'static str,

@@ -117,10 +117,7 @@ impl PrivateKey {
         if seq.children().is_ok_and(|c| c.len() == 6) {
             return Err(unsupported("a DSA key"));
         }
-        let alg = ber::encode(
-            &[0x30],
-            &[oid_tlv(OID_RSA), vec![0x05, 0x00]].concat(),
-        );
+        let alg = ber::encode(&[0x30], &[oid_tlv(OID_RSA), vec![0x05, 0x00]].concat());
         let pkcs8 = Zeroizing::new(ber::encode(
             &[0x30],
             &[vec![0x02, 0x01, 0x00], alg, ber::encode(&[0x04], der)].concat(),
@@ -178,7 +175,9 @@ impl PrivateKey {
                     _ => &signature::ECDSA_P521_SHA512_ASN1_SIGNING,
                 };
                 let pair = signature::EcdsaKeyPair::from_private_key_der(alg, &self.pkcs8)
-                    .map_err(|_| bad("invalid EC key (the private value does not fit the curve)"))?;
+                    .map_err(|_| {
+                        bad("invalid EC key (the private value does not fit the curve)")
+                    })?;
                 Ok(pair.public_key().as_ref().to_vec())
             }
             KeyAlgorithm::Ed25519 => {
@@ -213,7 +212,10 @@ pub fn public_key_id(bits: &[u8], rsa: bool) -> String {
     } else {
         bits.to_vec()
     };
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &canonical))
+    hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        &canonical,
+    ))
 }
 
 fn unsupported(what: &str) -> FormatError {

@@ -81,7 +81,10 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Block>, FormatError> {
                 ));
             }
             let data = STANDARD.decode(block.body.as_bytes()).map_err(|e| {
-                FormatError::damaged(describe(&block.label, index), format!("invalid base64 ({e})"))
+                FormatError::damaged(
+                    describe(&block.label, index),
+                    format!("invalid base64 ({e})"),
+                )
             })?;
             blocks.push(Block {
                 label: std::mem::take(&mut block.label),
@@ -97,7 +100,9 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Block>, FormatError> {
             ));
         } else if block.body.is_empty() && line.contains(':') {
             if let Some((k, v)) = line.split_once(':') {
-                block.headers.push((k.trim().to_string(), v.trim().to_string()));
+                block
+                    .headers
+                    .push((k.trim().to_string(), v.trim().to_string()));
             }
         } else {
             block.body.push_str(line);

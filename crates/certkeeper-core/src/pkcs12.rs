@@ -70,7 +70,9 @@ pub fn read(input: &[u8], password: Option<&str>) -> Result<Pkcs12Contents, Form
     if version.content != [3] {
         return Err(FormatError::damaged(WHAT, "unsupported PFX version"));
     }
-    let auth_parts = auth_safe.children().map_err(|e| FormatError::ber(WHAT, &e))?;
+    let auth_parts = auth_safe
+        .children()
+        .map_err(|e| FormatError::ber(WHAT, &e))?;
     match auth_parts.first().and_then(oid_string).as_deref() {
         Some(OID_DATA) => {}
         Some("1.2.840.113549.1.7.2") => {
@@ -84,7 +86,11 @@ pub fn read(input: &[u8], password: Option<&str>) -> Result<Pkcs12Contents, Form
         .get(1)
         .filter(|t| t.tag_byte() == 0xa0)
         .and_then(|t| t.children().ok())
-        .and_then(|c| c.first().filter(|t| t.tag_byte() == 0x04).map(|t| t.content))
+        .and_then(|c| {
+            c.first()
+                .filter(|t| t.tag_byte() == 0x04)
+                .map(|t| t.content)
+        })
         .ok_or_else(|| FormatError::damaged(WHAT, "authSafe has no content"))?;
 
     let candidates: Vec<PasswordBytes> = match password {
@@ -126,7 +132,10 @@ pub fn read(input: &[u8], password: Option<&str>) -> Result<Pkcs12Contents, Form
             }
             Err(FormatError::WrongPassword) if mac_ok.is_some() => {
                 // The MAC proved the password; a failing decryption is damage.
-                return Err(FormatError::damaged(WHAT, "encrypted contents do not decrypt"));
+                return Err(FormatError::damaged(
+                    WHAT,
+                    "encrypted contents do not decrypt",
+                ));
             }
             Err(e @ FormatError::WrongPassword) => last = e,
             Err(e) if mac_ok.is_some() || mac.is_none() => return Err(e),
@@ -169,7 +178,9 @@ fn verify_mac(mac: &Tlv<'_>, password: &PasswordBytes, data: &[u8]) -> Result<bo
     if iterations == 0 || iterations > MAX_ITERATIONS {
         return Err(bad("iteration count out of bounds"));
     }
-    let di = digest_info.children().map_err(|e| FormatError::ber(WHAT, &e))?;
+    let di = digest_info
+        .children()
+        .map_err(|e| FormatError::ber(WHAT, &e))?;
     let [alg, digest] = di.as_slice() else {
         return Err(bad("malformed digest info"));
     };
@@ -188,8 +199,8 @@ fn verify_mac(mac: &Tlv<'_>, password: &PasswordBytes, data: &[u8]) -> Result<bo
                 rounds,
                 $len,
             ));
-            let mut m = <hmac::Hmac<$d> as KeyInit>::new_from_slice(&key)
-                .map_err(|_| bad("key length"))?;
+            let mut m =
+                <hmac::Hmac<$d> as KeyInit>::new_from_slice(&key).map_err(|_| bad("key length"))?;
             m.update(data);
             Ok(m.verify_slice(digest.content).is_ok())
         }};
@@ -222,7 +233,11 @@ fn read_auth_safe(octets: &[u8], password: &PasswordBytes) -> Result<Pkcs12Conte
                 let content = parts
                     .get(1)
                     .and_then(|t| t.children().ok())
-                    .and_then(|c| c.first().filter(|t| t.tag_byte() == 0x04).map(|t| t.content.to_vec()))
+                    .and_then(|c| {
+                        c.first()
+                            .filter(|t| t.tag_byte() == 0x04)
+                            .map(|t| t.content.to_vec())
+                    })
                     .ok_or_else(|| FormatError::damaged(WHAT, "data safe without content"))?;
                 read_safe_contents(&content, password, &mut out, 0)?;
             }
@@ -283,7 +298,10 @@ fn read_safe_contents(
     depth: usize,
 ) -> Result<(), FormatError> {
     if depth > 8 {
-        return Err(FormatError::damaged(WHAT, "safe contents nested too deeply"));
+        return Err(FormatError::damaged(
+            WHAT,
+            "safe contents nested too deeply",
+        ));
     }
     let der = ber::to_der(der).map_err(|e| FormatError::ber(WHAT, &e))?;
     let bags = ber::read_single(&der)
@@ -298,9 +316,7 @@ fn read_safe_contents(
             .and_then(|t| t.children().ok())
             .and_then(|c| c.into_iter().next())
             .ok_or_else(|| FormatError::damaged(WHAT, "bag without value"))?;
-        let friendly_name = parts
-            .get(2)
-            .and_then(|attrs| friendly_name(attrs));
+        let friendly_name = parts.get(2).and_then(|attrs| friendly_name(attrs));
         match bag_id.as_str() {
             "1.2.840.113549.1.12.10.1.1" => out.keys.push(KeyBag {
                 key: PrivateKey::from_pkcs8_der(value.raw)?,
@@ -319,10 +335,19 @@ fn read_safe_contents(
                 let cert_der = cb
                     .get(1)
                     .and_then(|t| t.children().ok())
-                    .and_then(|c| c.first().filter(|t| t.tag_byte() == 0x04).map(|t| t.content))
-                    .ok_or_else(|| FormatError::damaged(WHAT, "certificate bag without certificate"))?;
+                    .and_then(|c| {
+                        c.first()
+                            .filter(|t| t.tag_byte() == 0x04)
+                            .map(|t| t.content)
+                    })
+                    .ok_or_else(|| {
+                        FormatError::damaged(WHAT, "certificate bag without certificate")
+                    })?;
                 let cert = Certificate::from_der(cert_der)?;
-                out.certs.push(CertBag { cert, friendly_name });
+                out.certs.push(CertBag {
+                    cert,
+                    friendly_name,
+                });
             }
             "1.2.840.113549.1.12.10.1.6" => {
                 read_safe_contents(value.raw, password, out, depth + 1)?;

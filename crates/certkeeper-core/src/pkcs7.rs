@@ -92,11 +92,11 @@ pub fn encode_certificates<'a>(certs: impl IntoIterator<Item = &'a [u8]>) -> Vec
     let signed_data = ber::encode(
         &[0x30],
         &[
-            vec![0x02, 0x01, 0x01],                                     // version 1
-            vec![0x31, 0x00],                                           // no digest algorithms
+            vec![0x02, 0x01, 0x01], // version 1
+            vec![0x31, 0x00],       // no digest algorithms
             ber::encode(&[0x30], &crate::key::oid_tlv("1.2.840.113549.1.7.1")), // data, absent
-            ber::encode(&[0xa0], &cert_set),                            // certificates
-            vec![0x31, 0x00],                                           // no signer infos
+            ber::encode(&[0xa0], &cert_set), // certificates
+            vec![0x31, 0x00],       // no signer infos
         ]
         .concat(),
     );

@@ -9,8 +9,8 @@ use crate::encrypted::{self, PasswordBytes};
 use crate::error::FormatError;
 use crate::key::PrivateKey;
 use crate::pem;
-use crate::pkcs12;
 use crate::pkcs7;
+use crate::pkcs12;
 
 /// A password, zeroized on drop.
 #[derive(Clone)]
@@ -302,8 +302,9 @@ fn read_pem(bytes: &[u8], password: Option<&Password>) -> Result<Contents, Forma
                         let dek = block.header("DEK-Info").ok_or_else(|| {
                             FormatError::damaged(block.describe(), "encrypted without DEK-Info")
                         })?;
-                        let plain = encrypted::decrypt_legacy_pem(dek, &block.data, pw.as_str().as_bytes())
-                            .map_err(in_block)?;
+                        let plain =
+                            encrypted::decrypt_legacy_pem(dek, &block.data, pw.as_str().as_bytes())
+                                .map_err(in_block)?;
                         // A wrong password yields bytes that do not parse.
                         if ber::read_single(&plain).is_err() {
                             return Err(FormatError::WrongPassword);

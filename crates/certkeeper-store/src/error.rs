@@ -91,10 +91,14 @@ pub enum StoreError {
     #[error(transparent)]
     Format(#[from] FormatError),
     /// A private key whose certificate is neither in the file nor in the home.
-    #[error("a private key matches no certificate in the file or in the home (import the certificate with it)")]
+    #[error(
+        "a private key matches no certificate in the file or in the home (import the certificate with it)"
+    )]
     KeyWithoutCertificate,
     /// `--name` cannot tell which certificate it names.
-    #[error("--name needs a file with one certificate or one private key; this one has {certs} certificates")]
+    #[error(
+        "--name needs a file with one certificate or one private key; this one has {certs} certificates"
+    )]
     NameAmbiguous {
         /// How many certificates the file holds.
         certs: usize,
@@ -161,7 +165,8 @@ impl StoreError {
             }
             match e.code {
                 rusqlite::ErrorCode::DiskFull => return StoreError::DiskFull { dir: path },
-                rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen
+                rusqlite::ErrorCode::ReadOnly
+                | rusqlite::ErrorCode::CannotOpen
                 | rusqlite::ErrorCode::PermissionDenied => {
                     return StoreError::ReadOnly { dir: path };
                 }
@@ -176,7 +181,7 @@ impl StoreError {
 fn disk_is_full(path: &std::path::Path) -> bool {
     let dir = path.parent().unwrap_or(path);
     match nix::sys::statvfs::statvfs(dir) {
-        Ok(st) => (st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64) < 256 * 1024,
+        Ok(st) => st.blocks_available().saturating_mul(st.fragment_size()) < 256 * 1024,
         Err(_) => false,
     }
 }

@@ -119,7 +119,8 @@ impl Home {
             return Err(StoreError::ReadOnly { dir: path.clone() });
         }
         // WAL with synchronous=NORMAL keeps committed data across a killed process.
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db)?;
         let mut home = Home {
             dir: dir.to_path_buf(),
             conn,
@@ -310,16 +311,12 @@ impl Home {
             let mut found = Vec::new();
             if hex.len() >= 8 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
                 let pattern = format!("{hex}%");
-                found = self.query_entries(
-                    "e.thumbprint LIKE ?1 OR e.sha1 LIKE ?1",
-                    &[&pattern],
-                )?;
+                found =
+                    self.query_entries("e.thumbprint LIKE ?1 OR e.sha1 LIKE ?1", &[&pattern])?;
             }
             if found.is_empty() {
-                found = self.query_entries(
-                    "e.name = ?1 OR e.export_name = ?1",
-                    &[&reference_trim],
-                )?;
+                found =
+                    self.query_entries("e.name = ?1 OR e.export_name = ?1", &[&reference_trim])?;
             }
             found
         };
@@ -356,7 +353,10 @@ impl Home {
     /// Deletes an entry with its key and ACL.
     pub fn remove(&self, entry: &Entry) -> Result<(), StoreError> {
         self.conn
-            .execute("DELETE FROM entries WHERE thumbprint = ?1", [&entry.thumbprint])
+            .execute(
+                "DELETE FROM entries WHERE thumbprint = ?1",
+                [&entry.thumbprint],
+            )
             .map_err(|e| self.db_err(e))?;
         Ok(())
     }
@@ -380,7 +380,11 @@ impl Home {
 
     /// Adds principals to an entry's key ACL (names must exist on this machine).
     /// Returns the ACL after the change.
-    pub fn grant(&self, entry: &Entry, principals: &[Principal]) -> Result<Vec<Principal>, StoreError> {
+    pub fn grant(
+        &self,
+        entry: &Entry,
+        principals: &[Principal],
+    ) -> Result<Vec<Principal>, StoreError> {
         if !entry.has_key {
             return Err(StoreError::NoKey {
                 subject: entry.subject.clone(),
@@ -401,7 +405,11 @@ impl Home {
     }
 
     /// Removes principals from an entry's key ACL. Returns the ACL after the change.
-    pub fn revoke(&self, entry: &Entry, principals: &[Principal]) -> Result<Vec<Principal>, StoreError> {
+    pub fn revoke(
+        &self,
+        entry: &Entry,
+        principals: &[Principal],
+    ) -> Result<Vec<Principal>, StoreError> {
         for p in principals {
             self.conn
                 .execute(
@@ -488,8 +496,13 @@ impl Home {
                 c.thumbprint != current.thumbprint
                     && !chain.iter().any(|x| x.thumbprint == c.thumbprint)
                     && c.store != StoreName::Disallowed
-                    && match (&current_cert.authority_key_id, certkeeper_core::Certificate::from_der(&c.der)) {
-                        (Some(aki), Ok(cert)) => cert.subject_key_id.as_deref().is_none_or(|ski| ski == aki),
+                    && match (
+                        &current_cert.authority_key_id,
+                        certkeeper_core::Certificate::from_der(&c.der),
+                    ) {
+                        (Some(aki), Ok(cert)) => {
+                            cert.subject_key_id.as_deref().is_none_or(|ski| ski == aki)
+                        }
                         _ => true,
                     }
             });
@@ -511,5 +524,7 @@ pub fn parse_principals(value: &str) -> Result<Vec<Principal>, StoreError> {
 }
 
 fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }

@@ -113,7 +113,10 @@ impl Home {
         // The file's certificates, each once, first friendly name kept.
         let mut certs: Vec<(Certificate, Option<String>)> = Vec::new();
         for found in contents.certs {
-            if let Some(existing) = certs.iter_mut().find(|(c, _)| c.thumbprint == found.cert.thumbprint) {
+            if let Some(existing) = certs
+                .iter_mut()
+                .find(|(c, _)| c.thumbprint == found.cert.thumbprint)
+            {
                 if existing.1.is_none() {
                     existing.1 = found.friendly_name;
                 }
@@ -132,7 +135,8 @@ impl Home {
                 if at_home.is_empty() {
                     return Err(StoreError::KeyWithoutCertificate);
                 }
-                home_key_targets.extend(at_home.into_iter().map(|e| (e.thumbprint, key_id.clone())));
+                home_key_targets
+                    .extend(at_home.into_iter().map(|e| (e.thumbprint, key_id.clone())));
             }
             keys.insert(key_id, found.key);
         }
@@ -168,14 +172,20 @@ impl Home {
             .unwrap_or(0);
         let db_path = self.db_path();
         let db = |e| StoreError::db(&db_path, e);
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
         let mut report = ImportReport {
             format: Some(format),
             imported: Vec::new(),
             skipped: Vec::new(),
         };
 
-        let seal_key = |tx: &rusqlite::Transaction<'_>, thumbprint: &str, key: &PrivateKey| -> Result<(), StoreError> {
+        let seal_key = |tx: &rusqlite::Transaction<'_>,
+                        thumbprint: &str,
+                        key: &PrivateKey|
+         -> Result<(), StoreError> {
             // `master` is Some whenever `keys` is non-empty, and keys come from it.
             let master = master.as_ref().expect("master key loaded for keys");
             let sealed = master.seal(thumbprint, key.pkcs8_der())?;
@@ -250,9 +260,15 @@ impl Home {
                     // Keep where the administrator put it, unless told otherwise or
                     // unless the key now arrives for a certificate in `other`.
                     let store_after = match options.store {
-                        StoreChoice::Store(_) if !(options.no_roots && target == StoreName::Root) => target,
+                        StoreChoice::Store(_)
+                            if !(options.no_roots && target == StoreName::Root) =>
+                        {
+                            target
+                        }
                         // A key arriving makes it a certificate with its key.
-                        StoreChoice::Auto if key.is_some() && !had_key && current != StoreName::Disallowed => {
+                        StoreChoice::Auto
+                            if key.is_some() && !had_key && current != StoreName::Disallowed =>
+                        {
                             StoreName::Personal
                         }
                         _ => current,
@@ -311,7 +327,11 @@ impl Home {
                     store = StoreName::Personal;
                 }
             }
-            let name = if named.contains(thumbprint) { options.name.clone() } else { None };
+            let name = if named.contains(thumbprint) {
+                options.name.clone()
+            } else {
+                None
+            };
             tx.execute(
                 "UPDATE entries SET store = ?1, name = COALESCE(?2, name) WHERE thumbprint = ?3",
                 params![store.as_str(), name, thumbprint],

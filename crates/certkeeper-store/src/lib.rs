@@ -12,8 +12,8 @@ pub mod fs;
 pub mod home;
 pub mod import;
 pub mod principal;
-pub mod seal;
 mod schema;
+pub mod seal;
 
 pub use entry::{Entry, StoreName};
 pub use error::StoreError;

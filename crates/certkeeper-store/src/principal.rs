@@ -46,8 +46,14 @@ impl Principal {
     /// gone from the system).
     pub fn resolve(&self) -> Option<(bool, u32)> {
         match self {
-            Principal::User(n) => User::from_name(n).ok().flatten().map(|u| (true, u.uid.as_raw())),
-            Principal::Group(n) => Group::from_name(n).ok().flatten().map(|g| (false, g.gid.as_raw())),
+            Principal::User(n) => User::from_name(n)
+                .ok()
+                .flatten()
+                .map(|u| (true, u.uid.as_raw())),
+            Principal::Group(n) => Group::from_name(n)
+                .ok()
+                .flatten()
+                .map(|g| (false, g.gid.as_raw())),
             Principal::Uid(u) => Some((true, *u)),
             Principal::Gid(g) => Some((false, *g)),
         }
@@ -55,12 +61,18 @@ impl Principal {
 
     /// The name of a uid, if it has one.
     pub fn user_name(uid: u32) -> Option<String> {
-        User::from_uid(Uid::from_raw(uid)).ok().flatten().map(|u| u.name)
+        User::from_uid(Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
     }
 
     /// The name of a gid, if it has one.
     pub fn group_name(gid: u32) -> Option<String> {
-        Group::from_gid(Gid::from_raw(gid)).ok().flatten().map(|g| g.name)
+        Group::from_gid(Gid::from_raw(gid))
+            .ok()
+            .flatten()
+            .map(|g| g.name)
     }
 }
 

@@ -73,7 +73,11 @@ impl MasterKey {
     }
 
     /// Opens a sealed key of the entry `thumbprint`.
-    pub fn unseal(&self, thumbprint: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    pub fn unseal(
+        &self,
+        thumbprint: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         let fail = || StoreError::Unseal {
             thumbprint: thumbprint.to_string(),
         };
@@ -86,7 +90,7 @@ impl MasterKey {
         let mut buf = Zeroizing::new(ct.to_vec());
         let len = self
             .aead()
-            .open_in_place(nonce, Aad::from(thumbprint.as_bytes()), &mut *buf)
+            .open_in_place(nonce, Aad::from(thumbprint.as_bytes()), &mut buf)
             .map_err(|_| fail())?
             .len();
         buf.truncate(len);
@@ -108,7 +112,7 @@ mod tests {
         assert!(!sealed.windows(6).any(|w| w == b"secret"));
         assert_eq!(&*key.unseal("aa", &sealed).unwrap(), b"secret key bytes");
         assert!(key.unseal("bb", &sealed).is_err());
-        let mut tampered = sealed.clone();
+        let mut tampered = sealed;
         *tampered.last_mut().unwrap() ^= 1;
         assert!(key.unseal("aa", &tampered).is_err());
         use std::os::unix::fs::PermissionsExt;

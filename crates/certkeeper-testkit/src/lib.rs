@@ -180,11 +180,13 @@ impl TestCert {
     pub fn key_der(&self) -> Vec<u8> {
         let der = self.key.serialize_der();
         const V2_ED25519_PREFIX: [u8; 16] = [
-            0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+            0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
         ];
         if der.len() == 83 && der.starts_with(&V2_ED25519_PREFIX) {
             let mut v1 = vec![
-                0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+                0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+                0x04, 0x20,
             ];
             v1.extend_from_slice(&der[16..48]);
             return v1;
@@ -211,14 +213,14 @@ pub struct Pki {
 impl Pki {
     /// Root → intermediate → client "client.example".
     pub fn new() -> Self {
-        Pki::with_leaf(Spec::client("client.example"))
+        Pki::with_leaf(&Spec::client("client.example"))
     }
 
     /// Root → intermediate → a leaf of this spec.
-    pub fn with_leaf(spec: Spec) -> Self {
+    pub fn with_leaf(spec: &Spec) -> Self {
         let root = TestCert::self_signed(&Spec::ca("Test Root CA"));
         let inter = root.issue(&Spec::ca("Test Issuing CA"));
-        let leaf = inter.issue(&spec);
+        let leaf = inter.issue(spec);
         Pki { root, inter, leaf }
     }
 
@@ -242,7 +244,10 @@ pub fn pem_block(label: &str, der: &[u8]) -> String {
     const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut b64 = String::new();
     for chunk in der.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |a, (i, b)| a | (u32::from(*b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |a, (i, b)| a | (u32::from(*b) << (16 - 8 * i)));
         for i in 0..4 {
             if i <= chunk.len() {
                 b64.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -291,7 +296,15 @@ pub fn corpora() -> PathBuf {
 pub fn mutations(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let len = bytes.len();
-    for cut in [0, 1, 2, len / 4, len / 2, len * 3 / 4, len.saturating_sub(1)] {
+    for cut in [
+        0,
+        1,
+        2,
+        len / 4,
+        len / 2,
+        len * 3 / 4,
+        len.saturating_sub(1),
+    ] {
         if cut < len {
             out.push((format!("truncated at {cut}"), bytes[..cut].to_vec()));
         }

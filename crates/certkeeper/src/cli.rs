@@ -17,7 +17,12 @@ use crate::password::PasswordArgs;
 /// full); 3 not found or ambiguous; 4 permission denied (also: read-only home,
 /// non-exportable key); 5 agent not reachable.
 #[derive(Debug, Parser)]
-#[command(name = "certkeeper", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "certkeeper",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for
     /// root, else $XDG_DATA_HOME/certkeeper].
@@ -53,7 +58,9 @@ pub enum Command {
     Import(ImportArgs),
 
     /// List entries: store, name, subject, expiry, whether the key is present.
-    #[command(after_help = "Examples:\n  certkeeper list\n  certkeeper list --store personal --json")]
+    #[command(
+        after_help = "Examples:\n  certkeeper list\n  certkeeper list --store personal --json"
+    )]
     List {
         /// Only this store.
         #[arg(long, value_enum)]
@@ -61,7 +68,9 @@ pub enum Command {
     },
 
     /// Show one certificate's details, as the Windows certificate dialog does.
-    #[command(after_help = "Examples:\n  certkeeper show partner\n  certkeeper show 3f2a9c1b --json\n  certkeeper show 'subject:client.example'")]
+    #[command(
+        after_help = "Examples:\n  certkeeper show partner\n  certkeeper show 3f2a9c1b --json\n  certkeeper show 'subject:client.example'"
+    )]
     Show {
         /// The entry: thumbprint (or ≥ 8-digit prefix), friendly name, export name, or subject:TEXT.
         #[arg(value_name = "REF")]

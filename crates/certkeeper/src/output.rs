@@ -18,7 +18,8 @@ pub fn rfc3339(ts: i64) -> String {
 
 /// Seconds since the epoch as `2026-11-29 08:17 UTC`.
 pub fn human_time(ts: i64) -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    let fmt =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     OffsetDateTime::from_unix_timestamp(ts)
         .ok()
         .and_then(|t| t.format(&fmt).ok())

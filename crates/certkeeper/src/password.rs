@@ -28,23 +28,26 @@ impl PasswordArgs {
     pub fn read(&self) -> Result<Option<Password>, CliError> {
         if let Some(var) = &self.password_env {
             let value = std::env::var(var).map_err(|_| {
-                CliError::usage(format!("--password-env: environment variable {var} is not set"))
+                CliError::usage(format!(
+                    "--password-env: environment variable {var} is not set"
+                ))
             })?;
             return Ok(Some(Password::new(value)));
         }
-        let raw = if let Some(path) = &self.password_file {
-            Zeroizing::new(std::fs::read(path).map_err(|e| {
-                CliError::usage(format!("--password-file {}: {e}", path.display()))
-            })?)
-        } else if self.password_stdin {
-            let mut buf = Zeroizing::new(Vec::new());
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .map_err(|e| CliError::usage(format!("--password-stdin: {e}")))?;
-            buf
-        } else {
-            return Ok(None);
-        };
+        let raw =
+            if let Some(path) = &self.password_file {
+                Zeroizing::new(std::fs::read(path).map_err(|e| {
+                    CliError::usage(format!("--password-file {}: {e}", path.display()))
+                })?)
+            } else if self.password_stdin {
+                let mut buf = Zeroizing::new(Vec::new());
+                std::io::stdin()
+                    .read_to_end(&mut buf)
+                    .map_err(|e| CliError::usage(format!("--password-stdin: {e}")))?;
+                buf
+            } else {
+                return Ok(None);
+            };
         let text = std::str::from_utf8(&raw)
             .map_err(|_| CliError::usage("the password is not UTF-8 text"))?;
         let line = text.split('\n').next().unwrap_or("");

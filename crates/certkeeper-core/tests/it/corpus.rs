@@ -61,7 +61,10 @@ fn every_pkcs12_file_openssl_reads_is_read_with_the_right_counts() {
 fn pkcs12_wrong_password_is_told_apart_from_damage() {
     let bytes = std::fs::read(vectors().join("pkcs12/cert-key-aes256cbc.p12")).unwrap();
     let wrong = Password::new("not-it".into());
-    assert!(matches!(read_file(&bytes, Some(&wrong)), Err(FormatError::WrongPassword)));
+    assert!(matches!(
+        read_file(&bytes, Some(&wrong)),
+        Err(FormatError::WrongPassword)
+    ));
     assert!(matches!(
         read_file(&bytes, None),
         Err(FormatError::PasswordRequired { .. })
@@ -96,23 +99,34 @@ fn every_corpus_certificate_parses_or_is_refused_cleanly() {
     // Files that are not meant to import, each with the reason certkeeper gives.
     let expected_refusals: &[(&str, &str)] = &[
         ("badasn1time.pem", "invalid date"),
-        ("cryptography-scts-tbs-precert.der", "not a certificate or key file"),
+        (
+            "cryptography-scts-tbs-precert.der",
+            "not a certificate or key file",
+        ),
         // A PRIVATE KEY block whose body is a URL, not a key: one file is one
         // transaction, so the whole file is refused, naming the block.
-        ("cryptography.io.chain_with_garbage.pem", "PEM block 3 (PRIVATE KEY)"),
-        ("cryptography.io.with_garbage.pem", "PEM block 1 (PRIVATE KEY)"),
+        (
+            "cryptography.io.chain_with_garbage.pem",
+            "PEM block 3 (PRIVATE KEY)",
+        ),
+        (
+            "cryptography.io.with_garbage.pem",
+            "PEM block 1 (PRIVATE KEY)",
+        ),
         ("cryptography.io.with_headers.pem", "is encrypted"),
     ];
     let mut parsed = 0;
     for entry in walk(&vectors().join("x509")) {
-        let rel = entry.strip_prefix(vectors().join("x509")).unwrap().display().to_string();
+        let rel = entry
+            .strip_prefix(vectors().join("x509"))
+            .unwrap()
+            .display()
+            .to_string();
         let bytes = std::fs::read(&entry).unwrap();
-        let not_a_certificate = rel.starts_with("ocsp/")
-            || rel.starts_with("requests/")
-            || {
-                let stem = entry.file_stem().unwrap().to_string_lossy();
-                stem.starts_with("crl_") || stem.ends_with("_crl")
-            };
+        let not_a_certificate = rel.starts_with("ocsp/") || rel.starts_with("requests/") || {
+            let stem = entry.file_stem().unwrap().to_string_lossy();
+            stem.starts_with("crl_") || stem.ends_with("_crl")
+        };
         match read_file(&bytes, None) {
             Ok(c) => {
                 parsed += 1;
@@ -143,26 +157,50 @@ fn every_corpus_certificate_parses_or_is_refused_cleanly() {
 fn encrypted_and_plain_keys_in_every_form_decrypt() {
     // (file under asymmetric/, password, expected outcome)
     let cases: &[(&str, &str, Result<usize, &str>)] = &[
-        ("PKCS8/enc-rsa-pkcs8.pem", "foobar", Ok(1)),      // PBES2 AES
-        ("PKCS8/enc-rsa-3des.pem", "password", Ok(1)),     // PKCS#12 PBE 3DES
+        ("PKCS8/enc-rsa-pkcs8.pem", "foobar", Ok(1)), // PBES2 AES
+        ("PKCS8/enc-rsa-3des.pem", "password", Ok(1)), // PKCS#12 PBE 3DES
         ("PKCS8/enc-ec-sha1-128-rc4.pem", "password", Ok(1)), // PKCS#12 PBE RC4
-        ("PKCS8/ed25519-scrypt.pem", "hunter42", Ok(1)),   // PBES2 scrypt
+        ("PKCS8/ed25519-scrypt.pem", "hunter42", Ok(1)), // PBES2 scrypt
         ("PKCS8/ec_private_key_encrypted.pem", "123456", Ok(1)),
         ("DER_Serialization/enc-rsa-pkcs8.der", "foobar", Ok(1)),
-        ("DER_Serialization/ec_private_key_encrypted.der", "123456", Ok(1)),
+        (
+            "DER_Serialization/ec_private_key_encrypted.der",
+            "123456",
+            Ok(1),
+        ),
         ("PEM_Serialization/rsa_private_key.pem", "123456", Ok(1)), // Proc-Type DES3
-        ("PEM_Serialization/ec_private_key_encrypted.pem", "123456", Ok(1)), // Proc-Type AES
+        (
+            "PEM_Serialization/ec_private_key_encrypted.pem",
+            "123456",
+            Ok(1),
+        ), // Proc-Type AES
         ("PEM_Serialization/ec_private_key.pem", "", Ok(1)),
-        ("DER_Serialization/testrsa.der", "", Ok(1)),          // PKCS#1 DER
-        ("DER_Serialization/ec_private_key.der", "", Ok(1)),   // SEC1 DER
+        ("DER_Serialization/testrsa.der", "", Ok(1)), // PKCS#1 DER
+        ("DER_Serialization/ec_private_key.der", "", Ok(1)), // SEC1 DER
         ("Traditional_OpenSSL_Serialization/testrsa.pem", "", Ok(1)),
         ("PKCS8/rsa_pss_2048.pem", "", Ok(1)),
         ("PKCS8/enc-rsa-pkcs8.pem", "wrong", Err("wrong password")),
-        ("PEM_Serialization/rsa_private_key.pem", "wrong", Err("wrong password")),
-        ("PEM_Serialization/dsa_private_key.pem", "123456", Err("DSA")),
+        (
+            "PEM_Serialization/rsa_private_key.pem",
+            "wrong",
+            Err("wrong password"),
+        ),
+        (
+            "PEM_Serialization/dsa_private_key.pem",
+            "123456",
+            Err("DSA"),
+        ),
         ("DER_Serialization/dsa.2048.der", "", Err("DSA")),
-        ("DER_Serialization/rsa_public_key.der", "", Err("public key")),
-        ("PKCS8/ec-invalid-private-scalar.pem", "", Err("invalid EC key")),
+        (
+            "DER_Serialization/rsa_public_key.der",
+            "",
+            Err("public key"),
+        ),
+        (
+            "PKCS8/ec-invalid-private-scalar.pem",
+            "",
+            Err("invalid EC key"),
+        ),
         ("PKCS8/enc-unknown-algorithm.pem", "x", Err("damaged")),
     ];
     for (file, password, want) in cases {
@@ -201,4 +239,3 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
-

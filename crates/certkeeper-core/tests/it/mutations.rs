@@ -25,7 +25,11 @@ fn every_mutation_of_every_file_is_read_or_refused_cleanly() {
     for sub in ["pkcs12", "pkcs7", "x509", "asymmetric"] {
         walk(&vectors.join(sub), &mut files);
     }
-    files.retain(|f| std::fs::metadata(f).map(|m| m.len() < 200_000).unwrap_or(false));
+    files.retain(|f| {
+        std::fs::metadata(f)
+            .map(|m| m.len() < 200_000)
+            .unwrap_or(false)
+    });
     files.sort();
     let mut inputs = 0;
     let mut slowest = Duration::ZERO;
@@ -57,7 +61,11 @@ fn every_mutation_of_every_file_is_read_or_refused_cleanly() {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => {
                         let msg = e.to_string();
-                        assert!(!msg.is_empty() && !msg.contains('\n'), "{}: {what}: {msg:?}", file.display());
+                        assert!(
+                            !msg.is_empty() && !msg.contains('\n'),
+                            "{}: {what}: {msg:?}",
+                            file.display()
+                        );
                     }
                     Err(_) => panic!("{}: {what}: panicked", file.display()),
                 }

@@ -17,16 +17,33 @@ fn with_null_password_mac(pfx_without_mac: &[u8]) -> Vec<u8> {
     let fields = pfx.children().unwrap();
     assert_eq!(fields.len(), 2, "expected a PFX without MAC");
     let auth_safe = &fields[1];
-    let octets = auth_safe.children().unwrap()[1].children().unwrap()[0].content.to_vec();
+    let octets = auth_safe.children().unwrap()[1].children().unwrap()[0]
+        .content
+        .to_vec();
     let salt = [7u8; 8];
-    let key = pkcs12::kdf::derive_key::<sha1::Sha1>(&[], &salt, pkcs12::kdf::Pkcs12KeyType::Mac, 2048, 20);
+    let key = pkcs12::kdf::derive_key::<sha1::Sha1>(
+        &[],
+        &salt,
+        pkcs12::kdf::Pkcs12KeyType::Mac,
+        2048,
+        20,
+    );
     let mut mac = <hmac::Hmac<sha1::Sha1> as KeyInit>::new_from_slice(&key).unwrap();
     mac.update(&octets);
     let digest = mac.finalize().into_bytes();
-    let sha1_alg = tlv(0x30, &[tlv(0x06, &[0x2b, 0x0e, 0x03, 0x02, 0x1a]), vec![0x05, 0x00]].concat());
+    let sha1_alg = tlv(
+        0x30,
+        &[tlv(0x06, &[0x2b, 0x0e, 0x03, 0x02, 0x1a]), vec![0x05, 0x00]].concat(),
+    );
     let digest_info = tlv(0x30, &[sha1_alg, tlv(0x04, &digest)].concat());
-    let mac_data = tlv(0x30, &[digest_info, tlv(0x04, &salt), tlv(0x02, &[0x08, 0x00])].concat());
-    tlv(0x30, &[fields[0].raw.to_vec(), auth_safe.raw.to_vec(), mac_data].concat())
+    let mac_data = tlv(
+        0x30,
+        &[digest_info, tlv(0x04, &salt), tlv(0x02, &[0x08, 0x00])].concat(),
+    );
+    tlv(
+        0x30,
+        &[fields[0].raw.to_vec(), auth_safe.raw.to_vec(), mac_data].concat(),
+    )
 }
 
 #[test]
@@ -36,10 +53,16 @@ fn null_password_mac_is_read_without_a_password_and_with_an_empty_one() {
     pki.write_pem(dir.path());
     let plain = dir.path().join("plain.pfx");
     let status = Command::new("openssl")
-        .args(["pkcs12", "-export", "-keypbe", "NONE", "-certpbe", "NONE", "-nomac", "-passout", "pass:"])
-        .arg("-in").arg(dir.path().join("leaf.pem"))
-        .arg("-inkey").arg(dir.path().join("leaf.key"))
-        .arg("-out").arg(&plain)
+        .args([
+            "pkcs12", "-export", "-keypbe", "NONE", "-certpbe", "NONE", "-nomac", "-passout",
+            "pass:",
+        ])
+        .arg("-in")
+        .arg(dir.path().join("leaf.pem"))
+        .arg("-inkey")
+        .arg(dir.path().join("leaf.key"))
+        .arg("-out")
+        .arg(&plain)
         .status()
         .unwrap();
     assert!(status.success());
@@ -50,10 +73,15 @@ fn null_password_mac_is_read_without_a_password_and_with_an_empty_one() {
     // OpenSSL agrees that the MAC is valid (it tries the null encoding too).
     let check = Command::new("openssl")
         .args(["pkcs12", "-info", "-noout", "-passin", "pass:"])
-        .arg("-in").arg(&written)
+        .arg("-in")
+        .arg(&written)
         .output()
         .unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 
     for password in [None, Some(Password::new(String::new()))] {
         let contents = read_file(&file, password.as_ref()).unwrap();
@@ -61,5 +89,8 @@ fn null_password_mac_is_read_without_a_password_and_with_an_empty_one() {
     }
     // A wrong non-empty password is still wrong.
     let wrong = Password::new("x".into());
-    assert!(matches!(read_file(&file, Some(&wrong)), Err(certkeeper_core::FormatError::WrongPassword)));
+    assert!(matches!(
+        read_file(&file, Some(&wrong)),
+        Err(certkeeper_core::FormatError::WrongPassword)
+    ));
 }

@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use certkeeper_core::{Certificate, pkcs12, pkcs7};
+use certkeeper_core::{Certificate, pkcs7, pkcs12};
 
 use super::Context;
 use crate::cli::{ExportArgs, ExportFormat};
@@ -22,9 +22,15 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> Result<u8, CliError> {
         }
         let path = home.export_as(&entry, name)?;
         if ctx.json {
-            output::json(&serde_json::json!({"thumbprint": entry.thumbprint, "export_name": name, "path": path}))?;
+            output::json(
+                &serde_json::json!({"thumbprint": entry.thumbprint, "export_name": name, "path": path}),
+            )?;
         } else {
-            output::print_stdout(&format!("exported {} as {}\n", entry.subject, path.display()))?;
+            output::print_stdout(&format!(
+                "exported {} as {}\n",
+                entry.subject,
+                path.display()
+            ))?;
         }
         return Ok(0);
     }
@@ -54,7 +60,10 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> Result<u8, CliError> {
                 .into_bytes(),
             0o644,
         ),
-        ExportFormat::P7b => (pkcs7::encode_certificates(certs.iter().map(Vec::as_slice)), 0o644),
+        ExportFormat::P7b => (
+            pkcs7::encode_certificates(certs.iter().map(Vec::as_slice)),
+            0o644,
+        ),
         ExportFormat::Pfx => {
             if !entry.has_key {
                 return Err(CliError::usage(format!(
@@ -87,7 +96,10 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> Result<u8, CliError> {
             } else {
                 pkcs12::Protection::Modern
             };
-            let name = entry.name.clone().unwrap_or_else(|| parsed[0].common_name());
+            let name = entry
+                .name
+                .clone()
+                .unwrap_or_else(|| parsed[0].common_name());
             let bytes = pkcs12::write(&key, &refs, &name, password.as_str(), protection)?;
             (bytes, 0o600)
         }
@@ -107,7 +119,11 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> Result<u8, CliError> {
                     entry.subject,
                     certs.len(),
                     if certs.len() == 1 { "" } else { "s" },
-                    if args.format == ExportFormat::Pfx { " and the private key" } else { "" },
+                    if args.format == ExportFormat::Pfx {
+                        " and the private key"
+                    } else {
+                        ""
+                    },
                     path.display()
                 );
             }

@@ -24,7 +24,9 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<u8, CliError> {
                 StoreChoice::Store(certkeeper_store::StoreName::Intermediate)
             }
             ImportStoreArg::Other => StoreChoice::Store(certkeeper_store::StoreName::Other),
-            ImportStoreArg::Disallowed => StoreChoice::Store(certkeeper_store::StoreName::Disallowed),
+            ImportStoreArg::Disallowed => {
+                StoreChoice::Store(certkeeper_store::StoreName::Disallowed)
+            }
         },
         name: args.name.clone(),
         no_roots: args.no_roots,
@@ -75,7 +77,10 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<u8, CliError> {
                     imported.push(row);
                 }
                 for s in &report.skipped {
-                    text.push_str(&format!("  {:<12} {}  (skipped: {})\n", "-", s.subject, s.reason));
+                    text.push_str(&format!(
+                        "  {:<12} {}  (skipped: {})\n",
+                        "-", s.subject, s.reason
+                    ));
                     let mut row = serde_json::to_value(s).unwrap_or_default();
                     row["file"] = shown.clone().into();
                     skipped.push(row);
@@ -90,7 +95,9 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<u8, CliError> {
         }
     }
     if ctx.json {
-        output::json(&serde_json::json!({"imported": imported, "skipped": skipped, "errors": errors}))?;
+        output::json(
+            &serde_json::json!({"imported": imported, "skipped": skipped, "errors": errors}),
+        )?;
     } else {
         output::print_stdout(&text)?;
     }

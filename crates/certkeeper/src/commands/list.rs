@@ -16,7 +16,10 @@ pub fn run(ctx: &Context, store: Option<StoreName>) -> Result<u8, CliError> {
         return Ok(0);
     }
     if entries.is_empty() {
-        eprintln!("no certificates{}", store.map(|s| format!(" in {s}")).unwrap_or_default());
+        eprintln!(
+            "no certificates{}",
+            store.map(|s| format!(" in {s}")).unwrap_or_default()
+        );
         return Ok(0);
     }
     let now = output::now();

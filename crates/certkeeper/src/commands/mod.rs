@@ -47,9 +47,14 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             let to = to.into();
             home.move_to(&entry, to)?;
             if ctx.json {
-                output::json(&serde_json::json!({"thumbprint": entry.thumbprint, "from": entry.store, "to": to}))?;
+                output::json(
+                    &serde_json::json!({"thumbprint": entry.thumbprint, "from": entry.store, "to": to}),
+                )?;
             } else {
-                output::print_stdout(&format!("moved {} from {} to {to}\n", entry.subject, entry.store))?;
+                output::print_stdout(&format!(
+                    "moved {} from {} to {to}\n",
+                    entry.subject, entry.store
+                ))?;
             }
             Ok(0)
         }
@@ -58,10 +63,19 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             let entry = home.resolve(&reference)?;
             home.remove(&entry)?;
             if ctx.json {
-                output::json(&serde_json::json!({"removed": entry.thumbprint, "store": entry.store}))?;
+                output::json(
+                    &serde_json::json!({"removed": entry.thumbprint, "store": entry.store}),
+                )?;
             } else {
-                let key = if entry.has_key { " and its private key" } else { "" };
-                output::print_stdout(&format!("removed {}{key} from {}\n", entry.subject, entry.store))?;
+                let key = if entry.has_key {
+                    " and its private key"
+                } else {
+                    ""
+                };
+                output::print_stdout(&format!(
+                    "removed {}{key} from {}\n",
+                    entry.subject, entry.store
+                ))?;
             }
             Ok(0)
         }
@@ -86,7 +100,10 @@ fn init(ctx: &Context) -> Result<u8, CliError> {
     } else if created {
         output::print_stdout(&format!("created home {}\n", home.dir().display()))?;
     } else {
-        output::print_stdout(&format!("home {} is ready (it already existed)\n", home.dir().display()))?;
+        output::print_stdout(&format!(
+            "home {} is ready (it already existed)\n",
+            home.dir().display()
+        ))?;
     }
     Ok(0)
 }

@@ -12,7 +12,11 @@ pub fn run(ctx: &Context, reference: &str) -> Result<u8, CliError> {
     let home = ctx.open()?;
     let entry = home.resolve(reference)?;
     let cert = Certificate::from_der(&entry.der)?;
-    let acl: Vec<String> = home.acl(&entry.thumbprint)?.iter().map(ToString::to_string).collect();
+    let acl: Vec<String> = home
+        .acl(&entry.thumbprint)?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
 
     if ctx.json {
         let mut v = entry_json(&entry);
@@ -53,7 +57,10 @@ pub fn run(ctx: &Context, reference: &str) -> Result<u8, CliError> {
     };
     let days = output::days_until(entry.not_after, now);
     let validity = if now < entry.not_before {
-        format!("not yet valid (starts {})", output::human_time(entry.not_before))
+        format!(
+            "not yet valid (starts {})",
+            output::human_time(entry.not_before)
+        )
     } else if days < 0 {
         format!("EXPIRED {} days ago", -days)
     } else {
@@ -65,17 +72,42 @@ pub fn run(ctx: &Context, reference: &str) -> Result<u8, CliError> {
     let issuer_cn = issuer_common_name(&cert);
     line(&mut t, "Issued to:", &cert.common_name());
     line(&mut t, "Issued by:", &issuer_cn);
-    line(&mut t, 
+    line(
+        &mut t,
         "Valid from:",
-        &format!("{} to {}", output::human_time(entry.not_before), output::human_time(entry.not_after)),
+        &format!(
+            "{} to {}",
+            output::human_time(entry.not_before),
+            output::human_time(entry.not_after)
+        ),
     );
     line(&mut t, "Status:", &validity);
     line(&mut t, "Store:", entry.store.as_str());
-    line(&mut t, "Friendly name:", entry.name.as_deref().unwrap_or("-"));
-    line(&mut t, "Export name:", entry.export_name.as_deref().unwrap_or("-"));
+    line(
+        &mut t,
+        "Friendly name:",
+        entry.name.as_deref().unwrap_or("-"),
+    );
+    line(
+        &mut t,
+        "Export name:",
+        entry.export_name.as_deref().unwrap_or("-"),
+    );
     if entry.has_key {
-        line(&mut t, "Key exportable:", if entry.exportable { "yes" } else { "no" });
-        line(&mut t, "Key permissions:", &if acl.is_empty() { "(owner and root only)".into() } else { acl.join(", ") });
+        line(
+            &mut t,
+            "Key exportable:",
+            if entry.exportable { "yes" } else { "no" },
+        );
+        line(
+            &mut t,
+            "Key permissions:",
+            &if acl.is_empty() {
+                "(owner and root only)".into()
+            } else {
+                acl.join(", ")
+            },
+        );
     }
     t.push('\n');
     line(&mut t, "Version:", &format!("V{}", cert.version));
@@ -84,23 +116,40 @@ pub fn run(ctx: &Context, reference: &str) -> Result<u8, CliError> {
     line(&mut t, "Issuer:", &cert.issuer);
     line(&mut t, "Subject:", &cert.subject);
     line(&mut t, "Public key:", &cert.key_type);
-    let join = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(", ") };
+    let join = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
     line(&mut t, "Subject alternative name:", &join(&cert.san));
     line(&mut t, "Key usage:", &join(&cert.key_usage));
     line(&mut t, "Enhanced key usage:", &join(&cert.ext_key_usage));
-    line(&mut t, 
+    line(
+        &mut t,
         "Basic constraints:",
         &if cert.is_ca {
             format!(
                 "CA{}",
-                cert.path_len.map(|n| format!(", path length {n}")).unwrap_or_default()
+                cert.path_len
+                    .map(|n| format!(", path length {n}"))
+                    .unwrap_or_default()
             )
         } else {
             "end entity".into()
         },
     );
-    line(&mut t, "Authority key identifier:", cert.authority_key_id.as_deref().unwrap_or("-"));
-    line(&mut t, "Subject key identifier:", cert.subject_key_id.as_deref().unwrap_or("-"));
+    line(
+        &mut t,
+        "Authority key identifier:",
+        cert.authority_key_id.as_deref().unwrap_or("-"),
+    );
+    line(
+        &mut t,
+        "Subject key identifier:",
+        cert.subject_key_id.as_deref().unwrap_or("-"),
+    );
     line(&mut t, "CA issuers (AIA):", &join(&cert.ca_issuers));
     line(&mut t, "OCSP (AIA):", &join(&cert.ocsp));
     line(&mut t, "CRL distribution points:", &join(&cert.crl_urls));

@@ -26,15 +26,45 @@ fn entries(env: &Env) -> Vec<String> {
 fn generated_files(env: &Env) -> Vec<(String, Option<&'static str>)> {
     let pki = Pki::new();
     pki.write_pem(env.dir.path());
-    let chain = env.write("chain.pem", format!("{}{}", pki.inter.pem(), pki.root.pem()));
+    let chain = env.write(
+        "chain.pem",
+        format!("{}{}", pki.inter.pem(), pki.root.pem()),
+    );
     let pfx = env.path("gen.pfx");
     let (leaf, key) = (env.path("leaf.pem"), env.path("leaf.key"));
-    openssl(&["pkcs12", "-export", "-in", &leaf, "-inkey", &key, "-certfile", &chain, "-out", &pfx, "-passout", "pass:pw"]);
+    openssl(&[
+        "pkcs12",
+        "-export",
+        "-in",
+        &leaf,
+        "-inkey",
+        &key,
+        "-certfile",
+        &chain,
+        "-out",
+        &pfx,
+        "-passout",
+        "pass:pw",
+    ]);
     let legacy = env.path("gen-legacy.pfx");
-    openssl(&["pkcs12", "-export", "-legacy", "-in", &leaf, "-inkey", &key, "-out", &legacy, "-passout", "pass:pw"]);
+    openssl(&[
+        "pkcs12", "-export", "-legacy", "-in", &leaf, "-inkey", &key, "-out", &legacy, "-passout",
+        "pass:pw",
+    ]);
     let p7b = env.path("gen.p7b");
-    openssl(&["crl2pkcs7", "-nocrl", "-certfile", &chain, "-outform", "DER", "-out", &p7b]);
-    let enc = String::from_utf8(openssl(&["pkcs8", "-topk8", "-in", &key, "-passout", "pass:pw"]).stdout).unwrap();
+    openssl(&[
+        "crl2pkcs7",
+        "-nocrl",
+        "-certfile",
+        &chain,
+        "-outform",
+        "DER",
+        "-out",
+        &p7b,
+    ]);
+    let enc =
+        String::from_utf8(openssl(&["pkcs8", "-topk8", "-in", &key, "-passout", "pass:pw"]).stdout)
+            .unwrap();
     let enc_key = env.write("gen-enc.pem", format!("{}{enc}", pki.leaf.pem()));
     let der = env.write("gen.cer", &pki.leaf.der);
     vec![
@@ -68,15 +98,26 @@ fn damaged_files_give_one_line_exit_2_and_write_nothing() {
         for (what, mutated) in mutations(&bytes) {
             let file = env.write("mutated.bin", &mutated);
             let before = entries(&env);
-            let out = env.run_env(&["import", &file, "--password-env", "PW"], "PW", password.unwrap_or(""));
+            let out = env.run_env(
+                &["import", &file, "--password-env", "PW"],
+                "PW",
+                password.unwrap_or(""),
+            );
             runs += 1;
             match out.status.code() {
                 Some(0) => {}
                 Some(2) => {
                     let err = stderr(&out);
                     assert_eq!(err.lines().count(), 1, "{source} {what}: {err}");
-                    assert!(err.starts_with(&format!("certkeeper: {file}: ")), "{source} {what}: {err}");
-                    assert_eq!(entries(&env), before, "{source} {what}: home changed after a failure");
+                    assert!(
+                        err.starts_with(&format!("certkeeper: {file}: ")),
+                        "{source} {what}: {err}"
+                    );
+                    assert_eq!(
+                        entries(&env),
+                        before,
+                        "{source} {what}: home changed after a failure"
+                    );
                 }
                 other => panic!("{source} {what}: exit {other:?}: {}", stderr(&out)),
             }
@@ -92,13 +133,34 @@ fn each_kind_of_bad_input_has_its_own_message() {
     pki.write_pem(env.dir.path());
     let (leaf, key) = (env.path("leaf.pem"), env.path("leaf.key"));
     let pfx = env.path("p.pfx");
-    openssl(&["pkcs12", "-export", "-in", &leaf, "-inkey", &key, "-out", &pfx, "-passout", "pass:right"]);
+    openssl(&[
+        "pkcs12",
+        "-export",
+        "-in",
+        &leaf,
+        "-inkey",
+        &key,
+        "-out",
+        &pfx,
+        "-passout",
+        "pass:right",
+    ]);
     let bytes = std::fs::read(&pfx).unwrap();
     let truncated = env.write("truncated.pfx", &bytes[..bytes.len() - 40]);
-    let random = env.write("random.bin", (0..300u32).map(|i| (i * 7919 % 251) as u8).collect::<Vec<_>>());
-    let text = env.write("notes.txt", "these are not the certificates you are looking for\n");
+    let random = env.write(
+        "random.bin",
+        (0..300u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<_>>(),
+    );
+    let text = env.write(
+        "notes.txt",
+        "these are not the certificates you are looking for\n",
+    );
     let empty = env.write("empty.cer", b"");
-    let csr_pem = String::from_utf8(openssl(&["req", "-new", "-key", &key, "-subj", "/CN=x"]).stdout).unwrap();
+    let csr_pem =
+        String::from_utf8(openssl(&["req", "-new", "-key", &key, "-subj", "/CN=x"]).stdout)
+            .unwrap();
     let csr = env.write("request.csr", csr_pem);
     let other = TestCert::self_signed(&Spec::client("other"));
     let lonely_key = env.write("lonely.key", other.key_pem());
@@ -111,9 +173,17 @@ fn each_kind_of_bad_input_has_its_own_message() {
         (vec![&random], "is not a certificate or key file", 2),
         (vec![&text], "is not a certificate or key file", 2),
         (vec![&empty], "is not a certificate or key file", 2),
-        (vec![&csr], "holds no certificates or keys (PEM with only CERTIFICATE REQUEST)", 2),
+        (
+            vec![&csr],
+            "holds no certificates or keys (PEM with only CERTIFICATE REQUEST)",
+            2,
+        ),
         (vec![&lonely_key], "matches no certificate", 2),
-        (vec!["/nonexistent/partner.pfx"], "cannot read: no such file", 2),
+        (
+            vec!["/nonexistent/partner.pfx"],
+            "cannot read: no such file",
+            2,
+        ),
         (vec![&dir], "cannot read: is a directory", 2),
     ];
     for (args, expect, code) in cases {
@@ -130,7 +200,10 @@ fn each_kind_of_bad_input_has_its_own_message() {
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
         let last = err.lines().last().unwrap_or_default();
-        assert!(last.contains(args[0]) && last.contains(expect), "{args:?}: {err}");
+        assert!(
+            last.contains(args[0]) && last.contains(expect),
+            "{args:?}: {err}"
+        );
     }
     assert!(entries(&env).is_empty());
 }
@@ -180,7 +253,9 @@ fn pfx_in(env: &Env) -> String {
     pki.write_pem(env.dir.path());
     let pfx = env.path("p.pfx");
     let (leaf, key) = (env.path("leaf.pem"), env.path("leaf.key"));
-    openssl(&["pkcs12", "-export", "-in", &leaf, "-inkey", &key, "-out", &pfx, "-passout", "pass:pw"]);
+    openssl(&[
+        "pkcs12", "-export", "-in", &leaf, "-inkey", &key, "-out", &pfx, "-passout", "pass:pw",
+    ]);
     pfx
 }
 
@@ -188,7 +263,10 @@ fn pfx_in(env: &Env) -> String {
 fn a_full_disk_fails_cleanly_and_loses_nothing() {
     let Some(fs) = Tmpfs::mount("4m") else { return };
     let env = Env::in_dir(fs.path());
-    let first = env.write("first.pem", TestCert::self_signed(&Spec::client("first")).pem());
+    let first = env.write(
+        "first.pem",
+        TestCert::self_signed(&Spec::client("first")).pem(),
+    );
     env.ok(&["import", &first]);
     let before = entries(&env);
     let pfx = pfx_in(&env);
@@ -201,7 +279,10 @@ fn a_full_disk_fails_cleanly_and_loses_nothing() {
     let out = env.run_env(&["import", &pfx, "--password-env", "PW"], "PW", "pw");
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("disk is full") && err.contains("nothing was written"), "{err}");
+    assert!(
+        err.contains("disk is full") && err.contains("nothing was written"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
     std::fs::remove_file(&filler).unwrap();
     assert_eq!(entries(&env), before);
@@ -211,9 +292,14 @@ fn a_full_disk_fails_cleanly_and_loses_nothing() {
 
 #[test]
 fn a_read_only_home_fails_cleanly() {
-    let Some(fs) = Tmpfs::mount("16m") else { return };
+    let Some(fs) = Tmpfs::mount("16m") else {
+        return;
+    };
     let env = Env::in_dir(fs.path());
-    let first = env.write("first.pem", TestCert::self_signed(&Spec::client("first")).pem());
+    let first = env.write(
+        "first.pem",
+        TestCert::self_signed(&Spec::client("first")).pem(),
+    );
     env.ok(&["import", &first]);
     let before = entries(&env);
     let pfx = pfx_in(&env);
@@ -232,7 +318,9 @@ fn a_killed_import_leaves_all_or_nothing() {
     let env = Env::new();
     env.ok(&["init"]);
     let issuer = TestCert::self_signed(&Spec::ca("Bulk CA"));
-    let bundle: String = (0..600).map(|i| issuer.issue(&Spec::client(&format!("bulk {i}"))).pem()).collect();
+    let bundle: String = (0..600)
+        .map(|i| issuer.issue(&Spec::client(&format!("bulk {i}"))).pem())
+        .collect();
     let file = env.write("bulk.pem", bundle);
     for delay_ms in [5u64, 20, 40, 80, 160] {
         let mut child = env
@@ -249,7 +337,10 @@ fn a_killed_import_leaves_all_or_nothing() {
         );
         let _ = child.wait();
         let n = entries(&env).len();
-        assert!(n == 0 || n == 600, "after a kill at {delay_ms} ms: {n} entries");
+        assert!(
+            n == 0 || n == 600,
+            "after a kill at {delay_ms} ms: {n} entries"
+        );
         if n == 600 {
             break;
         }

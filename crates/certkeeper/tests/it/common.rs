@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use std::process::Command;
 use serde_json::Value;
+use std::process::Command;
 use tempfile::TempDir;
 
 /// A temporary directory with a home inside it.
@@ -81,7 +81,14 @@ impl Env {
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| format!("{}:{}:{}", e["thumbprint"].as_str().unwrap(), e["store"], e["has_key"]))
+            .map(|e| {
+                format!(
+                    "{}:{}:{}",
+                    e["thumbprint"].as_str().unwrap(),
+                    e["store"],
+                    e["has_key"]
+                )
+            })
             .collect();
         t.sort();
         t

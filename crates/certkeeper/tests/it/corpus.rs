@@ -19,12 +19,21 @@ fn manifest(name: &str) -> Vec<Vec<String>> {
 #[test]
 fn every_pkcs12_file_imports_with_its_certificates_and_key() {
     for row in manifest("pkcs12-manifest.tsv") {
-        let (path, password, has_key, cert_count) = (&row[0], &row[1], &row[4] == "yes", row[5].parse::<usize>().unwrap());
+        let (path, password, has_key, cert_count) = (
+            &row[0],
+            &row[1],
+            &row[4] == "yes",
+            row[5].parse::<usize>().unwrap(),
+        );
         if row[6] != "yes" {
             continue;
         }
         let env = Env::new();
-        let file = corpora().join("cryptography_vectors").join(path).display().to_string();
+        let file = corpora()
+            .join("cryptography_vectors")
+            .join(path)
+            .display()
+            .to_string();
         let mut args = vec!["import", &file, "--json"];
         if !password.starts_with("(empty") {
             args.extend(["--password-env", "PW"]);
@@ -33,7 +42,11 @@ fn every_pkcs12_file_imports_with_its_certificates_and_key() {
         if cert_count == 0 {
             // A key alone: refused until its certificate is in the home.
             assert_eq!(out.status.code(), Some(2), "{path}");
-            assert!(stderr(&out).contains("matches no certificate"), "{path}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains("matches no certificate"),
+                "{path}: {}",
+                stderr(&out)
+            );
             continue;
         }
         assert!(out.status.success(), "{path}: {}", stderr(&out));
@@ -55,9 +68,17 @@ fn a_key_only_pkcs12_joins_its_certificate_already_in_the_home() {
     let dir = corpora().join("cryptography_vectors/pkcs12");
     let cert = dir.join("cert-aes256cbc-no-key.p12").display().to_string();
     let key = dir.join("no-cert-key-aes256cbc.p12").display().to_string();
-    let out = env.run_env(&["import", &cert, "--password-env", "PW"], "PW", "cryptography");
+    let out = env.run_env(
+        &["import", &cert, "--password-env", "PW"],
+        "PW",
+        "cryptography",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = env.run_env(&["import", &key, "--password-env", "PW", "--json"], "PW", "cryptography");
+    let out = env.run_env(
+        &["import", &key, "--password-env", "PW", "--json"],
+        "PW",
+        "cryptography",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let list = env.json(&["list"]);
     let entries = list.as_array().unwrap();
@@ -71,11 +92,19 @@ fn pkcs7_files_import_their_certificates_or_say_they_have_none() {
     for row in manifest("pkcs7-manifest.tsv") {
         let (path, content_type, count) = (&row[0], &row[2], row[3].parse::<usize>().unwrap());
         let env = Env::new();
-        let file = corpora().join("cryptography_vectors").join(path).display().to_string();
+        let file = corpora()
+            .join("cryptography_vectors")
+            .join(path)
+            .display()
+            .to_string();
         let out = env.run(&["import", &file, "--json"]);
         if count == 0 {
             assert_eq!(out.status.code(), Some(2), "{path}");
-            assert!(stderr(&out).contains("envelopedData"), "{path}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains("envelopedData"),
+                "{path}: {}",
+                stderr(&out)
+            );
             assert!(content_type.contains("enveloped"));
         } else {
             assert!(out.status.success(), "{path}: {}", stderr(&out));

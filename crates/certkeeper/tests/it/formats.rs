@@ -8,9 +8,12 @@ use crate::common::{Env, openssl, stderr, tool};
 /// Writes the PKI as PEM files into the env's directory.
 fn setup(kind: KeyKind) -> (Env, Pki) {
     let env = Env::new();
-    let pki = Pki::with_leaf(Spec::client("client.example").key(kind));
+    let pki = Pki::with_leaf(&Spec::client("client.example").key(kind));
     pki.write_pem(env.dir.path());
-    env.write("chain.pem", format!("{}{}", pki.inter.pem(), pki.root.pem()));
+    env.write(
+        "chain.pem",
+        format!("{}{}", pki.inter.pem(), pki.root.pem()),
+    );
     (env, pki)
 }
 
@@ -33,22 +36,56 @@ fn openssl_pkcs12_in_every_variant_imports() {
     let variants: &[(&str, &[&str], &str)] = &[
         ("default", &[], "pw"),
         ("legacy-rc2-3des", &["-legacy"], "pw"),
-        ("unencrypted", &["-keypbe", "NONE", "-certpbe", "NONE"], "pw"),
+        (
+            "unencrypted",
+            &["-keypbe", "NONE", "-certpbe", "NONE"],
+            "pw",
+        ),
         ("3des-both", &["-descert"], "pw"),
-        ("aes128-sha512mac", &["-keypbe", "AES-128-CBC", "-certpbe", "AES-128-CBC", "-macalg", "sha512"], "pw"),
+        (
+            "aes128-sha512mac",
+            &[
+                "-keypbe",
+                "AES-128-CBC",
+                "-certpbe",
+                "AES-128-CBC",
+                "-macalg",
+                "sha512",
+            ],
+            "pw",
+        ),
         ("empty-password", &[], ""),
         ("empty-password-legacy", &["-legacy"], ""),
         ("non-ascii-password", &[], "pässwörd€"),
     ];
-    for kind in [KeyKind::EcP256, KeyKind::Rsa2048, KeyKind::EcP384, KeyKind::Ed25519] {
+    for kind in [
+        KeyKind::EcP256,
+        KeyKind::Rsa2048,
+        KeyKind::EcP384,
+        KeyKind::Ed25519,
+    ] {
         let (env, _) = setup(kind);
         for (name, extra, password) in variants {
             let out = env.path(&format!("{name}.pfx"));
             let passout = format!("pass:{password}");
-            let (leaf, key, chain) = (env.path("leaf.pem"), env.path("leaf.key"), env.path("chain.pem"));
+            let (leaf, key, chain) = (
+                env.path("leaf.pem"),
+                env.path("leaf.key"),
+                env.path("chain.pem"),
+            );
             let mut args = vec![
-                "pkcs12", "-export", "-in", &leaf, "-inkey", &key, "-certfile", &chain,
-                "-out", &out, "-passout", &passout,
+                "pkcs12",
+                "-export",
+                "-in",
+                &leaf,
+                "-inkey",
+                &key,
+                "-certfile",
+                &chain,
+                "-out",
+                &out,
+                "-passout",
+                &passout,
             ];
             args.extend(*extra);
             openssl(&args);
@@ -63,9 +100,24 @@ fn certificate_only_pkcs12_imports_its_certificates() {
     let (env, _) = setup(KeyKind::EcP256);
     let out = env.path("certs.pfx");
     let (leaf, chain) = (env.path("leaf.pem"), env.path("chain.pem"));
-    openssl(&["pkcs12", "-export", "-nokeys", "-in", &leaf, "-certfile", &chain, "-out", &out, "-passout", "pass:pw"]);
+    openssl(&[
+        "pkcs12",
+        "-export",
+        "-nokeys",
+        "-in",
+        &leaf,
+        "-certfile",
+        &chain,
+        "-out",
+        &out,
+        "-passout",
+        "pass:pw",
+    ]);
     assert_eq!(import(&env, &out, Some("pw")), (3, 0));
-    assert_eq!(env.json(&["show", "subject:client.example"])["store"], "other");
+    assert_eq!(
+        env.json(&["show", "subject:client.example"])["store"],
+        "other"
+    );
 }
 
 #[test]
@@ -76,8 +128,21 @@ fn encrypted_keys_in_every_form_import_with_their_certificate() {
     let forms: &[(&str, &[&str])] = &[
         ("pbes2-aes256", &["pkcs8", "-topk8", "-v2", "aes-256-cbc"]),
         ("pbes2-3des", &["pkcs8", "-topk8", "-v2", "des3"]),
-        ("pbes2-sha1-prf", &["pkcs8", "-topk8", "-v2", "aes-128-cbc", "-v2prf", "hmacWithSHA1"]),
-        ("pkcs12-pbe-3des", &["pkcs8", "-topk8", "-v1", "PBE-SHA1-3DES"]),
+        (
+            "pbes2-sha1-prf",
+            &[
+                "pkcs8",
+                "-topk8",
+                "-v2",
+                "aes-128-cbc",
+                "-v2prf",
+                "hmacWithSHA1",
+            ],
+        ),
+        (
+            "pkcs12-pbe-3des",
+            &["pkcs8", "-topk8", "-v1", "PBE-SHA1-3DES"],
+        ),
         ("scrypt", &["pkcs8", "-topk8", "-scrypt"]),
         ("traditional-aes256", &["ec", "-aes256"]),
         ("traditional-des3", &["ec", "-des3"]),
@@ -91,10 +156,18 @@ fn encrypted_keys_in_every_form_import_with_their_certificate() {
 
         let out = env.run(&["import", &file]);
         assert_eq!(out.status.code(), Some(2), "{name}");
-        assert!(stderr(&out).contains("is encrypted"), "{name}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("is encrypted"),
+            "{name}: {}",
+            stderr(&out)
+        );
         let out = env.run_env(&["import", &file, "--password-env", "PW"], "PW", "wrong");
         assert_eq!(out.status.code(), Some(2), "{name}");
-        assert!(stderr(&out).contains("wrong password"), "{name}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("wrong password"),
+            "{name}: {}",
+            stderr(&out)
+        );
         assert_eq!(import(&env, &file, Some("key-pw")), (1, 1), "{name}");
         env.ok(&["remove", "subject:client.example"]);
     }
@@ -111,20 +184,45 @@ fn traditional_rsa_keys_and_der_keys_import() {
 
     // PKCS#1, DER and PEM (openssl genrsa -traditional writes these), encrypted too.
     let pkcs1_der = env.path("key.pkcs1.der");
-    openssl(&["rsa", "-in", &key, "-traditional", "-outform", "DER", "-out", &pkcs1_der]);
+    openssl(&[
+        "rsa",
+        "-in",
+        &key,
+        "-traditional",
+        "-outform",
+        "DER",
+        "-out",
+        &pkcs1_der,
+    ]);
     assert_eq!(import(&env, &pkcs1_der, None), (1, 1));
     env.ok(&["remove", "subject:client.example"]);
     assert_eq!(import(&env, &der_cert, None), (1, 0));
     let pkcs1_enc = env.path("key.pkcs1.enc.pem");
-    openssl(&["rsa", "-in", &key, "-traditional", "-aes128", "-passout", "pass:k", "-out", &pkcs1_enc]);
-    assert!(std::fs::read_to_string(&pkcs1_enc).unwrap().contains("Proc-Type: 4,ENCRYPTED"));
+    openssl(&[
+        "rsa",
+        "-in",
+        &key,
+        "-traditional",
+        "-aes128",
+        "-passout",
+        "pass:k",
+        "-out",
+        &pkcs1_enc,
+    ]);
+    assert!(
+        std::fs::read_to_string(&pkcs1_enc)
+            .unwrap()
+            .contains("Proc-Type: 4,ENCRYPTED")
+    );
     assert_eq!(import(&env, &pkcs1_enc, Some("k")), (1, 1));
 
     // PKCS#8 DER, encrypted PKCS#8 DER.
     env.ok(&["remove", "subject:client.example"]);
     assert_eq!(import(&env, &der_cert, None), (1, 0));
     let p8_enc = env.path("key.p8.der");
-    openssl(&["pkcs8", "-topk8", "-in", &key, "-outform", "DER", "-passout", "pass:k", "-out", &p8_enc]);
+    openssl(&[
+        "pkcs8", "-topk8", "-in", &key, "-outform", "DER", "-passout", "pass:k", "-out", &p8_enc,
+    ]);
     assert_eq!(import(&env, &p8_enc, Some("k")), (1, 1));
 }
 
@@ -141,18 +239,36 @@ fn sec1_ec_keys_import_in_der() {
 #[test]
 fn pkcs7_bundles_in_pem_and_der_import() {
     let (env, _) = setup(KeyKind::EcP256);
-    let all = env.write("all.pem", format!(
-        "{}{}",
-        std::fs::read_to_string(env.path("leaf.pem")).unwrap(),
-        std::fs::read_to_string(env.path("chain.pem")).unwrap()
-    ));
+    let all = env.write(
+        "all.pem",
+        format!(
+            "{}{}",
+            std::fs::read_to_string(env.path("leaf.pem")).unwrap(),
+            std::fs::read_to_string(env.path("chain.pem")).unwrap()
+        ),
+    );
     for (name, form) in [("bundle.p7b", "PEM"), ("bundle.p7c", "DER")] {
         let out = env.path(name);
-        openssl(&["crl2pkcs7", "-nocrl", "-certfile", &all, "-outform", form, "-out", &out]);
+        openssl(&[
+            "crl2pkcs7",
+            "-nocrl",
+            "-certfile",
+            &all,
+            "-outform",
+            form,
+            "-out",
+            &out,
+        ]);
         assert_eq!(import(&env, &out, None), (3, 0), "{name}");
     }
     // Placement by type: root, intermediate, other.
-    let stores: Vec<String> = env.json(&["list"]).as_array().unwrap().iter().map(|e| e["store"].as_str().unwrap().to_string()).collect();
+    let stores: Vec<String> = env
+        .json(&["list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["store"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(stores, ["intermediate", "other", "root"]);
 }
 
@@ -168,9 +284,25 @@ fn keytool_keystores_modern_legacy_and_truststores_import() {
             args.push("-J-Dkeystore.pkcs12.legacy");
         }
         args.extend([
-            "-genkeypair", "-alias", "partner", "-keyalg", "EC", "-groupname", "secp256r1",
-            "-dname", "CN=keytool.example", "-validity", "365", "-storetype", "PKCS12",
-            "-keystore", &store, "-storepass", "changeit", "-keypass", "changeit",
+            "-genkeypair",
+            "-alias",
+            "partner",
+            "-keyalg",
+            "EC",
+            "-groupname",
+            "secp256r1",
+            "-dname",
+            "CN=keytool.example",
+            "-validity",
+            "365",
+            "-storetype",
+            "PKCS12",
+            "-keystore",
+            &store,
+            "-storepass",
+            "changeit",
+            "-keypass",
+            "changeit",
         ]);
         tool("keytool", &args);
         assert_eq!(import(&env, &store, Some("changeit")), (1, 1), "{name}");
@@ -181,10 +313,23 @@ fn keytool_keystores_modern_legacy_and_truststores_import() {
     }
     let trust = env.path("trust.p12");
     let root = env.path("root.pem");
-    tool("keytool", &[
-        "-importcert", "-noprompt", "-alias", "partner-root", "-file", &root,
-        "-storetype", "PKCS12", "-keystore", &trust, "-storepass", "changeit",
-    ]);
+    tool(
+        "keytool",
+        &[
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            "partner-root",
+            "-file",
+            &root,
+            "-storetype",
+            "PKCS12",
+            "-keystore",
+            &trust,
+            "-storepass",
+            "changeit",
+        ],
+    );
     assert_eq!(import(&env, &trust, Some("changeit")), (1, 0));
     assert_eq!(env.json(&["show", "subject:Test Root"])["store"], "root");
 }

@@ -14,12 +14,25 @@ fn mode(path: &std::path::Path) -> u32 {
 /// A .pfx of the PKI's leaf, key and chain, made by the real openssl.
 fn pfx(env: &Env, pki: &Pki, name: &str, password: &str, extra: &[&str]) -> String {
     pki.write_pem(env.dir.path());
-    let chain = env.write("chain.pem", format!("{}{}", pki.inter.pem(), pki.root.pem()));
+    let chain = env.write(
+        "chain.pem",
+        format!("{}{}", pki.inter.pem(), pki.root.pem()),
+    );
     let out = env.path(name);
     let (leaf, key) = (env.path("leaf.pem"), env.path("leaf.key"));
     let mut args = vec![
-        "pkcs12", "-export", "-in", &leaf, "-inkey", &key,
-        "-certfile", &chain, "-out", &out, "-name", "partner",
+        "pkcs12",
+        "-export",
+        "-in",
+        &leaf,
+        "-inkey",
+        &key,
+        "-certfile",
+        &chain,
+        "-out",
+        &out,
+        "-name",
+        "partner",
     ];
     let pass = format!("pass:{password}");
     args.extend(["-passout", &pass]);
@@ -36,7 +49,12 @@ fn init_is_idempotent_and_private() {
     assert_eq!(mode(&env.home), 0o700);
     assert_eq!(mode(&env.home.join("master.key")), 0o600);
     assert_eq!(mode(&env.home.join("certkeeper.db")), 0o600);
-    assert_eq!(std::fs::metadata(env.home.join("master.key")).unwrap().len(), 32);
+    assert_eq!(
+        std::fs::metadata(env.home.join("master.key"))
+            .unwrap()
+            .len(),
+        32
+    );
 }
 
 #[test]
@@ -44,7 +62,11 @@ fn pfx_import_places_each_certificate_by_type_and_is_idempotent() {
     let env = Env::new();
     let pki = Pki::new();
     let file = pfx(&env, &pki, "partner.pfx", "s3cret", &[]);
-    let out = env.run_env(&["import", &file, "--password-env", "PW", "--json"], "PW", "s3cret");
+    let out = env.run_env(
+        &["import", &file, "--password-env", "PW", "--json"],
+        "PW",
+        "s3cret",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let imported = report["imported"].as_array().unwrap();
@@ -53,57 +75,119 @@ fn pfx_import_places_each_certificate_by_type_and_is_idempotent() {
         imported
             .iter()
             .find(|i| i["subject"].as_str().unwrap().contains(cn))
-            .map(|i| (i["store"].as_str().unwrap().to_string(), i["has_key"].as_bool().unwrap(), i["new"].as_bool().unwrap()))
+            .map(|i| {
+                (
+                    i["store"].as_str().unwrap().to_string(),
+                    i["has_key"].as_bool().unwrap(),
+                    i["new"].as_bool().unwrap(),
+                )
+            })
             .unwrap()
     };
     assert_eq!(store_of("client.example"), ("personal".into(), true, true));
-    assert_eq!(store_of("Test Issuing CA"), ("intermediate".into(), false, true));
+    assert_eq!(
+        store_of("Test Issuing CA"),
+        ("intermediate".into(), false, true)
+    );
     assert_eq!(store_of("Test Root CA"), ("root".into(), false, true));
     assert!(report["errors"].as_array().unwrap().is_empty());
 
     // Again: nothing new, same entries.
     let before = env.thumbprints();
-    let again = env.run_env(&["import", &file, "--password-env", "PW", "--json"], "PW", "s3cret");
+    let again = env.run_env(
+        &["import", &file, "--password-env", "PW", "--json"],
+        "PW",
+        "s3cret",
+    );
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
-    assert!(again["imported"].as_array().unwrap().iter().all(|i| i["new"] == false));
+    assert!(
+        again["imported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["new"] == false)
+    );
     assert_eq!(env.thumbprints(), before);
 
     // The pinned list shape.
     let list = env.json(&["list"]);
-    let leaf = list.as_array().unwrap().iter().find(|e| e["store"] == "personal").unwrap();
-    for field in ["thumbprint", "sha1", "store", "name", "subject", "issuer", "not_before", "not_after", "has_key", "is_ca"] {
+    let leaf = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["store"] == "personal")
+        .unwrap();
+    for field in [
+        "thumbprint",
+        "sha1",
+        "store",
+        "name",
+        "subject",
+        "issuer",
+        "not_before",
+        "not_after",
+        "has_key",
+        "is_ca",
+    ] {
         assert!(leaf.get(field).is_some(), "list --json lacks {field}");
     }
     assert_eq!(leaf["name"], "partner");
     assert_eq!(leaf["thumbprint"].as_str().unwrap().len(), 64);
     assert!(leaf["not_after"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(env.json(&["list", "--store", "root"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        env.json(&["list", "--store", "root"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
 fn show_tells_the_key_first_and_the_details() {
     let env = Env::new();
-    let pki = Pki::with_leaf(Spec::client("client.example").aia("http://pki.example/issuing.cer"));
+    let pki = Pki::with_leaf(&Spec::client("client.example").aia("http://pki.example/issuing.cer"));
     let file = pfx(&env, &pki, "p.pfx", "pw", &[]);
     env.run_env(&["import", &file, "--password-env", "PW"], "PW", "pw");
     let text = env.ok(&["show", "partner"]);
     let second_line = text.lines().nth(1).unwrap();
-    assert!(second_line.contains("You have a private key that corresponds to this certificate"), "{text}");
+    assert!(
+        second_line.contains("You have a private key that corresponds to this certificate"),
+        "{text}"
+    );
     assert!(text.contains("http://pki.example/issuing.cer"));
     assert!(text.contains("clientAuth"));
 
     let v = env.json(&["show", "partner"]);
-    for field in ["serial", "san", "key_usage", "ext_key_usage", "acl", "export_name", "thumbprint", "has_key"] {
+    for field in [
+        "serial",
+        "san",
+        "key_usage",
+        "ext_key_usage",
+        "acl",
+        "export_name",
+        "thumbprint",
+        "has_key",
+    ] {
         assert!(v.get(field).is_some(), "show --json lacks {field}");
     }
     assert_eq!(v["ext_key_usage"], serde_json::json!(["clientAuth"]));
-    assert_eq!(v["ca_issuers"], serde_json::json!(["http://pki.example/issuing.cer"]));
+    assert_eq!(
+        v["ca_issuers"],
+        serde_json::json!(["http://pki.example/issuing.cer"])
+    );
 
     // A certificate without its key says so first.
-    let other = env.write("other.pem", TestCert::self_signed(&Spec::client("lonely")).pem());
+    let other = env.write(
+        "other.pem",
+        TestCert::self_signed(&Spec::client("lonely")).pem(),
+    );
     env.ok(&["import", &other]);
     let text = env.ok(&["show", "subject:lonely"]);
-    assert!(text.lines().nth(1).unwrap().contains("NO private key"), "{text}");
+    assert!(
+        text.lines().nth(1).unwrap().contains("NO private key"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -115,12 +199,22 @@ fn references_resolve_by_prefix_sha1_name_and_subject_or_say_why_not() {
     let leaf = env.json(&["show", "partner"]);
     let thumb = leaf["thumbprint"].as_str().unwrap();
     let sha1 = leaf["sha1"].as_str().unwrap();
-    for r in [&thumb[..8], thumb, &sha1[..10], "partner", "subject:CLIENT.example"] {
+    for r in [
+        &thumb[..8],
+        thumb,
+        &sha1[..10],
+        "partner",
+        "subject:CLIENT.example",
+    ] {
         assert_eq!(env.json(&["show", r])["thumbprint"], thumb, "ref {r}");
     }
     let out = env.run(&["show", "subject:CN=Test"]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("matches 2 certificates"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("matches 2 certificates"),
+        "{}",
+        stderr(&out)
+    );
     let out = env.run(&["show", "nothing-like-it"]);
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(stderr(&out).lines().count(), 1);
@@ -147,7 +241,11 @@ fn private_keys_are_not_in_the_database_in_clear() {
             let bytes = std::fs::read(&path).unwrap();
             searched += bytes.len();
             for window in &secret {
-                assert!(!bytes.windows(16).any(|w| w == *window), "key bytes found in {}", path.display());
+                assert!(
+                    !bytes.windows(16).any(|w| w == *window),
+                    "key bytes found in {}",
+                    path.display()
+                );
             }
         }
     }
@@ -166,7 +264,9 @@ fn export_writes_the_certificate_byte_identical_and_pfx_that_openssl_reads() {
     assert_eq!(std::fs::read(&der).unwrap(), pki.leaf.der);
 
     let pem = env.path("chain.pem");
-    env.ok(&["export", "partner", "--format", "pem", "--chain", "--out", &pem]);
+    env.ok(&[
+        "export", "partner", "--format", "pem", "--chain", "--out", &pem,
+    ]);
     let text = std::fs::read_to_string(&pem).unwrap();
     assert_eq!(text.matches("BEGIN CERTIFICATE").count(), 3);
     let root = env.write("root-only.pem", pki.root.pem());
@@ -175,32 +275,74 @@ fn export_writes_the_certificate_byte_identical_and_pfx_that_openssl_reads() {
     openssl(&["verify", "-CAfile", &root, "-untrusted", &inter, &leaf]);
 
     let p7b = env.path("chain.p7b");
-    env.ok(&["export", "partner", "--format", "p7b", "--chain", "--out", &p7b]);
+    env.ok(&[
+        "export", "partner", "--format", "p7b", "--chain", "--out", &p7b,
+    ]);
     let printed = openssl(&["pkcs7", "-inform", "DER", "-in", &p7b, "-print_certs"]);
-    assert_eq!(String::from_utf8_lossy(&printed.stdout).matches("subject=").count(), 3);
+    assert_eq!(
+        String::from_utf8_lossy(&printed.stdout)
+            .matches("subject=")
+            .count(),
+        3
+    );
 
-    for (legacy, expect) in [(false, "AES-256-CBC"), (true, "pbeWithSHA1And3-KeyTripleDES-CBC")] {
+    for (legacy, expect) in [
+        (false, "AES-256-CBC"),
+        (true, "pbeWithSHA1And3-KeyTripleDES-CBC"),
+    ] {
         let out_pfx = env.path(if legacy { "legacy.pfx" } else { "modern.pfx" });
-        let mut args = vec!["export", "partner", "--format", "pfx", "--chain", "--password-env", "PW", "--out", &out_pfx];
+        let mut args = vec![
+            "export",
+            "partner",
+            "--format",
+            "pfx",
+            "--chain",
+            "--password-env",
+            "PW",
+            "--out",
+            &out_pfx,
+        ];
         if legacy {
             args.push("--legacy");
         }
         let out = env.run_env(&args, "PW", "export-pw");
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(mode(std::path::Path::new(&out_pfx)), 0o600);
-        let info = openssl(&["pkcs12", "-info", "-in", &out_pfx, "-passin", "pass:export-pw", "-nodes"]);
-        let all = format!("{}{}", String::from_utf8_lossy(&info.stdout), String::from_utf8_lossy(&info.stderr));
+        let info = openssl(&[
+            "pkcs12",
+            "-info",
+            "-in",
+            &out_pfx,
+            "-passin",
+            "pass:export-pw",
+            "-nodes",
+        ]);
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&info.stdout),
+            String::from_utf8_lossy(&info.stderr)
+        );
         assert!(all.contains(expect), "{all}");
         assert!(all.contains("BEGIN PRIVATE KEY"));
         // The key in the .pfx is the leaf's key: its public half matches the certificate.
-        let key_path = env.write("exported.key", &all[all.find("-----BEGIN PRIVATE KEY").unwrap()..]);
+        let key_path = env.write(
+            "exported.key",
+            &all[all.find("-----BEGIN PRIVATE KEY").unwrap()..],
+        );
         let from_key = openssl(&["pkey", "-in", &key_path, "-pubout"]).stdout;
         let from_cert = openssl(&["x509", "-in", &leaf, "-pubkey", "-noout"]).stdout;
         assert_eq!(from_key, from_cert);
     }
 
     // No password: refused before anything is written.
-    let out = env.run(&["export", "partner", "--format", "pfx", "--out", &env.path("nopw.pfx")]);
+    let out = env.run(&[
+        "export",
+        "partner",
+        "--format",
+        "pfx",
+        "--out",
+        &env.path("nopw.pfx"),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(!std::path::Path::new(&env.path("nopw.pfx")).exists());
 }
@@ -215,13 +357,19 @@ fn export_as_records_the_agreed_name_and_writes_der_there() {
     std::fs::create_dir(&exports).unwrap();
     env.ok(&["config", "export_dir", exports.to_str().unwrap()]);
     env.ok(&["export", "partner", "--as", "partner.cer"]);
-    assert_eq!(std::fs::read(exports.join("partner.cer")).unwrap(), pki.leaf.der);
+    assert_eq!(
+        std::fs::read(exports.join("partner.cer")).unwrap(),
+        pki.leaf.der
+    );
     assert_eq!(env.json(&["show", "partner"])["export_name"], "partner.cer");
     // The same name for another entry is refused, and nothing is overwritten.
     let out = env.run(&["export", "subject:Issuing", "--as", "partner.cer"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("already used"));
-    assert_eq!(std::fs::read(exports.join("partner.cer")).unwrap(), pki.leaf.der);
+    assert_eq!(
+        std::fs::read(exports.join("partner.cer")).unwrap(),
+        pki.leaf.der
+    );
     let out = env.run(&["export", "partner", "--as", "../escape.cer"]);
     assert_eq!(out.status.code(), Some(2));
 }
@@ -231,10 +379,27 @@ fn non_exportable_keys_never_leave_in_a_pfx() {
     let env = Env::new();
     let pki = Pki::new();
     let file = pfx(&env, &pki, "p.pfx", "pw", &[]);
-    let out = env.run_env(&["import", &file, "--password-env", "PW", "--non-exportable"], "PW", "pw");
+    let out = env.run_env(
+        &["import", &file, "--password-env", "PW", "--non-exportable"],
+        "PW",
+        "pw",
+    );
     assert!(out.status.success());
     let target = env.path("x.pfx");
-    let out = env.run_env(&["export", "partner", "--format", "pfx", "--password-env", "PW", "--out", &target], "PW", "pw");
+    let out = env.run_env(
+        &[
+            "export",
+            "partner",
+            "--format",
+            "pfx",
+            "--password-env",
+            "PW",
+            "--out",
+            &target,
+        ],
+        "PW",
+        "pw",
+    );
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("non-exportable"));
     assert!(!std::path::Path::new(&target).exists());
@@ -252,12 +417,21 @@ fn reimport_keeps_the_key_acl() {
     // A re-export made elsewhere (another tool, other encryption): same certificate.
     let again = pfx(&env, &pki, "again.pfx", "other", &["-legacy"]);
     env.run_env(&["import", &again, "--password-env", "PW"], "PW", "other");
-    assert_eq!(env.json(&["acl", "partner"])["acl"], serde_json::json!(["gid:4242", "user:nobody"]));
-    assert_eq!(env.json(&["show", "partner"])["acl"], serde_json::json!(["gid:4242", "user:nobody"]));
+    assert_eq!(
+        env.json(&["acl", "partner"])["acl"],
+        serde_json::json!(["gid:4242", "user:nobody"])
+    );
+    assert_eq!(
+        env.json(&["show", "partner"])["acl"],
+        serde_json::json!(["gid:4242", "user:nobody"])
+    );
     let out = env.run(&["grant", "partner", "user:no-such-user-here"]);
     assert_eq!(out.status.code(), Some(2));
     env.ok(&["revoke", "partner", "user:nobody"]);
-    assert_eq!(env.json(&["acl", "partner"])["acl"], serde_json::json!(["gid:4242"]));
+    assert_eq!(
+        env.json(&["acl", "partner"])["acl"],
+        serde_json::json!(["gid:4242"])
+    );
 }
 
 #[test]
@@ -267,7 +441,10 @@ fn move_and_remove() {
     let file = pfx(&env, &pki, "p.pfx", "pw", &[]);
     env.run_env(&["import", &file, "--password-env", "PW"], "PW", "pw");
     env.ok(&["move", "subject:Test Root", "--to", "disallowed"]);
-    assert_eq!(env.json(&["show", "subject:Test Root"])["store"], "disallowed");
+    assert_eq!(
+        env.json(&["show", "subject:Test Root"])["store"],
+        "disallowed"
+    );
     let out = env.run(&["move", "subject:Test Issuing", "--to", "personal"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no private key"));
@@ -281,15 +458,26 @@ fn explicit_store_no_roots_and_keys_that_arrive_later() {
     let env = Env::new();
     let pki = Pki::new();
     pki.write_pem(env.dir.path());
-    let chain = env.write("bundle.pem", format!("{}{}", pki.inter.pem(), pki.root.pem()));
+    let chain = env.write(
+        "bundle.pem",
+        format!("{}{}", pki.inter.pem(), pki.root.pem()),
+    );
     let out = env.json(&["import", &chain, "--no-roots"]);
     assert_eq!(out["imported"].as_array().unwrap().len(), 1);
     assert_eq!(out["skipped"].as_array().unwrap().len(), 1);
-    assert!(env.json(&["list", "--store", "root"]).as_array().unwrap().is_empty());
+    assert!(
+        env.json(&["list", "--store", "root"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 
     // Certificate first (goes to other), then its key alone: now personal, with key.
     env.ok(&["import", &env.path("leaf.pem")]);
-    assert_eq!(env.json(&["show", "subject:client.example"])["store"], "other");
+    assert_eq!(
+        env.json(&["show", "subject:client.example"])["store"],
+        "other"
+    );
     env.ok(&["import", &env.path("leaf.key")]);
     let shown = env.json(&["show", "subject:client.example"]);
     assert_eq!(shown["store"], "personal");
@@ -301,14 +489,21 @@ fn explicit_store_no_roots_and_keys_that_arrive_later() {
     let before = env.thumbprints();
     let out = env.run(&["import", &key]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("matches no certificate"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("matches no certificate"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(env.thumbprints(), before);
 
     // --store intermediate puts the file's certificates there.
     let ca = TestCert::self_signed(&Spec::ca("Odd CA"));
     let f = env.write("odd.pem", ca.pem());
     env.ok(&["import", &f, "--store", "intermediate"]);
-    assert_eq!(env.json(&["show", "subject:Odd CA"])["store"], "intermediate");
+    assert_eq!(
+        env.json(&["show", "subject:Odd CA"])["store"],
+        "intermediate"
+    );
 }
 
 #[test]
@@ -318,7 +513,10 @@ fn several_files_each_reported_and_the_bad_one_alone_fails() {
     let b = TestCert::self_signed(&Spec::client("b"));
     let fa = env.write("a.pem", a.pem());
     let fb = env.write("b.der", &b.der);
-    let bad = env.write("bad.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    let bad = env.write(
+        "bad.pem",
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    );
     env.ok(&["init"]);
     let out = env.run(&["import", &fa, &bad, &fb]);
     assert_eq!(out.status.code(), Some(2));
@@ -335,11 +533,24 @@ fn config_settings_are_checked() {
     assert_eq!(env.json(&["config"])["expiry_warning_days"], "30");
     env.ok(&["config", "expiry_warning_days", "45"]);
     assert_eq!(env.ok(&["config", "expiry_warning_days"]).trim(), "45");
-    assert_eq!(env.run(&["config", "expiry_warning_days", "soon"]).status.code(), Some(2));
+    assert_eq!(
+        env.run(&["config", "expiry_warning_days", "soon"])
+            .status
+            .code(),
+        Some(2)
+    );
     assert_eq!(env.run(&["config", "no_such_key"]).status.code(), Some(2));
-    assert_eq!(env.run(&["config", "export_dir", "relative/dir"]).status.code(), Some(2));
+    assert_eq!(
+        env.run(&["config", "export_dir", "relative/dir"])
+            .status
+            .code(),
+        Some(2)
+    );
     env.ok(&["config", "service_principals", "user:nobody, gid:0"]);
-    assert_eq!(env.ok(&["config", "service_principals"]).trim(), "user:nobody,gid:0");
+    assert_eq!(
+        env.ok(&["config", "service_principals"]).trim(),
+        "user:nobody,gid:0"
+    );
 }
 
 #[test]
@@ -365,7 +576,11 @@ fn several_processes_import_into_one_home_at_once() {
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert_eq!(env.json(&["list"]).as_array().unwrap().len(), 6);
 }
