@@ -9,6 +9,7 @@ pub mod cert;
 pub mod encrypted;
 pub mod error;
 pub mod key;
+pub mod path;
 pub mod pem;
 pub mod pkcs12;
 pub mod pkcs7;

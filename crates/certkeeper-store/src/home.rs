@@ -247,16 +247,10 @@ impl Home {
 
     /// All entries, optionally of one store, ordered by store then subject.
     pub fn list(&self, store: Option<StoreName>) -> Result<Vec<Entry>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM entries e LEFT JOIN keys k ON k.thumbprint = e.thumbprint
-             WHERE ?1 IS NULL OR e.store = ?1 ORDER BY e.store, e.subject, e.thumbprint",
-            Entry::COLUMNS
-        );
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.db_err(e))?;
-        let rows = stmt
-            .query_map([store.map(StoreName::as_str)], Entry::from_row)
-            .map_err(|e| self.db_err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+        match store {
+            Some(s) => self.query_entries("e.store = ?1", &[&s.as_str()]),
+            None => self.query_entries("1", &[]),
+        }
     }
 
     /// The entry with this exact thumbprint.
@@ -282,7 +276,7 @@ impl Home {
     ) -> Result<Vec<Entry>, StoreError> {
         let sql = format!(
             "SELECT {} FROM entries e LEFT JOIN keys k ON k.thumbprint = e.thumbprint WHERE {condition}
-             ORDER BY e.thumbprint",
+             ORDER BY e.store, e.subject, e.thumbprint",
             Entry::COLUMNS
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.db_err(e))?;
@@ -481,36 +475,6 @@ impl Home {
         crate::fs::write_atomic(&path, &entry.der, 0o644)?;
         tx.commit().map_err(|e| StoreError::db(&db_path, e))?;
         Ok(path)
-    }
-
-    /// The issuers of `entry` in this home, nearest first, as far as they are found
-    /// (by subject name, and key identifiers where present), ending at a
-    /// self-signed certificate. Bounded to 16 steps.
-    pub fn issuer_chain(&self, entry: &Entry) -> Result<Vec<Entry>, StoreError> {
-        let mut chain: Vec<Entry> = Vec::new();
-        let mut current = entry.clone();
-        while !current.self_signed && chain.len() < 16 {
-            let candidates = self.by_subject_der(&current.issuer_der)?;
-            let current_cert = certkeeper_core::Certificate::from_der(&current.der)?;
-            let next = candidates.into_iter().find(|c| {
-                c.thumbprint != current.thumbprint
-                    && !chain.iter().any(|x| x.thumbprint == c.thumbprint)
-                    && c.store != StoreName::Disallowed
-                    && match (
-                        &current_cert.authority_key_id,
-                        certkeeper_core::Certificate::from_der(&c.der),
-                    ) {
-                        (Some(aki), Ok(cert)) => {
-                            cert.subject_key_id.as_deref().is_none_or(|ski| ski == aki)
-                        }
-                        _ => true,
-                    }
-            });
-            let Some(next) = next else { break };
-            chain.push(next.clone());
-            current = next;
-        }
-        Ok(chain)
     }
 }
 

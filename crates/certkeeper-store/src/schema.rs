@@ -1,10 +1,11 @@
 //! The database schema and its migrations (`PRAGMA user_version`).
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// Migrations, index i upgrades version i to i+1.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE entries (
     thumbprint   TEXT PRIMARY KEY,           -- SHA-256 of the DER, lower-case hex
     sha1         TEXT NOT NULL,
@@ -46,4 +47,7 @@ CREATE TABLE settings (
     key          TEXT PRIMARY KEY,
     value        TEXT NOT NULL
 );
-"#];
+"#,
+    // 2: listing one store (the path engine reads `disallowed` on every check).
+    "CREATE INDEX entries_store ON entries(store);",
+];

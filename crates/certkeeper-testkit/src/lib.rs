@@ -1,11 +1,15 @@
 //! Test-only helpers: a test PKI built with rcgen (each test states the certificates
 //! it needs), mutations of files for bad-input tests, and the shared corpora path.
 
+pub mod limbo;
+
+pub use rcgen::ExtendedKeyUsagePurpose;
+
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -160,6 +164,20 @@ impl TestCert {
     /// A certificate issued by this one.
     pub fn issue(&self, spec: &Spec) -> TestCert {
         let key = spec.key.generate();
+        let params = spec.params();
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(&key, &issuer).expect("issued");
+        TestCert {
+            der: cert.der().to_vec(),
+            key,
+            params,
+        }
+    }
+
+    /// A certificate issued by this one for the key of `subject` (cross-signing, a
+    /// renewed CA that keeps its key).
+    pub fn issue_for(&self, spec: &Spec, subject: &TestCert) -> TestCert {
+        let key = KeyPair::from_pem(&subject.key.serialize_pem()).expect("own key parses");
         let params = spec.params();
         let issuer = Issuer::from_params(&self.params, &self.key);
         let cert = params.signed_by(&key, &issuer).expect("issued");

@@ -77,6 +77,25 @@ pub enum Command {
         reference: String,
     },
 
+    /// Show the certification path (root first) and whether it is valid, with the fix.
+    ///
+    /// Exit 0 when the path is valid, 1 when it is not.
+    #[command(after_help = "Examples:\n  \
+        certkeeper path partner\n  \
+        certkeeper path partner --at 2027-06-01 --json\n  \
+        certkeeper path 'subject:api.partner.example' --purpose server-auth")]
+    Path {
+        /// The entry.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Validate at this time instead of now (2027-01-01 or RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// What the certificate must be good for.
+        #[arg(long, value_enum, default_value = "client-auth")]
+        purpose: PurposeArg,
+    },
+
     /// Move an entry to another store (the MMC's drag between folders).
     #[command(after_help = "Example:\n  certkeeper move 'subject:Example Root' --to root")]
     Move {
@@ -254,6 +273,27 @@ impl From<StoreArg> for certkeeper_store::StoreName {
             StoreArg::Intermediate => S::Intermediate,
             StoreArg::Other => S::Other,
             StoreArg::Disallowed => S::Disallowed,
+        }
+    }
+}
+
+/// `path --purpose`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PurposeArg {
+    /// TLS client authentication (clientAuth EKU).
+    ClientAuth,
+    /// TLS server authentication (serverAuth EKU).
+    ServerAuth,
+    /// No extended key usage requirement.
+    Any,
+}
+
+impl From<PurposeArg> for certkeeper_core::path::Purpose {
+    fn from(p: PurposeArg) -> Self {
+        match p {
+            PurposeArg::ClientAuth => Self::ClientAuth,
+            PurposeArg::ServerAuth => Self::ServerAuth,
+            PurposeArg::Any => Self::Any,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Integration tests of certkeeper-core against files made by other tools.
 
 mod corpus;
+mod limbo;
 mod mutations;
 mod null_password;

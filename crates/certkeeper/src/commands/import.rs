@@ -74,6 +74,20 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<u8, CliError> {
                     ));
                     let mut row = serde_json::to_value(i).unwrap_or_default();
                     row["file"] = shown.clone().into();
+                    // Each personal entry this import touched: is its path valid now?
+                    if i.store == certkeeper_store::StoreName::Personal
+                        && let Ok(Some(entry)) = home.entry(&i.thumbprint)
+                        && let Some(check) = super::path::check_now(&home, &entry)
+                    {
+                        text.push_str(&format!(
+                            "               path: {}\n",
+                            super::path::summary(&check)
+                        ));
+                        row["path"] = serde_json::json!({
+                            "valid": check.report.valid,
+                            "reason": check.report.problem.as_ref().map(ToString::to_string),
+                        });
+                    }
                     imported.push(row);
                 }
                 for s in &report.skipped {

@@ -4,6 +4,7 @@ mod config;
 mod export;
 mod import;
 mod list;
+mod path;
 mod show;
 
 use std::path::PathBuf;
@@ -41,6 +42,11 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Import(args) => import::run(&ctx, &args),
         Command::List { store } => list::run(&ctx, store.map(Into::into)),
         Command::Show { reference } => show::run(&ctx, &reference),
+        Command::Path {
+            reference,
+            at,
+            purpose,
+        } => path::run(&ctx, &reference, at.as_deref(), purpose),
         Command::Move { reference, to } => {
             let home = ctx.open()?;
             let entry = home.resolve(&reference)?;

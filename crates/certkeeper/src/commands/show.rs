@@ -17,6 +17,7 @@ pub fn run(ctx: &Context, reference: &str) -> Result<u8, CliError> {
         .iter()
         .map(ToString::to_string)
         .collect();
+    let path_check = super::path::check_now(&home, &entry);
 
     if ctx.json {
         let mut v = entry_json(&entry);
@@ -37,6 +38,7 @@ pub fn run(ctx: &Context, reference: &str) -> Result<u8, CliError> {
         v["self_signed"] = cert.self_signed.into();
         v["path_len"] = cert.path_len.into();
         v["exportable"] = (entry.has_key && entry.exportable).into();
+        v["path"] = path_check.as_ref().map(super::path::path_json).into();
         output::json(&v)?;
         return Ok(0);
     }
@@ -82,6 +84,9 @@ pub fn run(ctx: &Context, reference: &str) -> Result<u8, CliError> {
         ),
     );
     line(&mut t, "Status:", &validity);
+    if let Some(check) = &path_check {
+        line(&mut t, "Certification path:", &super::path::summary(check));
+    }
     line(&mut t, "Store:", entry.store.as_str());
     line(
         &mut t,

@@ -4,4 +4,5 @@ mod bad_input;
 mod common;
 mod corpus;
 mod formats;
+mod paths;
 mod store;
