@@ -97,6 +97,9 @@ pub struct Entry {
     /// Whether the key may leave the home in a .pfx.
     #[serde(skip)]
     pub exportable: bool,
+    /// The key's algorithm (`rsa`, `ec-p256`, ...), when it has one.
+    #[serde(skip)]
+    pub key_algorithm: Option<String>,
     /// Canonical public key id.
     #[serde(skip)]
     pub key_id: String,
@@ -115,7 +118,7 @@ impl Entry {
     /// The columns [`Entry::from_row`] reads, in order, for `entries e LEFT JOIN keys k`.
     pub(crate) const COLUMNS: &'static str = "e.thumbprint, e.sha1, e.store, e.name, e.subject, e.issuer, \
          e.not_before, e.not_after, k.thumbprint IS NOT NULL, e.is_ca, e.self_signed, \
-         e.export_name, COALESCE(k.exportable, 1), e.key_id, e.subject_der, e.issuer_der, e.der";
+         e.export_name, COALESCE(k.exportable, 1), e.key_id, e.subject_der, e.issuer_der, e.der, k.algorithm";
 
     pub(crate) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         let store: String = row.get(2)?;
@@ -138,6 +141,7 @@ impl Entry {
             subject_der: row.get(14)?,
             issuer_der: row.get(15)?,
             der: row.get(16)?,
+            key_algorithm: row.get(17)?,
         })
     }
 

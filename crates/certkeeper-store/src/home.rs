@@ -177,6 +177,14 @@ impl Home {
         MasterKey::load(&self.dir.join(MASTER_KEY_FILE))
     }
 
+    /// SQLite's data version: changes whenever another connection commits, so a
+    /// long-running reader (the agent) knows when to drop its caches.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.db_err(e))
+    }
+
     // ----- settings -----
 
     /// A setting's value, or its default.

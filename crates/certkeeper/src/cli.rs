@@ -159,6 +159,37 @@ pub enum Command {
         reference: String,
     },
 
+    /// Run the key isolation agent (foreground): the one process that uses private keys.
+    ///
+    /// Other users' commands (keycheck, request) and applications reach keys only
+    /// through its socket; it allows each use to root, the home's owner and the key's
+    /// ACL, and writes every use and denial to <home>/audit.log. A systemd unit is in
+    /// packaging/certkeeper-agent.service.
+    #[command(
+        after_help = "Example:\n  certkeeper agent --home /var/lib/certkeeper --socket /run/certkeeper/agent.sock"
+    )]
+    Agent {
+        /// The socket [env: CERTKEEPER_SOCKET; default: /run/certkeeper/agent.sock for a
+        /// root-owned home, else $XDG_RUNTIME_DIR/certkeeper/agent.sock].
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
+
+    /// Check, as the calling user, that the agent lets you sign with a key.
+    ///
+    /// Signs a fresh random challenge through the agent and verifies the signature with
+    /// the certificate's public key. Exit 0: this user can use the key; 4: denied; 5:
+    /// the agent is not reachable.
+    #[command(after_help = "Example:\n  sudo -u www-data certkeeper keycheck partner")]
+    Keycheck {
+        /// The entry.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// The agent's socket [env: CERTKEEPER_SOCKET].
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
+
     /// Show or change settings: export_dir, service_principals, expiry_warning_days.
     #[command(after_help = "Examples:\n  \
         certkeeper config\n  \

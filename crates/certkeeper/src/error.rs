@@ -15,6 +15,8 @@ pub const USAGE: u8 = 2;
 pub const NOT_FOUND: u8 = 3;
 /// Permission denied.
 pub const DENIED: u8 = 4;
+/// Agent not reachable.
+pub const NO_AGENT: u8 = 5;
 
 /// A failed command.
 #[derive(Debug)]
@@ -56,6 +58,31 @@ impl From<StoreError> for CliError {
         };
         let message = match &e {
             StoreError::Format(f) => format_message(f),
+            _ => e.to_string(),
+        };
+        CliError { code, message }
+    }
+}
+
+impl From<certkeeper_agent::ClientError> for CliError {
+    fn from(e: certkeeper_agent::ClientError) -> Self {
+        use certkeeper_agent::ClientError as C;
+        use certkeeper_agent::protocol::Code;
+        let code = match &e {
+            C::NotReachable { .. } => NO_AGENT,
+            C::Agent {
+                code: Code::Denied, ..
+            } => DENIED,
+            C::Agent {
+                code: Code::NotFound | Code::Ambiguous,
+                ..
+            } => NOT_FOUND,
+            _ => USAGE,
+        };
+        let message = match &e {
+            C::NotReachable { .. } => format!(
+                "{e}; start it with: certkeeper agent (or: systemctl start certkeeper-agent)"
+            ),
             _ => e.to_string(),
         };
         CliError { code, message }

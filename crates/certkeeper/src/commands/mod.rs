@@ -1,5 +1,6 @@
 //! One module per command; `run` dispatches.
 
+mod agent;
 mod config;
 mod export;
 mod import;
@@ -86,6 +87,8 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             Ok(0)
         }
         Command::Export(args) => export::run(&ctx, &args),
+        Command::Agent { socket } => agent::serve(&ctx, socket),
+        Command::Keycheck { reference, socket } => agent::keycheck(&ctx, &reference, socket),
         Command::Grant {
             reference,
             principals,

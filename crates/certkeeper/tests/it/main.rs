@@ -1,5 +1,6 @@
 //! End-to-end tests: the real certkeeper binary on temporary homes.
 
+mod agent;
 mod bad_input;
 mod common;
 mod corpus;

@@ -1,0 +1,161 @@
+//! The blocking client of the agent, for the CLI, the egress proxy and applications.
+//! Every call has a timeout: a wedged agent is an error, not a hang.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::de::DeserializeOwned;
+
+use crate::protocol::{
+    Code, Envelope, Hello, KeyInfo, MAX_MESSAGE, Request, Response, Signature, VERSION, frame,
+};
+
+/// How long one request may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What went wrong talking to the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No agent answers at the socket.
+    #[error("the agent is not reachable at {path}: {reason}")]
+    NotReachable {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The agent answered with an error.
+    #[error("{message}")]
+    Agent {
+        /// Its stable code.
+        code: Code,
+        /// Its message.
+        message: String,
+    },
+    /// The agent's answer was not of this protocol.
+    #[error("the agent's answer is not understood: {0}")]
+    Protocol(String),
+}
+
+/// A connection to the agent.
+#[derive(Debug)]
+pub struct AgentClient {
+    stream: UnixStream,
+    path: PathBuf,
+}
+
+impl AgentClient {
+    /// Connects to the agent at `path`.
+    pub fn connect(path: &Path) -> Result<Self, ClientError> {
+        let unreachable = |reason: String| ClientError::NotReachable {
+            path: path.to_path_buf(),
+            reason,
+        };
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(unreachable(
+                    "no socket there (is the agent running?)".into(),
+                ));
+            }
+            Err(e) => return Err(unreachable(e.to_string())),
+            Ok(m) if !m.file_type().is_socket() => {
+                return Err(unreachable("that path is not a socket".into()));
+            }
+            Ok(_) => {}
+        }
+        let stream = UnixStream::connect(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => {
+                unreachable("nothing listens on the socket (is the agent running?)".into())
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                unreachable("permission denied on the socket".into())
+            }
+            _ => unreachable(e.to_string()),
+        })?;
+        stream
+            .set_read_timeout(Some(TIMEOUT))
+            .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(AgentClient {
+            stream,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn call<T: DeserializeOwned>(&mut self, request: Request) -> Result<T, ClientError> {
+        let body = serde_json::to_vec(&Envelope {
+            v: VERSION,
+            request,
+        })
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let lost = |e: std::io::Error| ClientError::NotReachable {
+            path: self.path.clone(),
+            reason: format!("the connection failed: {e}"),
+        };
+        self.stream.write_all(&frame(&body)).map_err(lost)?;
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).map_err(lost)?;
+        let n = u32::from_be_bytes(len) as usize;
+        if n > MAX_MESSAGE {
+            return Err(ClientError::Protocol(format!("answer of {n} bytes")));
+        }
+        let mut buf = vec![0u8; n];
+        self.stream.read_exact(&mut buf).map_err(lost)?;
+        let response: Response =
+            serde_json::from_slice(&buf).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        if let Some(error) = response.error {
+            return Err(ClientError::Agent {
+                code: error.code,
+                message: error.message,
+            });
+        }
+        let ok = response
+            .ok
+            .ok_or_else(|| ClientError::Protocol("neither ok nor error".into()))?;
+        serde_json::from_value(ok).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// Who the agent is and who it takes the caller to be.
+    pub fn hello(&mut self) -> Result<Hello, ClientError> {
+        self.call(Request::Hello)
+    }
+
+    /// The keys this caller may use.
+    pub fn keys(&mut self) -> Result<Vec<KeyInfo>, ClientError> {
+        self.call(Request::Keys)
+    }
+
+    /// Resolves a REF to a key this caller may use.
+    pub fn resolve(&mut self, reference: &str) -> Result<KeyInfo, ClientError> {
+        self.call(Request::Resolve {
+            reference: reference.to_string(),
+        })
+    }
+
+    /// Signs `data` with the key of `thumbprint` under `scheme` (a rustls name such
+    /// as `ECDSA_NISTP256_SHA256`).
+    pub fn sign(
+        &mut self,
+        thumbprint: &str,
+        scheme: &str,
+        data: &[u8],
+    ) -> Result<Vec<u8>, ClientError> {
+        let answer: Signature = self.call(Request::Sign {
+            thumbprint: thumbprint.to_string(),
+            scheme: scheme.to_string(),
+            data: B64.encode(data),
+        })?;
+        B64.decode(answer.signature)
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+}

@@ -1,0 +1,162 @@
+//! The agent's wire protocol, version 1: each message is a 4-byte big-endian length
+//! followed by that many bytes of UTF-8 JSON. Every request carries `"v": 1` and an
+//! `"op"`; every response carries `"v": 1` and either `"ok"` or `"error"`. Errors
+//! cross the socket as stable codes ([`Code`]), never as Display text of internals.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+/// The largest message either side accepts.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// A request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Who is the agent, and who am I to it.
+    Hello,
+    /// The keys the caller may use.
+    Keys,
+    /// Resolves a REF to a key the caller may use, with its certificate and chain.
+    Resolve {
+        /// A REF as the CLI takes it.
+        reference: String,
+    },
+    /// Signs `data` with the key of `thumbprint` under `scheme`.
+    Sign {
+        /// The entry.
+        thumbprint: String,
+        /// A TLS signature scheme name, e.g. `ECDSA_NISTP256_SHA256`, `RSA_PSS_SHA256`.
+        scheme: String,
+        /// The message, base64.
+        data: String,
+    },
+}
+
+/// A request as sent: the version beside the operation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Protocol version.
+    pub v: u32,
+    /// The operation.
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+/// Stable error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Code {
+    /// The request's version is not spoken here.
+    UnsupportedVersion,
+    /// The request is not valid JSON of this protocol.
+    BadRequest,
+    /// The message exceeds [`MAX_MESSAGE`].
+    TooLarge,
+    /// No entry matches.
+    NotFound,
+    /// Several entries match.
+    Ambiguous,
+    /// The entry has no private key.
+    NoKey,
+    /// The caller may not use this key.
+    Denied,
+    /// The key cannot sign with the requested scheme.
+    UnsupportedScheme,
+    /// Something failed inside the agent (details in its log).
+    Internal,
+}
+
+/// An error response body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The code.
+    pub code: Code,
+    /// A message for people.
+    pub message: String,
+}
+
+/// A response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Response {
+    /// Protocol version.
+    pub v: u32,
+    /// The result, on success.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ok: Option<serde_json::Value>,
+    /// The error, on failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+impl Response {
+    /// A success.
+    pub fn ok(value: serde_json::Value) -> Self {
+        Response {
+            v: VERSION,
+            ok: Some(value),
+            error: None,
+        }
+    }
+
+    /// A failure.
+    pub fn error(code: Code, message: impl Into<String>) -> Self {
+        Response {
+            v: VERSION,
+            ok: None,
+            error: Some(ErrorBody {
+                code,
+                message: message.into(),
+            }),
+        }
+    }
+}
+
+/// `hello`'s answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hello {
+    /// "certkeeper-agent 0.1.0".
+    pub agent: String,
+    /// Protocol version.
+    pub protocol: u32,
+    /// The caller's uid as the kernel reported it.
+    pub uid: u32,
+    /// The caller's gid.
+    pub gid: u32,
+    /// The caller's groups (primary and supplementary).
+    pub groups: Vec<u32>,
+}
+
+/// A key the caller may use, as `keys` and `resolve` describe it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// SHA-256 thumbprint of the certificate.
+    pub thumbprint: String,
+    /// Its subject.
+    pub subject: String,
+    /// Friendly name.
+    pub name: Option<String>,
+    /// Key algorithm (`rsa`, `ec-p256`, `ec-p384`, `ec-p521`, `ed25519`).
+    pub algorithm: String,
+    /// The certificate, base64 DER.
+    pub certificate: String,
+    /// The issuing CAs on its certification path (nearest first), base64 DER.
+    #[serde(default)]
+    pub chain: Vec<String>,
+}
+
+/// `sign`'s answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Signature {
+    /// The signature, base64.
+    pub signature: String,
+}
+
+/// Encodes one frame.
+pub fn frame(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len() + 4);
+    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    out.extend_from_slice(json);
+    out
+}

@@ -1,0 +1,487 @@
+//! The agent: accepts connections on its Unix socket, learns each caller from the
+//! kernel, and answers requests. Shaped as `bind` + `Agent::serve(listener,
+//! shutdown)` so that tests run it on a temporary socket and stop it cleanly.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use certkeeper_core::path::Purpose;
+use certkeeper_store::{Entry, Home, Principal, StoreError};
+use rustls::SignatureScheme;
+use rustls::sign::SigningKey;
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::audit::AuditLog;
+use crate::peer::Caller;
+use crate::protocol::{
+    Code, Envelope, Hello, KeyInfo, MAX_MESSAGE, Request, Response, Signature, VERSION, frame,
+};
+
+/// How long a connection may sit idle between requests.
+const IDLE: Duration = Duration::from_secs(300);
+/// How long the rest of a request may take to arrive once its length has.
+const READ: Duration = Duration::from_secs(10);
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The home could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The socket path is unusable.
+    #[error("socket {path}: {detail}")]
+    Socket {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The audit log could not be opened.
+    #[error("audit log {path}: {source}")]
+    Audit {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// The TLS signature schemes the agent signs with, by their rustls names.
+pub const SCHEMES: &[SignatureScheme] = &[
+    SignatureScheme::ECDSA_NISTP256_SHA256,
+    SignatureScheme::ECDSA_NISTP384_SHA384,
+    SignatureScheme::ECDSA_NISTP521_SHA512,
+    SignatureScheme::RSA_PSS_SHA256,
+    SignatureScheme::RSA_PSS_SHA384,
+    SignatureScheme::RSA_PSS_SHA512,
+    SignatureScheme::RSA_PKCS1_SHA256,
+    SignatureScheme::RSA_PKCS1_SHA384,
+    SignatureScheme::RSA_PKCS1_SHA512,
+    SignatureScheme::ED25519,
+];
+
+/// A scheme by name (`ECDSA_NISTP256_SHA256`).
+pub fn scheme_named(name: &str) -> Option<SignatureScheme> {
+    SCHEMES.iter().copied().find(|s| format!("{s:?}") == name)
+}
+
+/// Decrypted keys and ACLs, valid while the database's data version is unchanged.
+struct Cache {
+    data_version: i64,
+    keys: HashMap<String, Arc<dyn SigningKey>>,
+    acls: HashMap<String, Vec<Principal>>,
+}
+
+/// The running agent's state.
+pub struct Agent {
+    home: Mutex<Home>,
+    owner_uid: u32,
+    audit: AuditLog,
+    cache: Mutex<Cache>,
+}
+
+/// Binds the agent's socket: refuses a path that is not a socket or where another
+/// agent answers, replaces a stale socket, makes it world-connectable (each request
+/// is decided by the caller's credentials).
+pub fn bind(path: &Path) -> Result<UnixListener, AgentError> {
+    let err = |detail: String| AgentError::Socket {
+        path: path.to_path_buf(),
+        detail,
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(err(
+                "exists and is not a socket; remove it or choose another --socket".into(),
+            ));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(err("another agent is already listening there".into()));
+        }
+        std::fs::remove_file(path)
+            .map_err(|e| err(format!("cannot remove the stale socket: {e}")))?;
+    }
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| err(e.to_string()))?;
+    }
+    let listener = UnixListener::bind(path).map_err(|e| err(e.to_string()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+        .map_err(|e| err(e.to_string()))?;
+    Ok(listener)
+}
+
+impl Agent {
+    /// Opens the home and its audit log.
+    pub fn open(home_dir: &Path) -> Result<Arc<Agent>, AgentError> {
+        let home = Home::open(home_dir)?;
+        let owner_uid = std::fs::metadata(home_dir)
+            .map_err(|e| StoreError::io(home_dir, e))?
+            .uid();
+        let audit_path = home_dir.join("audit.log");
+        let audit = AuditLog::open(&audit_path).map_err(|source| AgentError::Audit {
+            path: audit_path,
+            source,
+        })?;
+        Ok(Arc::new(Agent {
+            home: Mutex::new(home),
+            owner_uid,
+            audit,
+            cache: Mutex::new(Cache {
+                data_version: -1,
+                keys: HashMap::new(),
+                acls: HashMap::new(),
+            }),
+        }))
+    }
+
+    /// Serves connections until `shutdown` completes.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: UnixListener,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    if let Ok((stream, _)) = accepted {
+                        tokio::spawn(Arc::clone(&self).connection(stream));
+                    }
+                }
+                () = &mut shutdown => break,
+            }
+        }
+    }
+
+    async fn connection(self: Arc<Self>, mut stream: UnixStream) {
+        let Ok(cred) = stream.peer_cred() else {
+            return;
+        };
+        let caller = Caller::from_credentials(cred.uid(), cred.gid(), cred.pid());
+        loop {
+            let mut len = [0u8; 4];
+            match tokio::time::timeout(IDLE, stream.read_exact(&mut len)).await {
+                Ok(Ok(_)) => {}
+                _ => return,
+            }
+            let n = u32::from_be_bytes(len) as usize;
+            if n > MAX_MESSAGE {
+                let r = Response::error(
+                    Code::TooLarge,
+                    format!("a message may be at most {MAX_MESSAGE} bytes; this one claims {n}"),
+                );
+                let _ = write(&mut stream, &r).await;
+                return;
+            }
+            let mut body = vec![0u8; n];
+            match tokio::time::timeout(READ, stream.read_exact(&mut body)).await {
+                Ok(Ok(_)) => {}
+                _ => return,
+            }
+            let (response, fatal) = match parse(&body) {
+                Ok(request) => (self.handle(&caller, request), false),
+                Err(response) => (response, true),
+            };
+            if write(&mut stream, &response).await.is_err() || fatal {
+                return;
+            }
+        }
+    }
+
+    /// Answers one request. Synchronous: database reads and signatures are short.
+    pub fn handle(&self, caller: &Caller, request: Request) -> Response {
+        match request {
+            Request::Hello => Response::ok(json(&Hello {
+                agent: format!("certkeeper-agent {}", env!("CARGO_PKG_VERSION")),
+                protocol: VERSION,
+                uid: caller.uid,
+                gid: caller.gid,
+                groups: caller.groups.clone(),
+            })),
+            Request::Keys => self.keys(caller),
+            Request::Resolve { reference } => self.resolve(caller, &reference),
+            Request::Sign {
+                thumbprint,
+                scheme,
+                data,
+            } => self.sign(caller, &thumbprint, &scheme, &data),
+        }
+    }
+
+    fn home(&self) -> std::sync::MutexGuard<'_, Home> {
+        // A panic while holding the lock cannot leave the connection half-written.
+        self.home
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Drops cached keys and ACLs if anything was committed since they were read.
+    fn fresh_cache(&self, home: &Home) -> std::sync::MutexGuard<'_, Cache> {
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let version = home.data_version().unwrap_or(-2);
+        if version != cache.data_version {
+            cache.keys.clear();
+            cache.acls.clear();
+            cache.data_version = version;
+        }
+        cache
+    }
+
+    fn may_use(&self, caller: &Caller, home: &Home, cache: &mut Cache, thumbprint: &str) -> bool {
+        if caller.uid == 0 || caller.uid == self.owner_uid {
+            return true;
+        }
+        if !cache.acls.contains_key(thumbprint) {
+            let acl = home.acl(thumbprint).unwrap_or_default();
+            cache.acls.insert(thumbprint.to_string(), acl);
+        }
+        cache.acls[thumbprint].iter().any(|p| caller.is(p))
+    }
+
+    fn keys(&self, caller: &Caller) -> Response {
+        let home = self.home();
+        let mut cache = self.fresh_cache(&home);
+        let Ok(entries) = home.list(Some(certkeeper_store::StoreName::Personal)) else {
+            return Response::error(Code::Internal, "the home could not be read");
+        };
+        let keys: Vec<KeyInfo> = entries
+            .into_iter()
+            .filter(|e| e.has_key && self.may_use(caller, &home, &mut cache, &e.thumbprint))
+            .map(|e| key_info(&e, Vec::new()))
+            .collect();
+        Response::ok(json(&keys))
+    }
+
+    fn resolve(&self, caller: &Caller, reference: &str) -> Response {
+        let home = self.home();
+        let mut cache = self.fresh_cache(&home);
+        let entry = match home.resolve(reference) {
+            Ok(e) => e,
+            Err(StoreError::NotFound { .. }) => {
+                return Response::error(
+                    Code::NotFound,
+                    format!("no certificate matches {reference:?}"),
+                );
+            }
+            Err(StoreError::Ambiguous { candidates, .. }) => {
+                return Response::error(
+                    Code::Ambiguous,
+                    format!(
+                        "{reference:?} matches {} certificates; use a thumbprint",
+                        candidates.len()
+                    ),
+                );
+            }
+            Err(_) => {
+                return Response::error(
+                    Code::NotFound,
+                    format!("no certificate matches {reference:?}"),
+                );
+            }
+        };
+        if !entry.has_key {
+            return Response::error(Code::NoKey, format!("{} has no private key", entry.subject));
+        }
+        if !self.may_use(caller, &home, &mut cache, &entry.thumbprint) {
+            self.audit.record(
+                caller,
+                "resolve",
+                Some(&entry.thumbprint),
+                "denied",
+                Some("not in the key ACL"),
+            );
+            return denied(caller);
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let chain: Vec<String> = home
+            .check_path(&entry, now, Purpose::Any)
+            .map(|check| {
+                check
+                    .report
+                    .chain
+                    .iter()
+                    .skip(1)
+                    .filter(|l| !l.anchor)
+                    .filter_map(|l| l.thumbprint.as_deref())
+                    .filter_map(|t| home.entry(t).ok().flatten())
+                    .map(|e| B64.encode(&e.der))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Response::ok(json(&key_info(&entry, chain)))
+    }
+
+    fn sign(&self, caller: &Caller, thumbprint: &str, scheme: &str, data: &str) -> Response {
+        let Some(scheme) = scheme_named(scheme) else {
+            return Response::error(
+                Code::UnsupportedScheme,
+                format!("unknown signature scheme {scheme:?}"),
+            );
+        };
+        let Ok(message) = B64.decode(data) else {
+            return Response::error(Code::BadRequest, "data is not base64");
+        };
+        let key = {
+            let home = self.home();
+            let mut cache = self.fresh_cache(&home);
+            // A cached key means the entry existed with its key at this data version.
+            let cached = cache.keys.get(thumbprint).map(Arc::clone);
+            let entry = match &cached {
+                Some(_) => None,
+                None => match home.entry(thumbprint) {
+                    Ok(Some(e)) => Some(e),
+                    _ => return Response::error(Code::NotFound, "no such certificate"),
+                },
+            };
+            if let Some(e) = &entry
+                && !e.has_key
+            {
+                return Response::error(Code::NoKey, format!("{} has no private key", e.subject));
+            }
+            if !self.may_use(caller, &home, &mut cache, thumbprint) {
+                self.audit.record(
+                    caller,
+                    "sign",
+                    Some(thumbprint),
+                    "denied",
+                    Some("not in the key ACL"),
+                );
+                return denied(caller);
+            }
+            match (cached, entry) {
+                (Some(k), _) => k,
+                (None, Some(entry)) => match load_key(&home, &entry) {
+                    Ok(k) => {
+                        cache.keys.insert(thumbprint.to_string(), Arc::clone(&k));
+                        k
+                    }
+                    Err(message) => {
+                        self.audit.record(
+                            caller,
+                            "sign",
+                            Some(thumbprint),
+                            "error",
+                            Some(&message),
+                        );
+                        return Response::error(Code::Internal, message);
+                    }
+                },
+                (None, None) => return Response::error(Code::NotFound, "no such certificate"),
+            }
+        };
+        let Some(signer) = key.choose_scheme(&[scheme]) else {
+            return Response::error(
+                Code::UnsupportedScheme,
+                format!("this key cannot sign with {scheme:?}"),
+            );
+        };
+        match signer.sign(&message) {
+            Ok(signature) => {
+                self.audit
+                    .record(caller, "sign", Some(thumbprint), "allowed", None);
+                Response::ok(json(&Signature {
+                    signature: B64.encode(signature),
+                }))
+            }
+            Err(_) => {
+                self.audit.record(
+                    caller,
+                    "sign",
+                    Some(thumbprint),
+                    "error",
+                    Some("signing failed"),
+                );
+                Response::error(Code::Internal, "signing failed")
+            }
+        }
+    }
+}
+
+/// Unseals an entry's key into a rustls signing key. Key bytes stay in zeroizing
+/// buffers; only the signing key object (aws-lc) keeps them afterwards.
+fn load_key(home: &Home, entry: &Entry) -> Result<Arc<dyn SigningKey>, String> {
+    let key = home.private_key(entry).map_err(|e| e.to_string())?;
+    let der = zeroize::Zeroizing::new(key.pkcs8_der().to_vec());
+    let pkcs8 = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der.as_slice()));
+    rustls::crypto::aws_lc_rs::sign::any_supported_type(&pkcs8).map_err(|_| {
+        format!(
+            "the key of {} cannot be used for TLS signatures",
+            entry.subject
+        )
+    })
+}
+
+fn denied(caller: &Caller) -> Response {
+    Response::error(
+        Code::Denied,
+        format!(
+            "uid {} may not use this key (grant it with: certkeeper grant REF uid:{} or user:NAME)",
+            caller.uid, caller.uid
+        ),
+    )
+}
+
+fn key_info(entry: &Entry, chain: Vec<String>) -> KeyInfo {
+    KeyInfo {
+        thumbprint: entry.thumbprint.clone(),
+        subject: entry.subject.clone(),
+        name: entry.name.clone(),
+        algorithm: entry.key_algorithm.clone().unwrap_or_default(),
+        certificate: B64.encode(&entry.der),
+        chain,
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// Parses a request; an error response is final (the connection is closed after it).
+fn parse(body: &[u8]) -> Result<Request, Response> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| Response::error(Code::BadRequest, "the request is not JSON"))?;
+    match value.get("v").and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(VERSION) => {}
+        Some(v) => {
+            return Err(Response::error(
+                Code::UnsupportedVersion,
+                format!("this agent speaks protocol version {VERSION}; the request is version {v}"),
+            ));
+        }
+        None => {
+            return Err(Response::error(
+                Code::BadRequest,
+                "the request has no version \"v\"",
+            ));
+        }
+    }
+    serde_json::from_value::<Envelope>(value)
+        .map(|e| e.request)
+        .map_err(|e| {
+            Response::error(
+                Code::BadRequest,
+                format!("not a request of protocol {VERSION}: {e}"),
+            )
+        })
+}
+
+async fn write(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
+    let body = serde_json::to_vec(response).map_err(std::io::Error::other)?;
+    stream.write_all(&frame(&body)).await
+}
