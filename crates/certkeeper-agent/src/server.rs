@@ -73,11 +73,13 @@ pub fn scheme_named(name: &str) -> Option<SignatureScheme> {
     SCHEMES.iter().copied().find(|s| format!("{s:?}") == name)
 }
 
-/// Decrypted keys and ACLs, valid while the database's data version is unchanged.
+/// Decrypted keys, ACLs and certified keys (certificate chain + key, for egress),
+/// valid while the database's data version is unchanged.
 struct Cache {
     data_version: i64,
     keys: HashMap<String, Arc<dyn SigningKey>>,
     acls: HashMap<String, Vec<Principal>>,
+    certified: HashMap<String, Arc<rustls::sign::CertifiedKey>>,
 }
 
 /// The running agent's state.
@@ -143,6 +145,7 @@ impl Agent {
                 data_version: -1,
                 keys: HashMap::new(),
                 acls: HashMap::new(),
+                certified: HashMap::new(),
             }),
         }))
     }
@@ -221,6 +224,61 @@ impl Agent {
         }
     }
 
+    /// The database's current data version (changes on every commit by anyone).
+    pub fn data_version(&self) -> i64 {
+        self.home().data_version().unwrap_or(-1)
+    }
+
+    /// Runs `f` on the home (for the egress supervisor, in the agent's process).
+    pub fn with_home<T>(&self, f: impl FnOnce(&Home) -> T) -> T {
+        f(&self.home())
+    }
+
+    /// The certificate chain and in-process signing key for `reference`, as egress
+    /// bindings present it: resolved now (a renewed certificate under the same name
+    /// wins), cached until the database changes. Egress runs inside the agent, so it
+    /// signs without a socket round trip.
+    pub fn certified_key(
+        &self,
+        reference: &str,
+    ) -> Result<(Arc<rustls::sign::CertifiedKey>, String), String> {
+        let home = self.home();
+        let mut cache = self.fresh_cache(&home);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let entry = home
+            .resolve_current(reference, now)
+            .map_err(|e| e.to_string())?;
+        if let Some(ck) = cache.certified.get(&entry.thumbprint) {
+            return Ok((Arc::clone(ck), entry.thumbprint));
+        }
+        if !entry.has_key {
+            return Err(format!("{} has no private key", entry.subject));
+        }
+        let key = match cache.keys.get(&entry.thumbprint) {
+            Some(k) => Arc::clone(k),
+            None => {
+                let k = load_key(&home, &entry)?;
+                cache.keys.insert(entry.thumbprint.clone(), Arc::clone(&k));
+                k
+            }
+        };
+        let mut chain = vec![rustls_pki_types::CertificateDer::from(entry.der.clone())];
+        if let Ok(check) = home.check_path(&entry, now, Purpose::Any) {
+            for link in check.report.chain.iter().skip(1).filter(|l| !l.anchor) {
+                if let Some(t) = &link.thumbprint
+                    && let Ok(Some(e)) = home.entry(t)
+                {
+                    chain.push(rustls_pki_types::CertificateDer::from(e.der));
+                }
+            }
+        }
+        let ck = Arc::new(rustls::sign::CertifiedKey::new(chain, key));
+        cache
+            .certified
+            .insert(entry.thumbprint.clone(), Arc::clone(&ck));
+        Ok((ck, entry.thumbprint))
+    }
+
     fn home(&self) -> std::sync::MutexGuard<'_, Home> {
         // A panic while holding the lock cannot leave the connection half-written.
         self.home
@@ -238,6 +296,7 @@ impl Agent {
         if version != cache.data_version {
             cache.keys.clear();
             cache.acls.clear();
+            cache.certified.clear();
             cache.data_version = version;
         }
         cache

@@ -298,30 +298,7 @@ impl Home {
     /// least 8 hex digits), a friendly name, an export name, or `subject:TEXT`
     /// (case-insensitive substring of the subject).
     pub fn resolve(&self, reference: &str) -> Result<Entry, StoreError> {
-        let reference_trim = reference.trim();
-        if reference_trim.is_empty() {
-            return Err(StoreError::BadReference {
-                reference: reference.into(),
-                detail: "it is empty".into(),
-            });
-        }
-        let found = if let Some(text) = reference_trim.strip_prefix("subject:") {
-            let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
-            self.query_entries("lower(e.subject) LIKE ?1 ESCAPE '\\'", &[&pattern])?
-        } else {
-            let hex = reference_trim.replace([':', ' '], "").to_lowercase();
-            let mut found = Vec::new();
-            if hex.len() >= 8 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
-                let pattern = format!("{hex}%");
-                found =
-                    self.query_entries("e.thumbprint LIKE ?1 OR e.sha1 LIKE ?1", &[&pattern])?;
-            }
-            if found.is_empty() {
-                found =
-                    self.query_entries("e.name = ?1 OR e.export_name = ?1", &[&reference_trim])?;
-            }
-            found
-        };
+        let found = self.matching(reference)?;
         match found.len() {
             0 => Err(StoreError::NotFound {
                 reference: reference.into(),
@@ -332,6 +309,31 @@ impl Home {
                 candidates: found.iter().map(Entry::describe).collect(),
             }),
         }
+    }
+
+    /// Every entry a REF matches.
+    pub fn matching(&self, reference: &str) -> Result<Vec<Entry>, StoreError> {
+        let reference_trim = reference.trim();
+        if reference_trim.is_empty() {
+            return Err(StoreError::BadReference {
+                reference: reference.into(),
+                detail: "it is empty".into(),
+            });
+        }
+        if let Some(text) = reference_trim.strip_prefix("subject:") {
+            let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+            return self.query_entries("lower(e.subject) LIKE ?1 ESCAPE '\\'", &[&pattern]);
+        }
+        let hex = reference_trim.replace([':', ' '], "").to_lowercase();
+        let mut found = Vec::new();
+        if hex.len() >= 8 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            let pattern = format!("{hex}%");
+            found = self.query_entries("e.thumbprint LIKE ?1 OR e.sha1 LIKE ?1", &[&pattern])?;
+        }
+        if found.is_empty() {
+            found = self.query_entries("e.name = ?1 OR e.export_name = ?1", &[&reference_trim])?;
+        }
+        Ok(found)
     }
 
     /// Moves an entry to another store.

@@ -6,6 +6,7 @@
 //! private keys live there sealed with the master key (AES-256-GCM, the entry's
 //! thumbprint as associated data), never in clear.
 
+pub mod bindings;
 pub mod entry;
 pub mod error;
 pub mod fs;
@@ -16,6 +17,7 @@ pub mod principal;
 mod schema;
 pub mod seal;
 
+pub use bindings::Binding;
 pub use entry::{Entry, StoreName};
 pub use error::StoreError;
 pub use home::{Home, Setting};

@@ -1,7 +1,7 @@
 //! The database schema and its migrations (`PRAGMA user_version`).
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// Migrations, index i upgrades version i to i+1.
 pub const MIGRATIONS: &[&str] = &[
@@ -50,4 +50,15 @@ CREATE TABLE settings (
 "#,
     // 2: listing one store (the path engine reads `disallowed` on every check).
     "CREATE INDEX entries_store ON entries(store);",
+    // 3: egress bindings (an upstream URL and the client certificate to present).
+    r#"
+CREATE TABLE bindings (
+    name         TEXT PRIMARY KEY,
+    cert_ref     TEXT NOT NULL,              -- a REF, resolved at each new connection
+    upstream     TEXT NOT NULL,              -- https://host[:port][/base]
+    listen       TEXT,                       -- 127.0.0.1:PORT served by the agent, or NULL
+    server_ca    TEXT NOT NULL DEFAULT 'root', -- root | system | a REF
+    created_at   INTEGER NOT NULL
+);
+"#,
 ];

@@ -190,6 +190,53 @@ pub enum Command {
         socket: Option<PathBuf>,
     },
 
+    /// Bind an upstream web service to a client certificate; with --listen the agent
+    /// relays plain HTTP from that loopback address to the upstream over mutual TLS.
+    ///
+    /// Applications then call http://127.0.0.1:PORT/path and need no TLS code. The
+    /// certificate is resolved at each new upstream connection, so a renewed
+    /// certificate imported under the same name is used without a restart. Anyone who
+    /// can connect to the listen address can use the certificate through it.
+    #[command(after_help = "Example:\n  \
+        certkeeper bind partner-api --cert partner --upstream https://api.partner.example/soap --listen 127.0.0.1:8443")]
+    Bind {
+        /// The binding's name.
+        name: String,
+        /// The client certificate (a REF).
+        #[arg(long, value_name = "REF")]
+        cert: String,
+        /// The upstream base URL (https://...).
+        #[arg(long, value_name = "URL")]
+        upstream: String,
+        /// Loopback address for the agent to relay from (127.0.0.1:PORT).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// How to verify the upstream: root (the home's root store), system, or a REF.
+        #[arg(long, value_name = "CA", default_value = "root")]
+        server_ca: String,
+    },
+
+    /// Delete a binding (the agent stops its listener within a second).
+    #[command(after_help = "Example:\n  certkeeper unbind partner-api")]
+    Unbind {
+        /// The binding's name.
+        name: String,
+    },
+
+    /// List the bindings.
+    #[command(after_help = "Example:\n  certkeeper bindings --json")]
+    Bindings,
+
+    /// Make one mutual-TLS request, curl-style; the key is used through the agent.
+    ///
+    /// The body goes to stdout; -i adds the response headers, -v shows the TLS version,
+    /// cipher suite, the client certificate presented and the server's chain on stderr.
+    #[command(after_help = "Examples:\n  \
+        certkeeper request https://api.partner.example/status --cert partner -v\n  \
+        certkeeper request https://api.partner.example/soap --cert partner -d @order.xml --soap-action urn:submitOrder\n  \
+        certkeeper request /status --binding partner-api")]
+    Request(RequestArgs),
+
     /// Show or change settings: export_dir, service_principals, expiry_warning_days.
     #[command(after_help = "Examples:\n  \
         certkeeper config\n  \
@@ -327,4 +374,50 @@ impl From<PurposeArg> for certkeeper_core::path::Purpose {
             PurposeArg::Any => Self::Any,
         }
     }
+}
+
+/// Arguments of `request`.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// The URL (https://...), or a path relative to --binding's upstream.
+    pub url: String,
+    /// The client certificate (a REF).
+    #[arg(long, value_name = "REF", conflicts_with = "binding")]
+    pub cert: Option<String>,
+    /// Use a binding's certificate, upstream and server trust.
+    #[arg(long, value_name = "NAME")]
+    pub binding: Option<String>,
+    /// The method (default GET, or POST with -d).
+    #[arg(short = 'X', long = "request", value_name = "METHOD")]
+    pub method: Option<String>,
+    /// A header, "Name: value" (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// The body, or @FILE to read it from a file.
+    #[arg(short = 'd', long = "data", value_name = "DATA")]
+    pub data: Option<String>,
+    /// SOAP 1.1: POST with Content-Type text/xml and this SOAPAction.
+    #[arg(long, value_name = "ACTION")]
+    pub soap_action: Option<String>,
+    /// SOAP 1.2: Content-Type application/soap+xml (with --soap-action as its action).
+    #[arg(long)]
+    pub soap12: bool,
+    /// Print the response status line and headers before the body.
+    #[arg(short = 'i', long)]
+    pub include: bool,
+    /// Show TLS details, the certificates and the exchange on stderr.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Exit 1 when the upstream answers with an HTTP error (400 or more).
+    #[arg(short = 'f', long)]
+    pub fail: bool,
+    /// How to verify the server: root (the home's root store), system, a REF or a CA file.
+    #[arg(long, value_name = "CA")]
+    pub server_ca: Option<String>,
+    /// Do not verify the server's certificate at all (says so loudly).
+    #[arg(long)]
+    pub insecure: bool,
+    /// The agent's socket [env: CERTKEEPER_SOCKET].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<std::path::PathBuf>,
 }

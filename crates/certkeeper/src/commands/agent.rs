@@ -48,7 +48,15 @@ pub fn serve(ctx: &Context, socket: Option<PathBuf>) -> Result<u8, CliError> {
             socket.display(),
             std::process::id()
         );
+        // The bindings' relays run beside the socket, in this process.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let egress = tokio::spawn(certkeeper_egress::supervisor::run(
+            std::sync::Arc::clone(&agent),
+            stopped,
+        ));
         agent.serve(listener, shutdown_signal()).await;
+        let _ = stop.send(true);
+        let _ = egress.await;
         Ok::<(), CliError>(())
     })?;
     let _ = std::fs::remove_file(&socket);

@@ -1,6 +1,7 @@
 //! One module per command; `run` dispatches.
 
 mod agent;
+mod bind;
 mod config;
 mod export;
 mod import;
@@ -88,6 +89,16 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         }
         Command::Export(args) => export::run(&ctx, &args),
         Command::Agent { socket } => agent::serve(&ctx, socket),
+        Command::Bind {
+            name,
+            cert,
+            upstream,
+            listen,
+            server_ca,
+        } => bind::bind(&ctx, name, cert, upstream, listen, server_ca),
+        Command::Unbind { name } => bind::unbind(&ctx, &name),
+        Command::Bindings => bind::list(&ctx),
+        Command::Request(args) => bind::request(&ctx, &args),
         Command::Keycheck { reference, socket } => agent::keycheck(&ctx, &reference, socket),
         Command::Grant {
             reference,

@@ -1,0 +1,25 @@
+//! certkeeper-egress: the calls the certificate exists for.
+//!
+//! - [`request`]: one mutual-TLS request (the `request` command), its client key used
+//!   through the agent's socket.
+//! - [`proxy`] and [`supervisor`]: the bindings' relays, run inside the agent process:
+//!   plain HTTP on loopback in, mutual TLS to the upstream out, pooled, streamed, with
+//!   every failure turned into a 502 that says what failed ([`failure`]).
+//! - [`tls`]: the rustls client configuration both use.
+
+pub mod failure;
+pub mod proxy;
+pub mod request;
+pub mod supervisor;
+pub mod tls;
+
+/// What can go wrong before or during a call.
+#[derive(Debug, thiserror::Error)]
+pub enum EgressError {
+    /// A setting or argument does not work.
+    #[error("{0}")]
+    Config(String),
+    /// The call failed; the message says how (see [`failure::explain`]).
+    #[error("{0}")]
+    Call(String),
+}

@@ -1,0 +1,182 @@
+//! One mutual-TLS request, curl-like: the connection is made by hand (TCP, then
+//! rustls, then hyper on top) so that `-v` can show the TLS version, cipher suite,
+//! the client certificate presented and the server's chain.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::ClientConfig;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
+
+use crate::EgressError;
+use crate::failure::explain;
+use crate::proxy::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT};
+
+/// A request to make.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The https URL.
+    pub url: Uri,
+    /// The method.
+    pub method: Method,
+    /// Headers, in order.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The body (empty for none).
+    pub body: Bytes,
+}
+
+/// What the TLS handshake settled.
+#[derive(Debug, Clone)]
+pub struct TlsInfo {
+    /// "TLSv1_3".
+    pub version: String,
+    /// "TLS13_AES_256_GCM_SHA384".
+    pub cipher: String,
+    /// "h2" or "http/1.1" (or none).
+    pub alpn: Option<String>,
+    /// The server's chain, leaf first.
+    pub server_chain: Vec<CertificateDer<'static>>,
+}
+
+/// The answer's head.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// Status.
+    pub status: http::StatusCode,
+    /// HTTP version.
+    pub version: http::Version,
+    /// Headers.
+    pub headers: http::HeaderMap,
+    /// The TLS details.
+    pub tls: TlsInfo,
+}
+
+/// Makes the call; the response body is written to `out` as it arrives; `head` is
+/// called with the response head before the body (for `-i` and `-v`).
+pub async fn send(
+    call: &Call,
+    config: Arc<ClientConfig>,
+    head: &mut dyn FnMut(&Answer),
+    out: &mut dyn Write,
+) -> Result<Answer, EgressError> {
+    let host = call
+        .url
+        .host()
+        .ok_or_else(|| EgressError::Config(format!("{}: no host", call.url)))?;
+    if call.url.scheme_str() != Some("https") {
+        return Err(EgressError::Config(format!(
+            "{}: certkeeper calls https:// URLs",
+            call.url
+        )));
+    }
+    let port = call.url.port_u16().unwrap_or(443);
+    let host_trimmed = host.trim_start_matches('[').trim_end_matches(']');
+    let target = format!("{host}:{port}");
+    let fail = |e: &(dyn std::error::Error + 'static)| EgressError::Call(explain(e, &target));
+
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host_trimmed, port)))
+        .await
+        .map_err(|e| fail(&e))?
+        .map_err(|e| fail(&e))?;
+    let _ = tcp.set_nodelay(true);
+    let name = ServerName::try_from(host_trimmed.to_string())
+        .map_err(|_| EgressError::Config(format!("{host}: not a valid host name")))?;
+    let tls = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio_rustls::TlsConnector::from(config).connect(name, tcp),
+    )
+    .await
+    .map_err(|e| fail(&e))?
+    .map_err(|e| fail(&e))?;
+    let (_, session) = tls.get_ref();
+    let info = TlsInfo {
+        version: session
+            .protocol_version()
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_default(),
+        cipher: session
+            .negotiated_cipher_suite()
+            .map(|c| format!("{:?}", c.suite()))
+            .unwrap_or_default(),
+        alpn: session
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned()),
+        server_chain: session
+            .peer_certificates()
+            .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+            .unwrap_or_default(),
+    };
+    let h2 = info.alpn.as_deref() == Some("h2");
+
+    let mut builder = Request::builder().method(call.method.clone());
+    builder = if h2 {
+        builder.uri(call.url.clone())
+    } else {
+        let pq = call.url.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let host_header = match call.url.port_u16() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        builder.uri(pq).header(http::header::HOST, host_header)
+    };
+    for (k, v) in &call.headers {
+        builder = builder.header(k, v);
+    }
+    let request = builder
+        .body(Full::new(call.body.clone()))
+        .map_err(|e| EgressError::Config(format!("request: {e}")))?;
+
+    let io = TokioIo::new(tls);
+    let response_future = async {
+        if h2 {
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .map_err(|e| fail(&e))?;
+            tokio::spawn(conn);
+            sender.send_request(request).await.map_err(|e| fail(&e))
+        } else {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| fail(&e))?;
+            tokio::spawn(conn);
+            sender.send_request(request).await.map_err(|e| fail(&e))
+        }
+    };
+    let response = tokio::time::timeout(RESPONSE_TIMEOUT, response_future)
+        .await
+        .map_err(|_| {
+            EgressError::Call(format!(
+                "{target} sent no response within {} s",
+                RESPONSE_TIMEOUT.as_secs()
+            ))
+        })??;
+    let (parts, mut body) = response.into_parts();
+    let answer = Answer {
+        status: parts.status,
+        version: parts.version,
+        headers: parts.headers,
+        tls: info,
+    };
+    head(&answer);
+    while let Some(frame) = tokio::time::timeout(RESPONSE_TIMEOUT, body.frame())
+        .await
+        .map_err(|_| EgressError::Call(format!("{target} stopped sending the body (timeout)")))?
+    {
+        let frame = frame.map_err(|e| fail(&e))?;
+        if let Some(data) = frame.data_ref() {
+            match out.write_all(data) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+                Err(e) => return Err(EgressError::Call(format!("writing the body: {e}"))),
+            }
+        }
+    }
+    let _ = out.flush();
+    Ok(answer)
+}

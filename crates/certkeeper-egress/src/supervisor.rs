@@ -1,0 +1,178 @@
+//! Runs the bindings' relays inside the agent: starts a listener for each binding
+//! with `--listen`, and follows changes to the home (a new binding, an edit, a
+//! removal, new trusted roots) within a second, without a restart. The client
+//! certificate is resolved at each new upstream connection through the agent, so a
+//! renewed certificate is used as soon as it is imported.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use certkeeper_agent::server::Agent;
+use certkeeper_store::Binding;
+use rustls::SignatureScheme;
+use rustls::client::ResolvesClientCert;
+use rustls::sign::CertifiedKey;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::proxy::{Current, Upstream, serve};
+use crate::tls::{ServerTrust, client_config};
+
+/// The client certificate of a binding, resolved through the agent at each handshake.
+pub struct BindingCert {
+    agent: Arc<Agent>,
+    reference: String,
+    binding: String,
+}
+
+impl fmt::Debug for BindingCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BindingCert")
+            .field("reference", &self.reference)
+            .finish()
+    }
+}
+
+impl ResolvesClientCert for BindingCert {
+    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        match self.agent.certified_key(&self.reference) {
+            Ok((key, _)) => Some(key),
+            Err(e) => {
+                eprintln!(
+                    "certkeeper egress {}: no client certificate: {e}",
+                    self.binding
+                );
+                None
+            }
+        }
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+struct Running {
+    listen: String,
+    identity: String,
+    current: Current,
+    stop: watch::Sender<bool>,
+}
+
+/// Serves every binding with a listen address until `shutdown` turns true.
+pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
+    let mut running: HashMap<String, Running> = HashMap::new();
+    let mut seen_version = i64::MIN;
+    loop {
+        let version = agent.data_version();
+        if version != seen_version {
+            seen_version = version;
+            reconcile(&agent, &mut running).await;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+    for r in running.values() {
+        let _ = r.stop.send(true);
+    }
+}
+
+fn upstream_for(agent: &Arc<Agent>, binding: &Binding) -> Result<(Upstream, String), String> {
+    let trust = agent
+        .with_home(|home| ServerTrust::named(Some(home), &binding.server_ca))
+        .map_err(|e| e.to_string())?;
+    // The certificate in use is part of the identity: a renewal swaps the pool, so
+    // that every following request goes out on a connection with the new certificate.
+    let thumbprint = agent.certified_key(&binding.cert).map(|(_, t)| t)?;
+    let identity = format!("{binding:?}{thumbprint}{:?}", trust.identity());
+    let resolver = Arc::new(BindingCert {
+        agent: Arc::clone(agent),
+        reference: binding.cert.clone(),
+        binding: binding.name.clone(),
+    });
+    let config = client_config(&trust, resolver, &[]).map_err(|e| e.to_string())?;
+    let upstream =
+        Upstream::new(&binding.name, &binding.upstream, config).map_err(|e| e.to_string())?;
+    Ok((upstream, identity))
+}
+
+async fn reconcile(agent: &Arc<Agent>, running: &mut HashMap<String, Running>) {
+    let bindings = match agent.with_home(certkeeper_store::Home::bindings) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("certkeeper egress: cannot read the bindings: {e}");
+            return;
+        }
+    };
+    let wanted: Vec<&Binding> = bindings.iter().filter(|b| b.listen.is_some()).collect();
+    running.retain(|name, r| {
+        let keep = wanted
+            .iter()
+            .any(|b| &b.name == name && b.listen.as_deref() == Some(r.listen.as_str()));
+        if !keep {
+            let _ = r.stop.send(true);
+            eprintln!(
+                "certkeeper egress {name}: stopped listening on {}",
+                r.listen
+            );
+        }
+        keep
+    });
+    for binding in wanted {
+        let listen = binding.listen.clone().unwrap_or_default();
+        let (upstream, identity) = match upstream_for(agent, binding) {
+            Ok(u) => u,
+            Err(e) => {
+                eprintln!("certkeeper egress {}: not serving: {e}", binding.name);
+                if let Some(r) = running.remove(&binding.name) {
+                    let _ = r.stop.send(true);
+                }
+                continue;
+            }
+        };
+        if let Some(r) = running.get_mut(&binding.name) {
+            if r.identity != identity {
+                if let Ok(mut current) = r.current.write() {
+                    *current = Arc::new(upstream);
+                }
+                r.identity = identity;
+                eprintln!("certkeeper egress {}: reloaded", binding.name);
+            }
+            continue;
+        }
+        let listener = match TcpListener::bind(&listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "certkeeper egress {}: cannot listen on {listen}: {e}",
+                    binding.name
+                );
+                continue;
+            }
+        };
+        let current: Current = Arc::new(RwLock::new(Arc::new(upstream)));
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(serve(listener, Arc::clone(&current), stopped));
+        eprintln!(
+            "certkeeper egress {}: http://{listen} -> {} (certificate {})",
+            binding.name, binding.upstream, binding.cert
+        );
+        running.insert(
+            binding.name.clone(),
+            Running {
+                listen,
+                identity,
+                current,
+                stop,
+            },
+        );
+    }
+}

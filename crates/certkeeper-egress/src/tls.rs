@@ -1,0 +1,224 @@
+//! The rustls client configuration: whom to trust for the upstream's certificate
+//! (the home's `root` store, the system's roots, or one named CA), which client
+//! certificate to present, and the explicit `--insecure` escape hatch.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use certkeeper_store::{Home, StoreName};
+use rustls::client::ResolvesClientCert;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+use crate::EgressError;
+
+/// How the upstream's certificate is checked.
+#[derive(Debug, Clone)]
+pub enum ServerTrust {
+    /// These trust anchors, with the host name checked.
+    Roots(Vec<CertificateDer<'static>>),
+    /// Nothing checked (`--insecure`).
+    Insecure,
+}
+
+impl ServerTrust {
+    /// Trust as a binding or `--server-ca` names it: `root`, `system`, or a REF.
+    pub fn named(home: Option<&Home>, name: &str) -> Result<Self, EgressError> {
+        match name {
+            "system" => system_roots().map(ServerTrust::Roots),
+            "root" => {
+                let home = home.ok_or_else(|| {
+                    EgressError::Config(
+                        "--server-ca root needs the home: use --server-ca system or a CA file"
+                            .into(),
+                    )
+                })?;
+                let roots: Vec<CertificateDer<'static>> = home
+                    .list(Some(StoreName::Root))
+                    .map_err(|e| EgressError::Config(e.to_string()))?
+                    .into_iter()
+                    .map(|e| CertificateDer::from(e.der))
+                    .collect();
+                if roots.is_empty() {
+                    return Err(EgressError::Config(
+                        "the home's root store is empty: import the upstream's root CA with \
+                         `certkeeper import FILE --store root`, or use --server-ca system"
+                            .into(),
+                    ));
+                }
+                Ok(ServerTrust::Roots(roots))
+            }
+            reference => {
+                if let Ok(bytes) = std::fs::read(reference) {
+                    let certs = certkeeper_core::read_file(&bytes, None).map_err(|e| {
+                        EgressError::Config(format!("--server-ca {reference}: {e}"))
+                    })?;
+                    return Ok(ServerTrust::Roots(
+                        certs
+                            .certs
+                            .into_iter()
+                            .map(|c| CertificateDer::from(c.cert.der))
+                            .collect(),
+                    ));
+                }
+                let home = home.ok_or_else(|| {
+                    EgressError::Config(format!("--server-ca {reference}: no such file"))
+                })?;
+                let entry = home
+                    .resolve(reference)
+                    .map_err(|e| EgressError::Config(format!("--server-ca: {e}")))?;
+                Ok(ServerTrust::Roots(vec![CertificateDer::from(entry.der)]))
+            }
+        }
+    }
+
+    /// Thumbprint-like identity of the trust, to notice changes.
+    pub fn identity(&self) -> Vec<Vec<u8>> {
+        match self {
+            ServerTrust::Roots(r) => r.iter().map(|c| c.as_ref().to_vec()).collect(),
+            ServerTrust::Insecure => vec![b"insecure".to_vec()],
+        }
+    }
+}
+
+/// The system's trust store (`$SSL_CERT_FILE`, else Debian's bundle).
+pub fn system_roots() -> Result<Vec<CertificateDer<'static>>, EgressError> {
+    let path = std::env::var("SSL_CERT_FILE")
+        .unwrap_or_else(|_| "/etc/ssl/certs/ca-certificates.crt".into());
+    let bytes = std::fs::read(&path).map_err(|e| {
+        EgressError::Config(format!(
+            "system roots {path}: {e} (install ca-certificates)"
+        ))
+    })?;
+    let contents = certkeeper_core::read_file(&bytes, None)
+        .map_err(|e| EgressError::Config(format!("system roots {path}: {e}")))?;
+    Ok(contents
+        .certs
+        .into_iter()
+        .map(|c| CertificateDer::from(c.cert.der))
+        .collect())
+}
+
+/// The crypto provider: aws-lc-rs, one for the whole process.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// A client configuration presenting what `resolver` gives, trusting `trust`.
+pub fn client_config(
+    trust: &ServerTrust,
+    resolver: Arc<dyn ResolvesClientCert>,
+    alpn: &[&[u8]],
+) -> Result<ClientConfig, EgressError> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| EgressError::Config(e.to_string()))?;
+    let mut config = match trust {
+        ServerTrust::Roots(roots) => {
+            let mut store = RootCertStore::empty();
+            let (added, _) = store.add_parsable_certificates(roots.iter().cloned());
+            if added == 0 {
+                return Err(EgressError::Config(
+                    "no usable trust anchor for the upstream".into(),
+                ));
+            }
+            builder
+                .with_root_certificates(store)
+                .with_client_cert_resolver(resolver)
+        }
+        ServerTrust::Insecure => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoServerCheck(provider)))
+            .with_client_cert_resolver(resolver),
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+/// Presents one fixed certificate chain and key, and remembers whether the server
+/// asked for it (for `request -v`).
+#[derive(Debug)]
+pub struct FixedClientCert {
+    key: Arc<CertifiedKey>,
+    asked: AtomicBool,
+}
+
+impl FixedClientCert {
+    /// Presents `key`.
+    pub fn new(key: Arc<CertifiedKey>) -> Self {
+        FixedClientCert {
+            key,
+            asked: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the server asked for a client certificate.
+    pub fn was_asked(&self) -> bool {
+        self.asked.load(Ordering::Relaxed)
+    }
+}
+
+impl ResolvesClientCert for FixedClientCert {
+    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        self.asked.store(true, Ordering::Relaxed);
+        Some(Arc::clone(&self.key))
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// `--insecure`: accepts any server certificate, but still checks the handshake
+/// signatures so the session is at least with the holder of that certificate.
+#[derive(Debug)]
+struct NoServerCheck(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoServerCheck {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,189 @@
+//! Egress bindings: a named pairing of an upstream web service with the client
+//! certificate to present to it, and optionally the loopback address where the agent
+//! relays plain HTTP to it.
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use crate::entry::Entry;
+use crate::error::StoreError;
+use crate::home::Home;
+
+/// One binding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Binding {
+    /// Its name.
+    pub name: String,
+    /// The client certificate, as a REF (resolved at each new connection, so a
+    /// renewed certificate is picked up).
+    pub cert: String,
+    /// The upstream base URL (https).
+    pub upstream: String,
+    /// Where the agent listens for plain HTTP, if anywhere.
+    pub listen: Option<String>,
+    /// How the upstream's certificate is verified: `root`, `system` or a REF.
+    pub server_ca: String,
+}
+
+impl Binding {
+    /// Checks the binding's fields (not its certificate).
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let bad = |m: String| Err(StoreError::Invalid(m));
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return bad(format!(
+                "binding name {:?}: use letters, digits, '-', '_' and '.'",
+                self.name
+            ));
+        }
+        let Some(rest) = self.upstream.strip_prefix("https://") else {
+            return bad(format!(
+                "upstream {:?} must be an https:// URL",
+                self.upstream
+            ));
+        };
+        if rest.is_empty() || rest.starts_with('/') {
+            return bad(format!("upstream {:?} has no host", self.upstream));
+        }
+        if let Some(listen) = &self.listen {
+            match listen.parse::<SocketAddr>() {
+                Ok(addr) if addr.ip().is_loopback() => {}
+                Ok(_) => {
+                    return bad(format!(
+                        "--listen {listen}: only loopback addresses (127.0.0.1, [::1]); a binding \
+                         makes the certificate usable by whoever can connect"
+                    ));
+                }
+                Err(_) => {
+                    return bad(format!(
+                        "--listen {listen:?} is not an address like 127.0.0.1:8443"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Home {
+    /// Every binding, by name.
+    pub fn bindings(&self) -> Result<Vec<Binding>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT name, cert_ref, upstream, listen, server_ca FROM bindings ORDER BY name",
+            )
+            .map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Binding {
+                    name: r.get(0)?,
+                    cert: r.get(1)?,
+                    upstream: r.get(2)?,
+                    listen: r.get(3)?,
+                    server_ca: r.get(4)?,
+                })
+            })
+            .map_err(|e| self.db_err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+    }
+
+    /// One binding by name.
+    pub fn binding(&self, name: &str) -> Result<Binding, StoreError> {
+        self.bindings()?
+            .into_iter()
+            .find(|b| b.name == name)
+            .ok_or_else(|| StoreError::NotFound {
+                reference: format!("binding {name}"),
+            })
+    }
+
+    /// Creates or replaces a binding, after checking that its certificate resolves
+    /// to an entry with a private key and that no other binding listens there.
+    pub fn bind(&self, binding: &Binding) -> Result<(), StoreError> {
+        binding.validate()?;
+        let entry = self.resolve_current(&binding.cert, now())?;
+        if !entry.has_key {
+            return Err(StoreError::NoKey {
+                subject: entry.subject,
+            });
+        }
+        if !matches!(binding.server_ca.as_str(), "root" | "system") {
+            self.resolve(&binding.server_ca)?;
+        }
+        if let Some(listen) = &binding.listen {
+            let taken: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT name FROM bindings WHERE listen = ?1 AND name != ?2",
+                    params![listen, binding.name],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| self.db_err(e))?;
+            if let Some(other) = taken {
+                return Err(StoreError::Invalid(format!(
+                    "binding {other} already listens on {listen}"
+                )));
+            }
+        }
+        self.conn
+            .execute(
+                "INSERT INTO bindings(name, cert_ref, upstream, listen, server_ca, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(name) DO UPDATE SET cert_ref = excluded.cert_ref, upstream = excluded.upstream,
+                   listen = excluded.listen, server_ca = excluded.server_ca",
+                params![binding.name, binding.cert, binding.upstream, binding.listen, binding.server_ca, now()],
+            )
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    /// Deletes a binding.
+    pub fn unbind(&self, name: &str) -> Result<(), StoreError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM bindings WHERE name = ?1", [name])
+            .map_err(|e| self.db_err(e))?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                reference: format!("binding {name}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Resolves a REF as a binding uses it: where it matches several entries that
+    /// have a private key (a renewed certificate imported under the same name), the
+    /// one valid at `at` with the latest expiry wins.
+    pub fn resolve_current(&self, reference: &str, at: i64) -> Result<Entry, StoreError> {
+        match self.resolve(reference) {
+            Err(StoreError::Ambiguous { candidates, .. }) => {
+                let matches = self.matching(reference)?;
+                matches
+                    .into_iter()
+                    .filter(|e| e.has_key && e.not_before <= at && at <= e.not_after)
+                    .max_by_key(|e| (e.not_after, e.not_before))
+                    .ok_or(StoreError::Ambiguous {
+                        reference: reference.into(),
+                        candidates,
+                    })
+            }
+            other => other,
+        }
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

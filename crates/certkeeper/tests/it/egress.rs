@@ -1,0 +1,446 @@
+//! Mutual-TLS calls against a real nginx (Debian's) on loopback that demands a client
+//! certificate and echoes what it saw: `request`, bindings relayed by the agent,
+//! refusals surfaced clearly, SOAP headers, live renewal, a dead upstream, streaming.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use certkeeper_testkit::{Spec, TestCert};
+
+use crate::agent::RunningAgent;
+use crate::common::{Env, stderr};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "nothing listens on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The partner's side: a server PKI, a client PKI it trusts, and nginx.
+struct Partner {
+    client_ca: TestCert,
+    server_root: TestCert,
+    _dir: tempfile::TempDir,
+    nginx: Child,
+    port: u16,
+    rogue_port: u16,
+}
+
+impl Partner {
+    fn start() -> Partner {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let client_root = TestCert::self_signed(&Spec::ca("Partner Client Root"));
+        let client_ca = client_root.issue(&Spec::ca("Partner Client CA"));
+        let server_root = TestCert::self_signed(&Spec::ca("Partner Server Root"));
+        let mut server_spec = Spec::server("localhost");
+        server_spec.dns.push("127.0.0.1".into());
+        let server = server_root.issue(&server_spec);
+        let rogue_root = TestCert::self_signed(&Spec::ca("Rogue Root"));
+        let rogue = rogue_root.issue(&Spec::server("localhost"));
+        std::fs::write(d.join("server.pem"), server.pem()).unwrap();
+        std::fs::write(d.join("server.key"), server.key_pem()).unwrap();
+        std::fs::write(d.join("rogue.pem"), rogue.pem()).unwrap();
+        std::fs::write(d.join("rogue.key"), rogue.key_pem()).unwrap();
+        std::fs::write(
+            d.join("client-ca.pem"),
+            format!("{}{}", client_ca.pem(), client_root.pem()),
+        )
+        .unwrap();
+        let (port, rogue_port, sink_port) = (free_port(), free_port(), free_port());
+        let p = d.display();
+        let echo = r#"default_type text/plain; return 200 "subject=$ssl_client_s_dn serial=$ssl_client_serial verify=$ssl_client_verify method=$request_method soapaction=$http_soapaction ct=$content_type uri=$request_uri\n";"#;
+        let conf = format!(
+            r#"daemon off; master_process off; worker_processes 1; pid {p}/nginx.pid; error_log {p}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+  access_log {p}/access.log;
+  client_body_temp_path {p}/t1; proxy_temp_path {p}/t2; fastcgi_temp_path {p}/t3; uwsgi_temp_path {p}/t4; scgi_temp_path {p}/t5;
+  server {{
+    listen 127.0.0.1:{port} ssl http2;
+    ssl_certificate {p}/server.pem; ssl_certificate_key {p}/server.key;
+    ssl_client_certificate {p}/client-ca.pem; ssl_verify_client on; ssl_verify_depth 3;
+    location /upload {{ client_max_body_size 0; proxy_pass http://127.0.0.1:{sink_port}; }}
+    location / {{ {echo} }}
+  }}
+  server {{
+    listen 127.0.0.1:{sink_port};
+    location / {{ client_max_body_size 0; return 200 "uploaded $request_length\n"; }}
+  }}
+  server {{
+    listen 127.0.0.1:{rogue_port} ssl;
+    ssl_certificate {p}/rogue.pem; ssl_certificate_key {p}/rogue.key;
+    location / {{ return 200 "rogue\n"; }}
+  }}
+}}
+"#
+        );
+        std::fs::write(d.join("nginx.conf"), conf).unwrap();
+        let nginx = Command::new("nginx")
+            .arg("-p")
+            .arg(d)
+            .arg("-c")
+            .arg(d.join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nginx (Debian package) is needed by the egress tests");
+        wait_for_port(port);
+        wait_for_port(rogue_port);
+        Partner {
+            client_ca,
+            server_root,
+            _dir: dir,
+            nginx,
+            port,
+            rogue_port,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port)
+    }
+}
+
+impl Drop for Partner {
+    fn drop(&mut self) {
+        let _ = self.nginx.kill();
+        let _ = self.nginx.wait();
+    }
+}
+
+/// A home holding the partner's client certificate (name "partner", with its CA) and
+/// the partner's server root in `root`.
+fn home_for(partner: &Partner) -> Env {
+    let env = Env::new();
+    let leaf = partner.client_ca.issue(&Spec::client("client.example"));
+    let f = env.write("leaf.pem", format!("{}{}", leaf.pem(), leaf.key_pem()));
+    env.ok(&["import", &f, "--name", "partner"]);
+    let f = env.write("ca.pem", partner.client_ca.pem());
+    env.ok(&["import", &f]);
+    let f = env.write("server-root.pem", partner.server_root.pem());
+    env.ok(&["import", &f, "--store", "root"]);
+    env
+}
+
+fn request(env: &Env, agent: &RunningAgent, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["request"];
+    all.extend(args);
+    all.extend(["--socket", agent.socket.to_str().unwrap()]);
+    env.run(&all)
+}
+
+/// A plain HTTP/1.1 request to a binding's listener, as an application makes it.
+fn http(port: u16, method: &str, path: &str, headers: &[&str], body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+fn bind(env: &Env, partner: &Partner, name: &str, upstream: &str) -> u16 {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    env.ok(&[
+        "bind",
+        name,
+        "--cert",
+        "partner",
+        "--upstream",
+        upstream,
+        "--listen",
+        &listen,
+    ]);
+    let _ = partner;
+    port
+}
+
+#[test]
+fn request_presents_the_certificate_and_shows_the_tls_details() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let agent = RunningAgent::start(&env);
+    let out = request(
+        &env,
+        &agent,
+        &[&partner.url("/status?x=1"), "--cert", "partner", "-v", "-i"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        body.contains("subject=O=certkeeper tests,CN=client.example ")
+            && body.contains("verify=SUCCESS"),
+        "{body}"
+    );
+    assert!(body.contains("uri=/status?x=1"));
+    assert!(
+        body.starts_with("HTTP/2.0 200 OK") || body.starts_with("HTTP/1.1 200 OK"),
+        "{body}"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("* TLS TLSv1_") && err.contains("ALPN h2"),
+        "{err}"
+    );
+    assert!(
+        err.contains("asked for a client certificate: presented"),
+        "{err}"
+    );
+    assert!(
+        err.contains("CN=localhost") && err.contains("Partner Server Root"),
+        "{err}"
+    );
+
+    // SOAP 1.1 and 1.2 arrive with the right headers.
+    let out = request(
+        &env,
+        &agent,
+        &[
+            &partner.url("/soap"),
+            "--cert",
+            "partner",
+            "--soap-action",
+            "urn:SubmitOrder",
+            "-d",
+            "<Envelope/>",
+        ],
+    );
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        body.contains("method=POST soapaction=\"urn:SubmitOrder\" ct=text/xml; charset=utf-8"),
+        "{body}"
+    );
+    let out = request(
+        &env,
+        &agent,
+        &[
+            &partner.url("/soap"),
+            "--cert",
+            "partner",
+            "--soap12",
+            "--soap-action",
+            "urn:SubmitOrder",
+            "-d",
+            "<Envelope/>",
+        ],
+    );
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        body.contains(
+            "soapaction= ct=application/soap+xml; charset=utf-8; action=\"urn:SubmitOrder\""
+        ),
+        "{body}"
+    );
+}
+
+#[test]
+fn refusals_are_surfaced_clearly() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let agent = RunningAgent::start(&env);
+
+    // A client certificate from another CA: nginx refuses it.
+    let stranger_root = TestCert::self_signed(&Spec::ca("Someone Else's Root"));
+    let stranger = stranger_root.issue(&Spec::client("stranger.example"));
+    let f = env.write(
+        "stranger.pem",
+        format!("{}{}", stranger.pem(), stranger.key_pem()),
+    );
+    env.ok(&["import", &f, "--name", "stranger"]);
+    let out = request(
+        &env,
+        &agent,
+        &[&partner.url("/"), "--cert", "stranger", "--fail"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("The SSL certificate error"));
+    assert!(
+        stderr(&out).contains("the upstream answered 400 Bad Request"),
+        "{}",
+        stderr(&out)
+    );
+
+    // An upstream whose certificate comes from an untrusted CA: refused, exit 2.
+    let rogue = format!("https://localhost:{}/", partner.rogue_port);
+    let out = request(&env, &agent, &[&rogue, "--cert", "partner"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("is not trusted: it is issued by a CA that is not trusted here"),
+        "{}",
+        stderr(&out)
+    );
+    // --insecure goes through and says so.
+    let out = request(&env, &agent, &[&rogue, "--cert", "partner", "--insecure"]);
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("WARNING: --insecure"));
+
+    // Through a binding: a 502 whose body says what failed.
+    let port = bind(&env, &partner, "rogue", &rogue);
+    wait_for_port(port);
+    let (status, body) = http(port, "GET", "/", &[], b"");
+    assert_eq!(status, 502);
+    assert!(body.contains("is not trusted"), "{body}");
+}
+
+#[test]
+fn a_binding_relays_plain_http_with_the_certificate_and_follows_renewal() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let _agent = RunningAgent::start(&env);
+    let port = bind(&env, &partner, "partner-api", &partner.url("/api"));
+    wait_for_port(port);
+    let (status, body) = http(
+        port,
+        "POST",
+        "/orders?id=7",
+        &["SOAPAction: \"urn:x\"", "Content-Type: text/xml"],
+        b"<a/>",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("CN=client.example ") && body.contains("verify=SUCCESS"),
+        "{body}"
+    );
+    assert!(
+        body.contains("method=POST soapaction=\"urn:x\" ct=text/xml uri=/api/orders?id=7"),
+        "{body}"
+    );
+    let serial = |b: &str| {
+        b.split("serial=")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let before = serial(&body);
+
+    // Renewal: a new certificate (new key) under the same name, while the agent runs.
+    let renewed = partner.client_ca.issue(&Spec::client("client.example"));
+    let f = env.write(
+        "renewed.pem",
+        format!("{}{}", renewed.pem(), renewed.key_pem()),
+    );
+    env.ok(&["import", &f, "--name", "partner"]);
+    let start = Instant::now();
+    loop {
+        let (status, body) = http(port, "GET", "/", &[], b"");
+        assert_eq!(status, 200);
+        if serial(&body) != before {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the renewed certificate was not picked up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(env.ok(&["bindings"]).contains("partner-api"));
+    env.ok(&["unbind", "partner-api"]);
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "unbind did not stop the listener"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_dead_upstream_is_a_fast_502() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let agent = RunningAgent::start(&env);
+    let dead = format!("https://localhost:{}/", free_port());
+    let port = bind(&env, &partner, "dead", &dead);
+    wait_for_port(port);
+    let start = Instant::now();
+    let (status, body) = http(port, "GET", "/", &[], b"");
+    assert_eq!(status, 502);
+    assert!(body.contains("refused the connection"), "{body}");
+    assert!(start.elapsed() < Duration::from_secs(2));
+    let out = request(&env, &agent, &[&dead, "--cert", "partner"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("refused the connection"));
+    drop(partner);
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn large_uploads_stream_through_a_binding_with_flat_memory() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let agent = RunningAgent::start(&env);
+    let port = bind(&env, &partner, "upload", &partner.url(""));
+    wait_for_port(port);
+    let (status, _) = http(port, "GET", "/", &[], b"");
+    assert_eq!(status, 200);
+    let before = vm_hwm_kib(agent.child.id());
+    let size: usize = 256 * 1024 * 1024;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(
+        s,
+        "POST /upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {size}\r\n\r\n"
+    )
+    .unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..(size >> 20) {
+        s.write_all(&chunk).unwrap();
+    }
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.contains(" 200 ") && answer.contains("uploaded"),
+        "{answer}"
+    );
+    let grown = vm_hwm_kib(agent.child.id()).saturating_sub(before);
+    assert!(
+        grown < 64 * 1024,
+        "the agent's peak memory grew by {grown} KiB for a 256 MiB upload"
+    );
+}
