@@ -237,6 +237,51 @@ pub enum Command {
         certkeeper request /status --binding partner-api")]
     Request(RequestArgs),
 
+    /// Check everything the seed's troubleshooting list names, one line each.
+    ///
+    /// The agent runs and answers; each personal entry has its private key and it
+    /// matches; the key ACL grants the configured service principals; the path is
+    /// complete and the root trusted; validity and days left; clientAuth EKU; the
+    /// export file holds this certificate; duplicates; each binding's certificate and
+    /// path, and with --online its upstream's TLS handshake. Exit 1 if any check fails.
+    #[command(
+        after_help = "Examples:\n  certkeeper doctor\n  certkeeper doctor partner --online\n  certkeeper doctor --at 2027-06-01 --json"
+    )]
+    Doctor {
+        /// Only this entry (and the bindings that use it).
+        #[arg(value_name = "REF")]
+        reference: Option<String>,
+        /// Check as of this time (2027-01-01 or RFC 3339), e.g. ahead of an expiry.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Also make a TLS handshake with each binding's upstream.
+        #[arg(long)]
+        online: bool,
+        /// The agent's socket [env: CERTKEEPER_SOCKET].
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
+
+    /// Walk through everything on a temporary home: PKI, .pfx import, path, grant,
+    /// export, agent, a local HTTPS service demanding a client certificate, a binding.
+    ///
+    /// Needs no servers and leaves nothing behind. Exit 0 only if every step worked.
+    #[command(after_help = "Example:\n  certkeeper demo")]
+    Demo,
+
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Example:\n  certkeeper completions bash > /etc/bash_completion.d/certkeeper"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff).
+    #[command(after_help = "Example:\n  certkeeper man > /usr/local/share/man/man1/certkeeper.1")]
+    Man,
+
     /// Show or change settings: export_dir, service_principals, expiry_warning_days.
     #[command(after_help = "Examples:\n  \
         certkeeper config\n  \

@@ -3,6 +3,8 @@
 mod agent;
 mod bind;
 mod config;
+mod demo;
+mod doctor;
 mod export;
 mod import;
 mod list;
@@ -99,6 +101,40 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Unbind { name } => bind::unbind(&ctx, &name),
         Command::Bindings => bind::list(&ctx),
         Command::Request(args) => bind::request(&ctx, &args),
+        Command::Doctor {
+            reference,
+            at,
+            online,
+            socket,
+        } => doctor::run(
+            &ctx,
+            &doctor::Options {
+                reference: reference.as_deref(),
+                at: at.as_deref(),
+                online,
+                socket,
+            },
+        ),
+        Command::Demo => demo::run(&ctx),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "certkeeper",
+                &mut out,
+            );
+            output::write_stdout(&out)?;
+            Ok(0)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut out)
+                .map_err(|e| CliError::usage(e.to_string()))?;
+            output::write_stdout(&out)?;
+            Ok(0)
+        }
         Command::Keycheck { reference, socket } => agent::keycheck(&ctx, &reference, socket),
         Command::Grant {
             reference,

@@ -4,6 +4,7 @@ mod agent;
 mod bad_input;
 mod common;
 mod corpus;
+mod doctor;
 mod egress;
 mod formats;
 mod paths;

@@ -1,0 +1,497 @@
+//! `certkeeper doctor [REF]`: every check of the seed's troubleshooting list, one
+//! line each, ok / warn / fail, with the command that fixes it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use certkeeper_agent::{AgentClient, AgentSigningKey};
+use certkeeper_core::Certificate;
+use certkeeper_core::path::Purpose;
+use certkeeper_store::{Entry, Home, Principal, Setting, StoreName};
+use serde::Serialize;
+
+use super::Context;
+use super::agent::socket_path;
+use crate::error::CliError;
+use crate::output;
+
+/// One finding.
+#[derive(Debug, Serialize)]
+pub struct Finding {
+    /// Which check.
+    pub check: &'static str,
+    /// What it is about (a subject, a binding, the agent).
+    pub subject: String,
+    /// ok, warn or fail.
+    pub status: &'static str,
+    /// What was found.
+    pub detail: String,
+    /// The command or action that fixes it.
+    pub fix: Option<String>,
+}
+
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn add(
+        &mut self,
+        check: &'static str,
+        subject: &str,
+        status: &'static str,
+        detail: impl Into<String>,
+        fix: Option<String>,
+    ) {
+        self.0.push(Finding {
+            check,
+            subject: subject.to_string(),
+            status,
+            detail: detail.into(),
+            fix,
+        });
+    }
+}
+
+pub struct Options<'a> {
+    pub reference: Option<&'a str>,
+    pub at: Option<&'a str>,
+    pub online: bool,
+    pub socket: Option<PathBuf>,
+}
+
+pub fn run(ctx: &Context, opts: &Options<'_>) -> Result<u8, CliError> {
+    let home = ctx.open()?;
+    let at = match opts.at {
+        Some(t) => super::path::parse_time(t)?,
+        None => output::now(),
+    };
+    let socket = socket_path(opts.socket.clone(), &ctx.home_dir);
+    let mut f = Findings(Vec::new());
+
+    // The agent runs and answers.
+    match AgentClient::connect(&socket).and_then(|mut c| c.hello()) {
+        Ok(hello) => f.add(
+            "agent",
+            "agent",
+            "ok",
+            format!("{} answers on {}", hello.agent, socket.display()),
+            None,
+        ),
+        Err(e) => f.add(
+            "agent",
+            "agent",
+            "fail",
+            e.to_string(),
+            Some("start it: certkeeper agent (or: systemctl start certkeeper-agent)".into()),
+        ),
+    }
+
+    let entries: Vec<Entry> = match opts.reference {
+        Some(r) => vec![home.resolve(r)?],
+        None => home.list(Some(StoreName::Personal))?,
+    };
+    let principals =
+        certkeeper_store::home::parse_principals(&home.setting(Setting::ServicePrincipals)?)?;
+    let warn_days: i64 = home
+        .setting(Setting::ExpiryWarningDays)?
+        .parse()
+        .unwrap_or(30);
+    for entry in &entries {
+        check_entry(&home, entry, at, warn_days, &principals, &mut f)?;
+    }
+
+    for binding in home.bindings()? {
+        if let Some(r) = opts.reference
+            && home.resolve(r).ok().map(|e| e.thumbprint)
+                != home
+                    .resolve_current(&binding.cert, at)
+                    .ok()
+                    .map(|e| e.thumbprint)
+        {
+            continue;
+        }
+        check_binding(&home, &binding, at, opts.online, &socket, &mut f);
+    }
+
+    let failed = f.0.iter().any(|x| x.status == "fail");
+    if ctx.json {
+        output::json(&f.0)?;
+    } else {
+        let mut text = String::new();
+        for x in &f.0 {
+            let mark = match x.status {
+                "ok" => "ok  ",
+                "warn" => "WARN",
+                _ => "FAIL",
+            };
+            text.push_str(&format!(
+                "{mark}  {:<12} {}: {}",
+                x.check, x.subject, x.detail
+            ));
+            if let Some(fix) = &x.fix {
+                text.push_str(&format!("\n      fix: {fix}"));
+            }
+            text.push('\n');
+        }
+        let (fails, warns) = (
+            f.0.iter().filter(|x| x.status == "fail").count(),
+            f.0.iter().filter(|x| x.status == "warn").count(),
+        );
+        text.push_str(&format!(
+            "\n{} checks: {fails} failed, {warns} warnings\n",
+            f.0.len()
+        ));
+        output::print_stdout(&text)?;
+    }
+    Ok(u8::from(failed))
+}
+
+fn short(e: &Entry) -> String {
+    match &e.name {
+        Some(n) => n.clone(),
+        None => e.thumbprint[..16].to_string(),
+    }
+}
+
+fn check_entry(
+    home: &Home,
+    entry: &Entry,
+    at: i64,
+    warn_days: i64,
+    principals: &[Principal],
+    f: &mut Findings,
+) -> Result<(), CliError> {
+    let subject = entry.subject.as_str();
+    let r = short(entry);
+    let cert = Certificate::from_der(&entry.der)?;
+
+    // Private key present and matching.
+    if !entry.has_key {
+        f.add(
+            "private-key",
+            subject,
+            "fail",
+            "no private key corresponds to this certificate",
+            Some("import the .pfx (or key file) that holds it: certkeeper import FILE".into()),
+        );
+    } else {
+        match home.private_key(entry) {
+            Ok(key) if key.matches(&cert) => f.add(
+                "private-key",
+                subject,
+                "ok",
+                "present and matches the certificate",
+                None,
+            ),
+            Ok(_) => f.add(
+                "private-key",
+                subject,
+                "fail",
+                "the stored key does not match the certificate",
+                Some(format!(
+                    "remove it and import the right .pfx: certkeeper remove {r}"
+                )),
+            ),
+            Err(e) => f.add(
+                "private-key",
+                subject,
+                "fail",
+                format!("the key cannot be opened: {e}"),
+                None,
+            ),
+        }
+        // Key ACL holds the service principals.
+        let acl = home.acl(&entry.thumbprint)?;
+        let missing: Vec<String> = principals
+            .iter()
+            .filter(|p| !acl.contains(p))
+            .map(ToString::to_string)
+            .collect();
+        if principals.is_empty() {
+            f.add(
+                "key-acl",
+                subject,
+                "warn",
+                "no service principals configured: only root and the home's owner may use keys",
+                Some("certkeeper config service_principals user:NAME,group:NAME".into()),
+            );
+        } else if missing.is_empty() {
+            f.add(
+                "key-acl",
+                subject,
+                "ok",
+                format!(
+                    "grants {}",
+                    principals
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None,
+            );
+        } else {
+            f.add(
+                "key-acl",
+                subject,
+                "fail",
+                format!("does not grant {}", missing.join(", ")),
+                Some(format!("certkeeper grant {r} {}", missing.join(" "))),
+            );
+        }
+    }
+
+    // Path complete, root trusted.
+    let check = home.check_path(entry, at, Purpose::ClientAuth)?;
+    match &check.report.problem {
+        None => f.add(
+            "path",
+            subject,
+            "ok",
+            format!(
+                "valid up to {}",
+                check
+                    .report
+                    .chain
+                    .last()
+                    .map(|l| l.subject.as_str())
+                    .unwrap_or("-")
+            ),
+            None,
+        ),
+        Some(problem) => f.add(
+            "path",
+            subject,
+            "fail",
+            problem.to_string(),
+            super::path::fix(problem, &check),
+        ),
+    }
+
+    // Validity and days left.
+    let days = output::days_until(entry.not_after, at);
+    if at < entry.not_before {
+        f.add(
+            "validity",
+            subject,
+            "fail",
+            format!("not valid before {}", output::human_time(entry.not_before)),
+            Some("check this machine's clock".into()),
+        );
+    } else if at > entry.not_after {
+        f.add(
+            "validity",
+            subject,
+            "fail",
+            format!("expired on {}", output::human_time(entry.not_after)),
+            Some("ask the partner for a renewed certificate and import it".into()),
+        );
+    } else if days < warn_days {
+        f.add(
+            "validity",
+            subject,
+            "warn",
+            format!(
+                "expires in {days} days ({})",
+                output::human_time(entry.not_after)
+            ),
+            Some(
+                "request the renewal now; import it with the same --name so bindings follow".into(),
+            ),
+        );
+    } else {
+        f.add("validity", subject, "ok", format!("{days} days left"), None);
+    }
+
+    // clientAuth EKU.
+    if cert.ext_key_usage.iter().any(|e| e == "clientAuth") {
+        f.add(
+            "client-auth",
+            subject,
+            "ok",
+            "extended key usage includes clientAuth",
+            None,
+        );
+    } else if cert.ext_key_usage.is_empty() {
+        f.add(
+            "client-auth",
+            subject,
+            "warn",
+            "no extended key usage: valid for any purpose, but some services insist on clientAuth",
+            None,
+        );
+    } else {
+        f.add(
+            "client-auth",
+            subject,
+            "fail",
+            format!(
+                "extended key usage is {} without clientAuth",
+                cert.ext_key_usage.join(", ")
+            ),
+            Some("ask for a certificate whose extended key usage includes clientAuth".into()),
+        );
+    }
+
+    // Export file present and holding this certificate.
+    if let Some(name) = &entry.export_name {
+        let path = home.export_dir()?.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) if bytes == entry.der => f.add(
+                "export",
+                subject,
+                "ok",
+                format!("{} holds this certificate", path.display()),
+                None,
+            ),
+            Ok(_) => f.add(
+                "export",
+                subject,
+                "fail",
+                format!("{} holds another certificate", path.display()),
+                Some(format!("certkeeper export {r} --as {name}")),
+            ),
+            Err(_) => f.add(
+                "export",
+                subject,
+                "fail",
+                format!("{} is missing", path.display()),
+                Some(format!("certkeeper export {r} --as {name}")),
+            ),
+        }
+    }
+
+    // The same certificate present twice in different forms.
+    let twins: Vec<Entry> = home
+        .by_subject_der(&entry.subject_der)?
+        .into_iter()
+        .filter(|e| e.thumbprint != entry.thumbprint)
+        .filter(|e| {
+            Certificate::from_der(&e.der)
+                .is_ok_and(|c| c.serial == cert.serial && c.issuer_der == cert.issuer_der)
+        })
+        .collect();
+    if let Some(twin) = twins.first() {
+        f.add(
+            "duplicates",
+            subject,
+            "warn",
+            format!(
+                "present twice: {} ({}) has the same issuer and serial in another encoding",
+                &twin.thumbprint[..16],
+                twin.store
+            ),
+            Some(format!(
+                "keep one: certkeeper remove {}",
+                &twin.thumbprint[..16]
+            )),
+        );
+    }
+    Ok(())
+}
+
+fn check_binding(
+    home: &Home,
+    binding: &certkeeper_store::Binding,
+    at: i64,
+    online: bool,
+    socket: &std::path::Path,
+    f: &mut Findings,
+) {
+    let name = format!("binding {}", binding.name);
+    let entry = match home.resolve_current(&binding.cert, at) {
+        Ok(e) => e,
+        Err(e) => {
+            f.add(
+                "binding",
+                &name,
+                "fail",
+                format!("its certificate {:?}: {e}", binding.cert),
+                Some(format!(
+                    "certkeeper bind {} --cert REF --upstream {}",
+                    binding.name, binding.upstream
+                )),
+            );
+            return;
+        }
+    };
+    match home.check_path(&entry, at, Purpose::ClientAuth) {
+        Ok(check) if check.report.valid => f.add(
+            "binding",
+            &name,
+            "ok",
+            format!("certificate {} has a valid path", entry.subject),
+            None,
+        ),
+        Ok(check) => {
+            let problem = check.report.problem.clone();
+            f.add(
+                "binding",
+                &name,
+                "fail",
+                format!(
+                    "certificate {}: {}",
+                    entry.subject,
+                    problem
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                ),
+                problem.as_ref().and_then(|p| super::path::fix(p, &check)),
+            );
+        }
+        Err(e) => f.add("binding", &name, "fail", e.to_string(), None),
+    }
+    if !online {
+        return;
+    }
+    match handshake(home, binding, socket) {
+        Ok(detail) => f.add("upstream", &name, "ok", detail, None),
+        Err(detail) => f.add("upstream", &name, "fail", detail, None),
+    }
+}
+
+/// A TLS handshake with the upstream, presenting the binding's certificate.
+fn handshake(
+    home: &Home,
+    binding: &certkeeper_store::Binding,
+    socket: &std::path::Path,
+) -> Result<String, String> {
+    use certkeeper_egress::tls::{FixedClientCert, ServerTrust, client_config};
+    let trust = ServerTrust::named(Some(home), &binding.server_ca).map_err(|e| e.to_string())?;
+    let (certified, _) =
+        AgentSigningKey::certified(socket, &binding.cert).map_err(|e| e.to_string())?;
+    let resolver = Arc::new(FixedClientCert::new(Arc::new(certified)));
+    let config = client_config(&trust, Arc::clone(&resolver) as _, &[b"http/1.1"])
+        .map_err(|e| e.to_string())?;
+    let url: http::Uri = binding.upstream.parse().map_err(|e| format!("{e}"))?;
+    let call = certkeeper_egress::request::Call {
+        url: url.clone(),
+        method: http::Method::HEAD,
+        headers: Vec::new(),
+        body: bytes::Bytes::new(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut sink = std::io::sink();
+    let answer = runtime
+        .block_on(certkeeper_egress::request::send(
+            &call,
+            Arc::new(config),
+            &mut |_| {},
+            &mut sink,
+        ))
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "{} answered {} over {} (client certificate {})",
+        url.authority().map(|a| a.as_str()).unwrap_or(""),
+        answer.status,
+        answer.tls.version,
+        if resolver.was_asked() {
+            "requested and presented"
+        } else {
+            "not requested"
+        }
+    ))
+}

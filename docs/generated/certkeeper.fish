@@ -1,0 +1,223 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_certkeeper_global_optspecs
+    string join \n home= json h/help V/version
+end
+
+function __fish_certkeeper_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_certkeeper_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_certkeeper_using_subcommand
+    set -l cmd (__fish_certkeeper_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "init" -d 'Create the home (idempotent): database, master key (mode 0600), settings'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "import" -d 'Import certificates and keys from PEM, DER, PKCS#7 (.p7b) or PKCS#12 (.pfx) files'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "list" -d 'List entries: store, name, subject, expiry, whether the key is present'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "show" -d 'Show one certificate\'s details, as the Windows certificate dialog does'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "path" -d 'Show the certification path (root first) and whether it is valid, with the fix'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "move" -d 'Move an entry to another store (the MMC\'s drag between folders)'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "remove" -d 'Delete an entry, with its private key and key permissions'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "export" -d 'Export a certificate: public part as DER by default; PEM, PKCS#7, or .pfx with the key'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "grant" -d 'Allow users or groups to use an entry\'s private key (the MMC\'s "Manage private keys")'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "revoke" -d 'Take back the use of an entry\'s private key'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "acl" -d 'Show who may use an entry\'s private key'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "agent" -d 'Run the key isolation agent (foreground): the one process that uses private keys'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "keycheck" -d 'Check, as the calling user, that the agent lets you sign with a key'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "bind" -d 'Bind an upstream web service to a client certificate; with --listen the agent relays plain HTTP from that loopback address to the upstream over mutual TLS'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "unbind" -d 'Delete a binding (the agent stops its listener within a second)'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "bindings" -d 'List the bindings'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "request" -d 'Make one mutual-TLS request, curl-style; the key is used through the agent'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "doctor" -d 'Check everything the seed\'s troubleshooting list names, one line each'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "demo" -d 'Walk through everything on a temporary home: PKI, .pfx import, path, grant, export, agent, a local HTTPS service demanding a client certificate, a binding'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "man" -d 'Print the man page (roff)'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "config" -d 'Show or change settings: export_dir, service_principals, expiry_warning_days'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand init" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand init" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand init" -s h -l help -d 'Print help'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand init" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand import" -l store -d 'Where certificates go' -r -f -a "auto\t'By certificate type'
+personal\t'Certificates with their private key'
+root\t'Trusted root CAs'
+intermediate\t'Intermediate CAs'
+other\t'End-entity certificates without a key'
+disallowed\t'Explicitly distrusted'"
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand import" -l name -d 'Friendly name for the certificate with the private key (or the only certificate)' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand import" -l password-env -d 'Read the password from this environment variable' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand import" -l password-file -d 'Read the password from the first line of this file' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand import" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand import" -l no-roots -d 'Do not add root CAs (they are listed as skipped)'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand import" -l non-exportable -d 'Mark the private keys non-exportable: `export --format pfx` will refuse them'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand import" -l password-stdin -d 'Read the password from standard input (up to the first newline)'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand import" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand import" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand import" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand list" -l store -d 'Only this store' -r -f -a "personal\t'Certificates with their private key'
+root\t'Trusted root CAs'
+intermediate\t'Intermediate CAs'
+other\t'End-entity certificates without a key'
+disallowed\t'Explicitly distrusted'"
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand list" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand list" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand list" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand show" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand show" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand show" -s h -l help -d 'Print help'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand show" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand path" -l at -d 'Validate at this time instead of now (2027-01-01 or RFC 3339)' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand path" -l purpose -d 'What the certificate must be good for' -r -f -a "client-auth\t'TLS client authentication (clientAuth EKU)'
+server-auth\t'TLS server authentication (serverAuth EKU)'
+any\t'No extended key usage requirement'"
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand path" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand path" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand path" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand path" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand move" -l to -d 'The store to move it to' -r -f -a "personal\t'Certificates with their private key'
+root\t'Trusted root CAs'
+intermediate\t'Intermediate CAs'
+other\t'End-entity certificates without a key'
+disallowed\t'Explicitly distrusted'"
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand move" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand move" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand move" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand move" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand remove" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand remove" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand remove" -s h -l help -d 'Print help'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand remove" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -l format -d 'Output format' -r -f -a "der\t'Binary certificate (.cer/.der), the Windows default'
+pem\t'Base-64 text (.pem/.crt)'
+p7b\t'PKCS#7 certificate bundle (.p7b)'
+pfx\t'PKCS#12 with the private key (.pfx); needs a password option'"
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -l out -d 'Where to write (default: standard output)' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -l as -d 'Write the DER to <export_dir>/NAME and record NAME as the export name' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -l password-env -d 'Read the password from this environment variable' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -l password-file -d 'Read the password from the first line of this file' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -l chain -d 'Include the issuing CAs found in the home (pem, p7b, pfx)'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -l legacy -d 'For pfx: 3DES and SHA-1 MAC, for Windows Server 2016 and older and Java 8'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -l password-stdin -d 'Read the password from standard input (up to the first newline)'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand grant" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand grant" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand grant" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand grant" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand revoke" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand revoke" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand revoke" -s h -l help -d 'Print help'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand revoke" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand acl" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand acl" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand acl" -s h -l help -d 'Print help'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand acl" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand agent" -l socket -d 'The socket [env: CERTKEEPER_SOCKET; default: /run/certkeeper/agent.sock for a root-owned home, else $XDG_RUNTIME_DIR/certkeeper/agent.sock]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand agent" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand agent" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand agent" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand agent" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand keycheck" -l socket -d 'The agent\'s socket [env: CERTKEEPER_SOCKET]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand keycheck" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand keycheck" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand keycheck" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand keycheck" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l cert -d 'The client certificate (a REF)' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l upstream -d 'The upstream base URL (https://...)' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l listen -d 'Loopback address for the agent to relay from (127.0.0.1:PORT)' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l server-ca -d 'How to verify the upstream: root (the home\'s root store), system, or a REF' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand unbind" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand unbind" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand unbind" -s h -l help -d 'Print help'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand unbind" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand bindings" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand bindings" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand bindings" -s h -l help -d 'Print help'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand bindings" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l cert -d 'The client certificate (a REF)' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l binding -d 'Use a binding\'s certificate, upstream and server trust' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s X -l request -d 'The method (default GET, or POST with -d)' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s H -l header -d 'A header, "Name: value" (repeatable)' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s d -l data -d 'The body, or @FILE to read it from a file' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l soap-action -d 'SOAP 1.1: POST with Content-Type text/xml and this SOAPAction' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l server-ca -d 'How to verify the server: root (the home\'s root store), system, a REF or a CA file' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l socket -d 'The agent\'s socket [env: CERTKEEPER_SOCKET]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l soap12 -d 'SOAP 1.2: Content-Type application/soap+xml (with --soap-action as its action)'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s i -l include -d 'Print the response status line and headers before the body'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s v -l verbose -d 'Show TLS details, the certificates and the exchange on stderr'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s f -l fail -d 'Exit 1 when the upstream answers with an HTTP error (400 or more)'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l insecure -d 'Do not verify the server\'s certificate at all (says so loudly)'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand doctor" -l at -d 'Check as of this time (2027-01-01 or RFC 3339), e.g. ahead of an expiry' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand doctor" -l socket -d 'The agent\'s socket [env: CERTKEEPER_SOCKET]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand doctor" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand doctor" -l online -d 'Also make a TLS handshake with each binding\'s upstream'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand doctor" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand doctor" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand demo" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand demo" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand demo" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand completions" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand completions" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand man" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand man" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand man" -s h -l help -d 'Print help'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand man" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand config" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand config" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand config" -s h -l help -d 'Print help'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand config" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "init" -d 'Create the home (idempotent): database, master key (mode 0600), settings'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "import" -d 'Import certificates and keys from PEM, DER, PKCS#7 (.p7b) or PKCS#12 (.pfx) files'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "list" -d 'List entries: store, name, subject, expiry, whether the key is present'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "show" -d 'Show one certificate\'s details, as the Windows certificate dialog does'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "path" -d 'Show the certification path (root first) and whether it is valid, with the fix'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "move" -d 'Move an entry to another store (the MMC\'s drag between folders)'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "remove" -d 'Delete an entry, with its private key and key permissions'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "export" -d 'Export a certificate: public part as DER by default; PEM, PKCS#7, or .pfx with the key'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "grant" -d 'Allow users or groups to use an entry\'s private key (the MMC\'s "Manage private keys")'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "revoke" -d 'Take back the use of an entry\'s private key'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "acl" -d 'Show who may use an entry\'s private key'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "agent" -d 'Run the key isolation agent (foreground): the one process that uses private keys'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "keycheck" -d 'Check, as the calling user, that the agent lets you sign with a key'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "bind" -d 'Bind an upstream web service to a client certificate; with --listen the agent relays plain HTTP from that loopback address to the upstream over mutual TLS'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "unbind" -d 'Delete a binding (the agent stops its listener within a second)'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "bindings" -d 'List the bindings'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "request" -d 'Make one mutual-TLS request, curl-style; the key is used through the agent'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "doctor" -d 'Check everything the seed\'s troubleshooting list names, one line each'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "demo" -d 'Walk through everything on a temporary home: PKI, .pfx import, path, grant, export, agent, a local HTTPS service demanding a client certificate, a binding'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "man" -d 'Print the man page (roff)'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "config" -d 'Show or change settings: export_dir, service_principals, expiry_warning_days'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

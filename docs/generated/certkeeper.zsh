@@ -1,0 +1,738 @@
+#compdef certkeeper
+
+autoload -U is-at-least
+
+_certkeeper() {
+    typeset -A opt_args
+    typeset -a _arguments_options
+    local ret=1
+
+    if is-at-least 5.2; then
+        _arguments_options=(-s -S -C)
+    else
+        _arguments_options=(-s -C)
+    fi
+
+    local context curcontext="$curcontext" state line
+    _arguments "${_arguments_options[@]}" : \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
+'-V[Print version]' \
+'--version[Print version]' \
+":: :_certkeeper_commands" \
+"*::: :->certkeeper" \
+&& ret=0
+    case $state in
+    (certkeeper)
+        words=($line[1] "${words[@]}")
+        (( CURRENT += 1 ))
+        curcontext="${curcontext%:*:*}:certkeeper-command-$line[1]:"
+        case $line[1] in
+            (init)
+_arguments "${_arguments_options[@]}" : \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+&& ret=0
+;;
+(import)
+_arguments "${_arguments_options[@]}" : \
+'--store=[Where certificates go]:STORE:((auto\:"By certificate type"
+personal\:"Certificates with their private key"
+root\:"Trusted root CAs"
+intermediate\:"Intermediate CAs"
+other\:"End-entity certificates without a key"
+disallowed\:"Explicitly distrusted"))' \
+'--name=[Friendly name for the certificate with the private key (or the only certificate)]:NAME:_default' \
+'--password-env=[Read the password from this environment variable]:VAR:_default' \
+'--password-file=[Read the password from the first line of this file]:FILE:_files' \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--no-roots[Do not add root CAs (they are listed as skipped)]' \
+'--non-exportable[Mark the private keys non-exportable\: \`export --format pfx\` will refuse them]' \
+'--password-stdin[Read the password from standard input (up to the first newline)]' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
+'-V[Print version]' \
+'--version[Print version]' \
+'*::files -- Files to import:_files' \
+&& ret=0
+;;
+(list)
+_arguments "${_arguments_options[@]}" : \
+'--store=[Only this store]:STORE:((personal\:"Certificates with their private key"
+root\:"Trusted root CAs"
+intermediate\:"Intermediate CAs"
+other\:"End-entity certificates without a key"
+disallowed\:"Explicitly distrusted"))' \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
+'-V[Print version]' \
+'--version[Print version]' \
+&& ret=0
+;;
+(show)
+_arguments "${_arguments_options[@]}" : \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':reference -- The entry\: thumbprint (or ≥ 8-digit prefix), friendly name, export name, or subject\:TEXT:_default' \
+&& ret=0
+;;
+(path)
+_arguments "${_arguments_options[@]}" : \
+'--at=[Validate at this time instead of now (2027-01-01 or RFC 3339)]:TIME:_default' \
+'--purpose=[What the certificate must be good for]:PURPOSE:((client-auth\:"TLS client authentication (clientAuth EKU)"
+server-auth\:"TLS server authentication (serverAuth EKU)"
+any\:"No extended key usage requirement"))' \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':reference -- The entry:_default' \
+&& ret=0
+;;
+(move)
+_arguments "${_arguments_options[@]}" : \
+'--to=[The store to move it to]:TO:((personal\:"Certificates with their private key"
+root\:"Trusted root CAs"
+intermediate\:"Intermediate CAs"
+other\:"End-entity certificates without a key"
+disallowed\:"Explicitly distrusted"))' \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':reference -- The entry:_default' \
+&& ret=0
+;;
+(remove)
+_arguments "${_arguments_options[@]}" : \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':reference -- The entry:_default' \
+&& ret=0
+;;
+(export)
+_arguments "${_arguments_options[@]}" : \
+'--format=[Output format]:FORMAT:((der\:"Binary certificate (.cer/.der), the Windows default"
+pem\:"Base-64 text (.pem/.crt)"
+p7b\:"PKCS#7 certificate bundle (.p7b)"
+pfx\:"PKCS#12 with the private key (.pfx); needs a password option"))' \
+'(--as)--out=[Where to write (default\: standard output)]:PATH:_files' \
+'--as=[Write the DER to <export_dir>/NAME and record NAME as the export name]:NAME:_default' \
+'--password-env=[Read the password from this environment variable]:VAR:_default' \
+'--password-file=[Read the password from the first line of this file]:FILE:_files' \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--chain[Include the issuing CAs found in the home (pem, p7b, pfx)]' \
+'--legacy[For pfx\: 3DES and SHA-1 MAC, for Windows Server 2016 and older and Java 8]' \
+'--password-stdin[Read the password from standard input (up to the first newline)]' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':reference -- The entry:_default' \
+&& ret=0
+;;
+(grant)
+_arguments "${_arguments_options[@]}" : \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':reference -- The entry:_default' \
+'*::principals -- Who may use the key:_default' \
+&& ret=0
+;;
+(revoke)
+_arguments "${_arguments_options[@]}" : \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':reference -- The entry:_default' \
+'*::principals -- Whose permission ends:_default' \
+&& ret=0
+;;
+(acl)
+_arguments "${_arguments_options[@]}" : \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':reference -- The entry:_default' \
+&& ret=0
+;;
+(agent)
+_arguments "${_arguments_options[@]}" : \
+'--socket=[The socket \[env\: CERTKEEPER_SOCKET; default\: /run/certkeeper/agent.sock for a root-owned home, else \$XDG_RUNTIME_DIR/certkeeper/agent.sock\]]:PATH:_files' \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
+'-V[Print version]' \
+'--version[Print version]' \
+&& ret=0
+;;
+(keycheck)
+_arguments "${_arguments_options[@]}" : \
+'--socket=[The agent'\''s socket \[env\: CERTKEEPER_SOCKET\]]:PATH:_files' \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':reference -- The entry:_default' \
+&& ret=0
+;;
+(bind)
+_arguments "${_arguments_options[@]}" : \
+'--cert=[The client certificate (a REF)]:REF:_default' \
+'--upstream=[The upstream base URL (https\://...)]:URL:_default' \
+'--listen=[Loopback address for the agent to relay from (127.0.0.1\:PORT)]:ADDR:_default' \
+'--server-ca=[How to verify the upstream\: root (the home'\''s root store), system, or a REF]:CA:_default' \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':name -- The binding'\''s name:_default' \
+&& ret=0
+;;
+(unbind)
+_arguments "${_arguments_options[@]}" : \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':name -- The binding'\''s name:_default' \
+&& ret=0
+;;
+(bindings)
+_arguments "${_arguments_options[@]}" : \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+&& ret=0
+;;
+(request)
+_arguments "${_arguments_options[@]}" : \
+'(--binding)--cert=[The client certificate (a REF)]:REF:_default' \
+'--binding=[Use a binding'\''s certificate, upstream and server trust]:NAME:_default' \
+'-X+[The method (default GET, or POST with -d)]:METHOD:_default' \
+'--request=[The method (default GET, or POST with -d)]:METHOD:_default' \
+'*-H+[A header, "Name\: value" (repeatable)]:HEADER:_default' \
+'*--header=[A header, "Name\: value" (repeatable)]:HEADER:_default' \
+'-d+[The body, or @FILE to read it from a file]:DATA:_default' \
+'--data=[The body, or @FILE to read it from a file]:DATA:_default' \
+'--soap-action=[SOAP 1.1\: POST with Content-Type text/xml and this SOAPAction]:ACTION:_default' \
+'--server-ca=[How to verify the server\: root (the home'\''s root store), system, a REF or a CA file]:CA:_default' \
+'--socket=[The agent'\''s socket \[env\: CERTKEEPER_SOCKET\]]:PATH:_files' \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--soap12[SOAP 1.2\: Content-Type application/soap+xml (with --soap-action as its action)]' \
+'-i[Print the response status line and headers before the body]' \
+'--include[Print the response status line and headers before the body]' \
+'-v[Show TLS details, the certificates and the exchange on stderr]' \
+'--verbose[Show TLS details, the certificates and the exchange on stderr]' \
+'-f[Exit 1 when the upstream answers with an HTTP error (400 or more)]' \
+'--fail[Exit 1 when the upstream answers with an HTTP error (400 or more)]' \
+'--insecure[Do not verify the server'\''s certificate at all (says so loudly)]' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':url -- The URL (https\://...), or a path relative to --binding'\''s upstream:_default' \
+&& ret=0
+;;
+(doctor)
+_arguments "${_arguments_options[@]}" : \
+'--at=[Check as of this time (2027-01-01 or RFC 3339), e.g. ahead of an expiry]:TIME:_default' \
+'--socket=[The agent'\''s socket \[env\: CERTKEEPER_SOCKET\]]:PATH:_files' \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--online[Also make a TLS handshake with each binding'\''s upstream]' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
+'-V[Print version]' \
+'--version[Print version]' \
+'::reference -- Only this entry (and the bindings that use it):_default' \
+&& ret=0
+;;
+(demo)
+_arguments "${_arguments_options[@]}" : \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
+'-V[Print version]' \
+'--version[Print version]' \
+&& ret=0
+;;
+(completions)
+_arguments "${_arguments_options[@]}" : \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':shell -- The shell:(bash elvish fish powershell zsh)' \
+&& ret=0
+;;
+(man)
+_arguments "${_arguments_options[@]}" : \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+&& ret=0
+;;
+(config)
+_arguments "${_arguments_options[@]}" : \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+'::key -- The setting:_default' \
+'::value -- Its new value:_default' \
+&& ret=0
+;;
+(help)
+_arguments "${_arguments_options[@]}" : \
+":: :_certkeeper__subcmd__help_commands" \
+"*::: :->help" \
+&& ret=0
+
+    case $state in
+    (help)
+        words=($line[1] "${words[@]}")
+        (( CURRENT += 1 ))
+        curcontext="${curcontext%:*:*}:certkeeper-help-command-$line[1]:"
+        case $line[1] in
+            (init)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(import)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(list)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(show)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(path)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(move)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(remove)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(export)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(grant)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(revoke)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(acl)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(agent)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(keycheck)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(bind)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(unbind)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(bindings)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(request)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(doctor)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(demo)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(completions)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(man)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(config)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(help)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+        esac
+    ;;
+esac
+;;
+        esac
+    ;;
+esac
+}
+
+(( $+functions[_certkeeper_commands] )) ||
+_certkeeper_commands() {
+    local commands; commands=(
+'init:Create the home (idempotent)\: database, master key (mode 0600), settings' \
+'import:Import certificates and keys from PEM, DER, PKCS#7 (.p7b) or PKCS#12 (.pfx) files' \
+'list:List entries\: store, name, subject, expiry, whether the key is present' \
+'show:Show one certificate'\''s details, as the Windows certificate dialog does' \
+'path:Show the certification path (root first) and whether it is valid, with the fix' \
+'move:Move an entry to another store (the MMC'\''s drag between folders)' \
+'remove:Delete an entry, with its private key and key permissions' \
+'export:Export a certificate\: public part as DER by default; PEM, PKCS#7, or .pfx with the key' \
+'grant:Allow users or groups to use an entry'\''s private key (the MMC'\''s "Manage private keys")' \
+'revoke:Take back the use of an entry'\''s private key' \
+'acl:Show who may use an entry'\''s private key' \
+'agent:Run the key isolation agent (foreground)\: the one process that uses private keys' \
+'keycheck:Check, as the calling user, that the agent lets you sign with a key' \
+'bind:Bind an upstream web service to a client certificate; with --listen the agent relays plain HTTP from that loopback address to the upstream over mutual TLS' \
+'unbind:Delete a binding (the agent stops its listener within a second)' \
+'bindings:List the bindings' \
+'request:Make one mutual-TLS request, curl-style; the key is used through the agent' \
+'doctor:Check everything the seed'\''s troubleshooting list names, one line each' \
+'demo:Walk through everything on a temporary home\: PKI, .pfx import, path, grant, export, agent, a local HTTPS service demanding a client certificate, a binding' \
+'completions:Print shell completions (bash, zsh, fish, elvish, powershell)' \
+'man:Print the man page (roff)' \
+'config:Show or change settings\: export_dir, service_principals, expiry_warning_days' \
+'help:Print this message or the help of the given subcommand(s)' \
+    )
+    _describe -t commands 'certkeeper commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__acl_commands] )) ||
+_certkeeper__subcmd__acl_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper acl commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__agent_commands] )) ||
+_certkeeper__subcmd__agent_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper agent commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__bind_commands] )) ||
+_certkeeper__subcmd__bind_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper bind commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__bindings_commands] )) ||
+_certkeeper__subcmd__bindings_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper bindings commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__completions_commands] )) ||
+_certkeeper__subcmd__completions_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper completions commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__config_commands] )) ||
+_certkeeper__subcmd__config_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper config commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__demo_commands] )) ||
+_certkeeper__subcmd__demo_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper demo commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__doctor_commands] )) ||
+_certkeeper__subcmd__doctor_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper doctor commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__export_commands] )) ||
+_certkeeper__subcmd__export_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper export commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__grant_commands] )) ||
+_certkeeper__subcmd__grant_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper grant commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help_commands] )) ||
+_certkeeper__subcmd__help_commands() {
+    local commands; commands=(
+'init:Create the home (idempotent)\: database, master key (mode 0600), settings' \
+'import:Import certificates and keys from PEM, DER, PKCS#7 (.p7b) or PKCS#12 (.pfx) files' \
+'list:List entries\: store, name, subject, expiry, whether the key is present' \
+'show:Show one certificate'\''s details, as the Windows certificate dialog does' \
+'path:Show the certification path (root first) and whether it is valid, with the fix' \
+'move:Move an entry to another store (the MMC'\''s drag between folders)' \
+'remove:Delete an entry, with its private key and key permissions' \
+'export:Export a certificate\: public part as DER by default; PEM, PKCS#7, or .pfx with the key' \
+'grant:Allow users or groups to use an entry'\''s private key (the MMC'\''s "Manage private keys")' \
+'revoke:Take back the use of an entry'\''s private key' \
+'acl:Show who may use an entry'\''s private key' \
+'agent:Run the key isolation agent (foreground)\: the one process that uses private keys' \
+'keycheck:Check, as the calling user, that the agent lets you sign with a key' \
+'bind:Bind an upstream web service to a client certificate; with --listen the agent relays plain HTTP from that loopback address to the upstream over mutual TLS' \
+'unbind:Delete a binding (the agent stops its listener within a second)' \
+'bindings:List the bindings' \
+'request:Make one mutual-TLS request, curl-style; the key is used through the agent' \
+'doctor:Check everything the seed'\''s troubleshooting list names, one line each' \
+'demo:Walk through everything on a temporary home\: PKI, .pfx import, path, grant, export, agent, a local HTTPS service demanding a client certificate, a binding' \
+'completions:Print shell completions (bash, zsh, fish, elvish, powershell)' \
+'man:Print the man page (roff)' \
+'config:Show or change settings\: export_dir, service_principals, expiry_warning_days' \
+'help:Print this message or the help of the given subcommand(s)' \
+    )
+    _describe -t commands 'certkeeper help commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__acl_commands] )) ||
+_certkeeper__subcmd__help__subcmd__acl_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help acl commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__agent_commands] )) ||
+_certkeeper__subcmd__help__subcmd__agent_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help agent commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__bind_commands] )) ||
+_certkeeper__subcmd__help__subcmd__bind_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help bind commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__bindings_commands] )) ||
+_certkeeper__subcmd__help__subcmd__bindings_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help bindings commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__completions_commands] )) ||
+_certkeeper__subcmd__help__subcmd__completions_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help completions commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__config_commands] )) ||
+_certkeeper__subcmd__help__subcmd__config_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help config commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__demo_commands] )) ||
+_certkeeper__subcmd__help__subcmd__demo_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help demo commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__doctor_commands] )) ||
+_certkeeper__subcmd__help__subcmd__doctor_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help doctor commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__export_commands] )) ||
+_certkeeper__subcmd__help__subcmd__export_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help export commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__grant_commands] )) ||
+_certkeeper__subcmd__help__subcmd__grant_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help grant commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__help_commands] )) ||
+_certkeeper__subcmd__help__subcmd__help_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help help commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__import_commands] )) ||
+_certkeeper__subcmd__help__subcmd__import_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help import commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__init_commands] )) ||
+_certkeeper__subcmd__help__subcmd__init_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help init commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__keycheck_commands] )) ||
+_certkeeper__subcmd__help__subcmd__keycheck_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help keycheck commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__list_commands] )) ||
+_certkeeper__subcmd__help__subcmd__list_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help list commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__man_commands] )) ||
+_certkeeper__subcmd__help__subcmd__man_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help man commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__move_commands] )) ||
+_certkeeper__subcmd__help__subcmd__move_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help move commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__path_commands] )) ||
+_certkeeper__subcmd__help__subcmd__path_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help path commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__remove_commands] )) ||
+_certkeeper__subcmd__help__subcmd__remove_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help remove commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__request_commands] )) ||
+_certkeeper__subcmd__help__subcmd__request_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help request commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__revoke_commands] )) ||
+_certkeeper__subcmd__help__subcmd__revoke_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help revoke commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__show_commands] )) ||
+_certkeeper__subcmd__help__subcmd__show_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help show commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__unbind_commands] )) ||
+_certkeeper__subcmd__help__subcmd__unbind_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help unbind commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__import_commands] )) ||
+_certkeeper__subcmd__import_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper import commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__init_commands] )) ||
+_certkeeper__subcmd__init_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper init commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__keycheck_commands] )) ||
+_certkeeper__subcmd__keycheck_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper keycheck commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__list_commands] )) ||
+_certkeeper__subcmd__list_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper list commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__man_commands] )) ||
+_certkeeper__subcmd__man_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper man commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__move_commands] )) ||
+_certkeeper__subcmd__move_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper move commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__path_commands] )) ||
+_certkeeper__subcmd__path_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper path commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__remove_commands] )) ||
+_certkeeper__subcmd__remove_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper remove commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__request_commands] )) ||
+_certkeeper__subcmd__request_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper request commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__revoke_commands] )) ||
+_certkeeper__subcmd__revoke_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper revoke commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__show_commands] )) ||
+_certkeeper__subcmd__show_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper show commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__unbind_commands] )) ||
+_certkeeper__subcmd__unbind_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper unbind commands' commands "$@"
+}
+
+if [ "$funcstack[1]" = "_certkeeper" ]; then
+    _certkeeper "$@"
+else
+    compdef _certkeeper certkeeper
+fi
