@@ -333,3 +333,48 @@ fn keytool_keystores_modern_legacy_and_truststores_import() {
     assert_eq!(import(&env, &trust, Some("changeit")), (1, 0));
     assert_eq!(env.json(&["show", "subject:Test Root"])["store"], "root");
 }
+
+#[test]
+fn nss_pk12util_exports_import() {
+    let (env, _) = setup(KeyKind::EcP256);
+    let (leaf, key, chain) = (
+        env.path("leaf.pem"),
+        env.path("leaf.key"),
+        env.path("chain.pem"),
+    );
+    let src = env.path("src.pfx");
+    openssl(&[
+        "pkcs12",
+        "-export",
+        "-in",
+        &leaf,
+        "-inkey",
+        &key,
+        "-certfile",
+        &chain,
+        "-out",
+        &src,
+        "-passout",
+        "pass:in",
+        "-name",
+        "partner",
+    ]);
+    let db = format!("sql:{}", env.path("nssdb"));
+    std::fs::create_dir(env.path("nssdb")).unwrap();
+    tool("certutil", &["-N", "-d", &db, "--empty-password"]);
+    tool("pk12util", &["-i", &src, "-d", &db, "-W", "in"]);
+    let legacy_cipher = "PKCS #12 V2 PBE With SHA-1 And 3KEY Triple DES-CBC";
+    for (name, extra) in [
+        ("nss-default.p12", vec![]),
+        (
+            "nss-legacy.p12",
+            vec!["-c", legacy_cipher, "-C", legacy_cipher, "-M", "SHA-1"],
+        ),
+    ] {
+        let out = env.path(name);
+        let mut args = vec!["-o", &out, "-n", "partner", "-d", &db, "-W", "nss-pw"];
+        args.extend(extra.iter().copied());
+        tool("pk12util", &args);
+        assert_eq!(import(&env, &out, Some("nss-pw")), (3, 1), "{name}");
+    }
+}
