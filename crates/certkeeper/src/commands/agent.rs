@@ -36,10 +36,21 @@ pub fn socket_path(flag: Option<PathBuf>, home_dir: &Path) -> PathBuf {
 pub fn serve(ctx: &Context, socket: Option<PathBuf>) -> Result<u8, CliError> {
     let socket = socket_path(socket, &ctx.home_dir);
     let agent = Agent::open(&ctx.home_dir).map_err(|e| CliError::usage(e.to_string()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::usage(format!("cannot start the runtime: {e}")))?;
+    // On one CPU (a small VM, or pinned with taskset/CPUAffinity) a work-stealing
+    // scheduler is pure overhead for the relay: run everything on one thread.
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let runtime = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    }
+    .map_err(|e| CliError::usage(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
         let listener = bind(&socket).map_err(|e| CliError::usage(e.to_string()))?;
         eprintln!(
