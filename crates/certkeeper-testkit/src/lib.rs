@@ -163,21 +163,19 @@ impl TestCert {
 
     /// A certificate issued by this one.
     pub fn issue(&self, spec: &Spec) -> TestCert {
-        let key = spec.key.generate();
-        let params = spec.params();
-        let issuer = Issuer::from_params(&self.params, &self.key);
-        let cert = params.signed_by(&key, &issuer).expect("issued");
-        TestCert {
-            der: cert.der().to_vec(),
-            key,
-            params,
-        }
+        self.sign(spec, spec.key.generate())
     }
 
     /// A certificate issued by this one for the key of `subject` (cross-signing, a
     /// renewed CA that keeps its key).
     pub fn issue_for(&self, spec: &Spec, subject: &TestCert) -> TestCert {
-        let key = KeyPair::from_pem(&subject.key.serialize_pem()).expect("own key parses");
+        self.sign(
+            spec,
+            KeyPair::from_pem(&subject.key.serialize_pem()).expect("own key parses"),
+        )
+    }
+
+    fn sign(&self, spec: &Spec, key: KeyPair) -> TestCert {
         let params = spec.params();
         let issuer = Issuer::from_params(&self.params, &self.key);
         let cert = params.signed_by(&key, &issuer).expect("issued");

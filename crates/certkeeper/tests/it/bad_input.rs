@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use certkeeper_testkit::{Pki, Spec, TestCert, corpora, mutations};
 
-use crate::common::{Env, openssl, stderr};
+use crate::common::{Env, openssl, openssl_pfx, stderr};
 
 /// The home's entries, read in-process (fast enough to run after every mutation).
 fn entries(env: &Env) -> Vec<String> {
@@ -30,27 +30,9 @@ fn generated_files(env: &Env) -> Vec<(String, Option<&'static str>)> {
         "chain.pem",
         format!("{}{}", pki.inter.pem(), pki.root.pem()),
     );
-    let pfx = env.path("gen.pfx");
-    let (leaf, key) = (env.path("leaf.pem"), env.path("leaf.key"));
-    openssl(&[
-        "pkcs12",
-        "-export",
-        "-in",
-        &leaf,
-        "-inkey",
-        &key,
-        "-certfile",
-        &chain,
-        "-out",
-        &pfx,
-        "-passout",
-        "pass:pw",
-    ]);
-    let legacy = env.path("gen-legacy.pfx");
-    openssl(&[
-        "pkcs12", "-export", "-legacy", "-in", &leaf, "-inkey", &key, "-out", &legacy, "-passout",
-        "pass:pw",
-    ]);
+    let pfx = openssl_pfx(env, "gen.pfx", "pw", &[]);
+    let legacy = openssl_pfx(env, "gen-legacy.pfx", "pw", &["-legacy"]);
+    let key = env.path("leaf.key");
     let p7b = env.path("gen.p7b");
     openssl(&[
         "crl2pkcs7",
@@ -131,20 +113,8 @@ fn each_kind_of_bad_input_has_its_own_message() {
     let env = Env::new();
     let pki = Pki::new();
     pki.write_pem(env.dir.path());
-    let (leaf, key) = (env.path("leaf.pem"), env.path("leaf.key"));
-    let pfx = env.path("p.pfx");
-    openssl(&[
-        "pkcs12",
-        "-export",
-        "-in",
-        &leaf,
-        "-inkey",
-        &key,
-        "-out",
-        &pfx,
-        "-passout",
-        "pass:right",
-    ]);
+    let key = env.path("leaf.key");
+    let pfx = openssl_pfx(&env, "p.pfx", "right", &[]);
     let bytes = std::fs::read(&pfx).unwrap();
     let truncated = env.write("truncated.pfx", &bytes[..bytes.len() - 40]);
     let random = env.write(
@@ -249,14 +219,8 @@ impl Drop for Tmpfs {
 }
 
 fn pfx_in(env: &Env) -> String {
-    let pki = Pki::new();
-    pki.write_pem(env.dir.path());
-    let pfx = env.path("p.pfx");
-    let (leaf, key) = (env.path("leaf.pem"), env.path("leaf.key"));
-    openssl(&[
-        "pkcs12", "-export", "-in", &leaf, "-inkey", &key, "-out", &pfx, "-passout", "pass:pw",
-    ]);
-    pfx
+    Pki::new().write_pem(env.dir.path());
+    openssl_pfx(env, "p.pfx", "pw", &[])
 }
 
 #[test]

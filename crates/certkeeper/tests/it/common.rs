@@ -126,3 +126,24 @@ pub fn tool(program: &str, args: &[&str]) -> Output {
 pub fn openssl(args: &[&str]) -> Output {
     tool("openssl", args)
 }
+
+/// `openssl pkcs12 -export` of leaf.pem and leaf.key (and chain.pem when present) in
+/// the env's directory, into NAME with PASSWORD; returns the file's path.
+pub fn openssl_pfx(env: &Env, name: &str, password: &str, extra: &[&str]) -> String {
+    let (leaf, key, chain, out) = (
+        env.path("leaf.pem"),
+        env.path("leaf.key"),
+        env.path("chain.pem"),
+        env.path(name),
+    );
+    let passout = format!("pass:{password}");
+    let mut args = vec![
+        "pkcs12", "-export", "-in", &leaf, "-inkey", &key, "-out", &out, "-passout", &passout,
+    ];
+    if Path::new(&chain).exists() {
+        args.extend(["-certfile", &chain]);
+    }
+    args.extend(extra);
+    openssl(&args);
+    out
+}

@@ -3,7 +3,7 @@
 
 use certkeeper_testkit::{KeyKind, Pki, Spec};
 
-use crate::common::{Env, openssl, stderr, tool};
+use crate::common::{Env, openssl, openssl_pfx, stderr, tool};
 
 /// Writes the PKI as PEM files into the env's directory.
 fn setup(kind: KeyKind) -> (Env, Pki) {
@@ -66,29 +66,7 @@ fn openssl_pkcs12_in_every_variant_imports() {
     ] {
         let (env, _) = setup(kind);
         for (name, extra, password) in variants {
-            let out = env.path(&format!("{name}.pfx"));
-            let passout = format!("pass:{password}");
-            let (leaf, key, chain) = (
-                env.path("leaf.pem"),
-                env.path("leaf.key"),
-                env.path("chain.pem"),
-            );
-            let mut args = vec![
-                "pkcs12",
-                "-export",
-                "-in",
-                &leaf,
-                "-inkey",
-                &key,
-                "-certfile",
-                &chain,
-                "-out",
-                &out,
-                "-passout",
-                &passout,
-            ];
-            args.extend(*extra);
-            openssl(&args);
+            let out = openssl_pfx(&env, &format!("{name}.pfx"), password, extra);
             let pw = (!password.is_empty()).then_some(*password);
             assert_eq!(import(&env, &out, pw), (3, 1), "{kind:?} {name}");
         }
@@ -337,28 +315,7 @@ fn keytool_keystores_modern_legacy_and_truststores_import() {
 #[test]
 fn nss_pk12util_exports_import() {
     let (env, _) = setup(KeyKind::EcP256);
-    let (leaf, key, chain) = (
-        env.path("leaf.pem"),
-        env.path("leaf.key"),
-        env.path("chain.pem"),
-    );
-    let src = env.path("src.pfx");
-    openssl(&[
-        "pkcs12",
-        "-export",
-        "-in",
-        &leaf,
-        "-inkey",
-        &key,
-        "-certfile",
-        &chain,
-        "-out",
-        &src,
-        "-passout",
-        "pass:in",
-        "-name",
-        "partner",
-    ]);
+    let src = openssl_pfx(&env, "src.pfx", "in", &["-name", "partner"]);
     let db = format!("sql:{}", env.path("nssdb"));
     std::fs::create_dir(env.path("nssdb")).unwrap();
     tool("certutil", &["-N", "-d", &db, "--empty-password"]);

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use certkeeper_testkit::{Pki, Spec, TestCert};
 
-use crate::common::{Env, openssl, stderr};
+use crate::common::{Env, openssl, openssl_pfx, stderr};
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -14,31 +14,16 @@ fn mode(path: &std::path::Path) -> u32 {
 /// A .pfx of the PKI's leaf, key and chain, made by the real openssl.
 fn pfx(env: &Env, pki: &Pki, name: &str, password: &str, extra: &[&str]) -> String {
     pki.write_pem(env.dir.path());
-    let chain = env.write(
+    env.write(
         "chain.pem",
         format!("{}{}", pki.inter.pem(), pki.root.pem()),
     );
-    let out = env.path(name);
-    let (leaf, key) = (env.path("leaf.pem"), env.path("leaf.key"));
-    let mut args = vec![
-        "pkcs12",
-        "-export",
-        "-in",
-        &leaf,
-        "-inkey",
-        &key,
-        "-certfile",
-        &chain,
-        "-out",
-        &out,
-        "-name",
-        "partner",
-    ];
-    let pass = format!("pass:{password}");
-    args.extend(["-passout", &pass]);
-    args.extend(extra);
-    openssl(&args);
-    out
+    openssl_pfx(
+        env,
+        name,
+        password,
+        &[&["-name", "partner"], extra].concat(),
+    )
 }
 
 #[test]
