@@ -162,19 +162,45 @@ impl Home {
 
     /// Resolves a REF as a binding uses it: where it matches several entries that
     /// have a private key (a renewed certificate imported under the same name), the
-    /// one valid at `at` with the latest expiry wins.
+    /// one valid at `at` with the latest expiry wins, and among equal expiries the one
+    /// imported last.
     pub fn resolve_current(&self, reference: &str, at: i64) -> Result<Entry, StoreError> {
         match self.resolve(reference) {
             Err(StoreError::Ambiguous { candidates, .. }) => {
-                let matches = self.matching(reference)?;
-                matches
+                let usable: Vec<String> = self
+                    .matching(reference)?
                     .into_iter()
                     .filter(|e| e.has_key && e.not_before <= at && at <= e.not_after)
-                    .max_by_key(|e| (e.not_after, e.not_before))
-                    .ok_or(StoreError::Ambiguous {
+                    .map(|e| e.thumbprint)
+                    .collect();
+                let mut best: Option<(i64, i64, i64, String)> = None;
+                for thumbprint in usable {
+                    let key: (i64, i64, i64) = self
+                        .conn
+                        .query_row(
+                            "SELECT not_after, not_before, rowid FROM entries WHERE thumbprint = ?1",
+                            [&thumbprint],
+                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                        )
+                        .map_err(|e| self.db_err(e))?;
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| (key.0, key.1, key.2) > (b.0, b.1, b.2))
+                    {
+                        best = Some((key.0, key.1, key.2, thumbprint));
+                    }
+                }
+                match best {
+                    Some((.., thumbprint)) => {
+                        self.entry(&thumbprint)?.ok_or(StoreError::NotFound {
+                            reference: reference.into(),
+                        })
+                    }
+                    None => Err(StoreError::Ambiguous {
                         reference: reference.into(),
                         candidates,
-                    })
+                    }),
+                }
             }
             other => other,
         }
@@ -186,4 +212,35 @@ fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use certkeeper_testkit::{Spec, TestCert};
+
+    use crate::{Home, ImportOptions};
+
+    #[test]
+    fn a_renewal_with_the_same_expiry_wins_by_import_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut home, _) = Home::init(&dir.path().join("home")).unwrap();
+        let ca = TestCert::self_signed(&Spec::ca("CA"));
+        let now = 1_900_000_000;
+        let mut last = String::new();
+        for _ in 0..6 {
+            // Certificates made in the same second share their validity.
+            let leaf = ca.issue(&Spec::client("same.example"));
+            let pem = format!("{}{}", leaf.pem(), leaf.key_pem());
+            let contents = certkeeper_core::read_file(pem.as_bytes(), None).unwrap();
+            let options = ImportOptions {
+                name: Some("partner".into()),
+                ..ImportOptions::default()
+            };
+            let report = home.import(contents, &options).unwrap();
+            last = report.imported[0].thumbprint.clone();
+            let chosen = home.resolve_current("partner", now.min(home.entry(&last).unwrap().unwrap().not_after - 1)).unwrap();
+            assert_eq!(chosen.thumbprint, last);
+        }
+        assert!(!last.is_empty());
+    }
 }
