@@ -238,7 +238,12 @@ mod tests {
             };
             let report = home.import(contents, &options).unwrap();
             last = report.imported[0].thumbprint.clone();
-            let chosen = home.resolve_current("partner", now.min(home.entry(&last).unwrap().unwrap().not_after - 1)).unwrap();
+            let chosen = home
+                .resolve_current(
+                    "partner",
+                    now.min(home.entry(&last).unwrap().unwrap().not_after - 1),
+                )
+                .unwrap();
             assert_eq!(chosen.thumbprint, last);
         }
         assert!(!last.is_empty());
