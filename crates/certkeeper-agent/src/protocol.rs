@@ -5,6 +5,21 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The TLS signature schemes the agent signs with (by their rustls names on the
+/// wire), best first within each key type.
+pub const SCHEMES: &[rustls::SignatureScheme] = &[
+    rustls::SignatureScheme::ECDSA_NISTP256_SHA256,
+    rustls::SignatureScheme::ECDSA_NISTP384_SHA384,
+    rustls::SignatureScheme::ECDSA_NISTP521_SHA512,
+    rustls::SignatureScheme::RSA_PSS_SHA256,
+    rustls::SignatureScheme::RSA_PSS_SHA384,
+    rustls::SignatureScheme::RSA_PSS_SHA512,
+    rustls::SignatureScheme::RSA_PKCS1_SHA256,
+    rustls::SignatureScheme::RSA_PKCS1_SHA384,
+    rustls::SignatureScheme::RSA_PKCS1_SHA512,
+    rustls::SignatureScheme::ED25519,
+];
+
 /// The protocol version this build speaks.
 pub const VERSION: u32 = 1;
 /// The largest message either side accepts.

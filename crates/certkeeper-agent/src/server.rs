@@ -21,6 +21,7 @@ use tokio::net::{UnixListener, UnixStream};
 
 use crate::audit::AuditLog;
 use crate::peer::Caller;
+use crate::protocol::SCHEMES;
 use crate::protocol::{
     Code, Envelope, Hello, KeyInfo, MAX_MESSAGE, Request, Response, Signature, VERSION, frame,
 };
@@ -53,20 +54,6 @@ pub enum AgentError {
         source: std::io::Error,
     },
 }
-
-/// The TLS signature schemes the agent signs with, by their rustls names.
-pub const SCHEMES: &[SignatureScheme] = &[
-    SignatureScheme::ECDSA_NISTP256_SHA256,
-    SignatureScheme::ECDSA_NISTP384_SHA384,
-    SignatureScheme::ECDSA_NISTP521_SHA512,
-    SignatureScheme::RSA_PSS_SHA256,
-    SignatureScheme::RSA_PSS_SHA384,
-    SignatureScheme::RSA_PSS_SHA512,
-    SignatureScheme::RSA_PKCS1_SHA256,
-    SignatureScheme::RSA_PKCS1_SHA384,
-    SignatureScheme::RSA_PKCS1_SHA512,
-    SignatureScheme::ED25519,
-];
 
 /// A scheme by name (`ECDSA_NISTP256_SHA256`).
 pub fn scheme_named(name: &str) -> Option<SignatureScheme> {

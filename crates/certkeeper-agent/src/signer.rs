@@ -11,7 +11,7 @@ use rustls::{SignatureAlgorithm, SignatureScheme};
 use rustls_pki_types::CertificateDer;
 
 use crate::client::{AgentClient, ClientError};
-use crate::protocol::KeyInfo;
+use crate::protocol::{KeyInfo, SCHEMES};
 
 /// Idle connections to one agent socket.
 #[derive(Debug)]
@@ -82,27 +82,18 @@ impl AgentSigningKey {
     }
 
     /// The schemes this key signs with, best first.
-    pub fn schemes(&self) -> &'static [SignatureScheme] {
-        match self.algorithm.as_str() {
-            "ec-p256" => &[SignatureScheme::ECDSA_NISTP256_SHA256],
-            "ec-p384" => &[SignatureScheme::ECDSA_NISTP384_SHA384],
-            "ec-p521" => &[SignatureScheme::ECDSA_NISTP521_SHA512],
-            "ed25519" => &[SignatureScheme::ED25519],
-            "rsa" => &[
-                SignatureScheme::RSA_PSS_SHA256,
-                SignatureScheme::RSA_PSS_SHA384,
-                SignatureScheme::RSA_PSS_SHA512,
-                SignatureScheme::RSA_PKCS1_SHA256,
-                SignatureScheme::RSA_PKCS1_SHA384,
-                SignatureScheme::RSA_PKCS1_SHA512,
-            ],
-            "rsa-pss" => &[
-                SignatureScheme::RSA_PSS_SHA256,
-                SignatureScheme::RSA_PSS_SHA384,
-                SignatureScheme::RSA_PSS_SHA512,
-            ],
-            _ => &[],
-        }
+    pub fn schemes(&self) -> Vec<SignatureScheme> {
+        use SignatureScheme as S;
+        let fits = |s: &S| match self.algorithm.as_str() {
+            "ec-p256" => *s == S::ECDSA_NISTP256_SHA256,
+            "ec-p384" => *s == S::ECDSA_NISTP384_SHA384,
+            "ec-p521" => *s == S::ECDSA_NISTP521_SHA512,
+            "ed25519" => *s == S::ED25519,
+            "rsa" => format!("{s:?}").starts_with("RSA_"),
+            "rsa-pss" => format!("{s:?}").starts_with("RSA_PSS_"),
+            _ => false,
+        };
+        SCHEMES.iter().copied().filter(fits).collect()
     }
 
     /// Signs through the agent (also for callers outside rustls, like keycheck).
@@ -118,10 +109,10 @@ impl AgentSigningKey {
 
 impl SigningKey for AgentSigningKey {
     fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
-        let scheme = self.schemes().iter().find(|s| offered.contains(s))?;
+        let scheme = self.schemes().into_iter().find(|s| offered.contains(s))?;
         Some(Box::new(AgentSigner {
             key: self.clone(),
-            scheme: *scheme,
+            scheme,
         }))
     }
 
