@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use certkeeper_core::path::Purpose;
 use certkeeper_store::{Entry, Home, Principal, StoreError};
 use rustls::SignatureScheme;
 use rustls::sign::SigningKey;
@@ -250,14 +249,8 @@ impl Agent {
             }
         };
         let mut chain = vec![rustls_pki_types::CertificateDer::from(entry.der.clone())];
-        if let Ok(check) = home.check_path(&entry, now, Purpose::Any) {
-            for link in check.report.chain.iter().skip(1).filter(|l| !l.anchor) {
-                if let Some(t) = &link.thumbprint
-                    && let Ok(Some(e)) = home.entry(t)
-                {
-                    chain.push(rustls_pki_types::CertificateDer::from(e.der));
-                }
-            }
+        for issuer in home.path_issuers(&entry, now, false).unwrap_or_default() {
+            chain.push(rustls_pki_types::CertificateDer::from(issuer.der));
         }
         let ck = Arc::new(rustls::sign::CertifiedKey::new(chain, key));
         cache
@@ -356,20 +349,11 @@ impl Agent {
         }
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let chain: Vec<String> = home
-            .check_path(&entry, now, Purpose::Any)
-            .map(|check| {
-                check
-                    .report
-                    .chain
-                    .iter()
-                    .skip(1)
-                    .filter(|l| !l.anchor)
-                    .filter_map(|l| l.thumbprint.as_deref())
-                    .filter_map(|t| home.entry(t).ok().flatten())
-                    .map(|e| B64.encode(&e.der))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .path_issuers(&entry, now, false)
+            .unwrap_or_default()
+            .iter()
+            .map(|e| B64.encode(&e.der))
+            .collect();
         Response::ok(json(&key_info(&entry, chain)))
     }
 

@@ -93,8 +93,7 @@ pub fn read_single(input: &[u8]) -> Result<Tlv<'_>, BerError> {
 /// content to be present: for recognising the kind of a truncated file.
 /// Returns the first identifier octet and the content bytes that are available.
 pub fn peek_header(input: &[u8]) -> Option<(u8, &[u8])> {
-    let (tag_len, len, header_len) = header(input, 0).ok()?;
-    let _ = tag_len;
+    let (_, len, header_len) = header(input, 0).ok()?;
     let end = match len {
         Some(len) => input.len().min(header_len.saturating_add(len)),
         None => input.len(),

@@ -261,22 +261,9 @@ impl Certificate {
         }
     }
 
-    /// The SubjectPublicKeyInfo's algorithm OID, dotted.
-    pub fn public_key_algorithm(&self) -> String {
-        match x509_parser::x509::SubjectPublicKeyInfo::from_der(&self.spki_der) {
-            Ok((_, spki)) => spki.algorithm.algorithm.to_id_string(),
-            Err(_) => String::new(),
-        }
-    }
-
     /// Whether the certificate is valid at `at` (seconds since the epoch).
     pub fn valid_at(&self, at: i64) -> bool {
         self.not_before <= at && at <= self.not_after
-    }
-
-    /// The certificate as PEM.
-    pub fn to_pem(&self) -> String {
-        crate::pem::encode("CERTIFICATE", &self.der)
     }
 }
 

@@ -373,6 +373,13 @@ fn disallowed_match<'a>(cert: &Certificate, pool: &[PoolCert<'a>]) -> Option<&'a
         .find(|d| d.thumbprint == cert.thumbprint || d.key_id == cert.key_id)
 }
 
+/// How `cert` is trusted in the pool, if it is there.
+fn trust_in(pool: &[PoolCert<'_>], cert: &Certificate) -> Option<Trust> {
+    pool.iter()
+        .find(|p| p.cert.thumbprint == cert.thumbprint)
+        .map(|p| p.trust)
+}
+
 /// Keys certkeeper can sign TLS handshakes with.
 fn unusable_key(leaf: &Certificate) -> Option<Problem> {
     let t = leaf.key_type.as_str();
@@ -613,11 +620,7 @@ impl<'a> Search<'_, 'a> {
     }
 
     fn trust(&self, cert: &Certificate) -> Option<Trust> {
-        self.query
-            .pool
-            .iter()
-            .find(|p| p.cert.thumbprint == cert.thumbprint)
-            .map(|p| p.trust)
+        trust_in(self.query.pool, cert)
     }
 
     fn walk(&mut self, path: &mut Vec<&'a Certificate>) {
@@ -689,13 +692,7 @@ fn diagnose(query: &Query<'_>, error: &webpki::Error) -> Report {
     let (_, best, complete) = search.best.unwrap_or((0, vec![query.leaf], false));
     let exhausted = search.budget == 0;
 
-    let trust = |c: &Certificate| {
-        query
-            .pool
-            .iter()
-            .find(|p| p.cert.thumbprint == c.thumbprint)
-            .map(|p| p.trust)
-    };
+    let trust = |c: &Certificate| trust_in(query.pool, c);
     let mut chain: Vec<Link> = Vec::new();
     let mut problems: Vec<(u8, Problem)> = Vec::new();
     for (i, c) in best.iter().enumerate() {

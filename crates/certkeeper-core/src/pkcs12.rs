@@ -48,14 +48,6 @@ pub struct Pkcs12Contents {
     pub keys: Vec<KeyBag>,
 }
 
-/// Whether the outer structure is a PFX: SEQUENCE { INTEGER, SEQUENCE { OID data|signedData, ... } }.
-pub fn looks_like_pfx(children: &[Tlv<'_>]) -> bool {
-    matches!(children, [version, auth_safe, ..]
-        if version.tag_byte() == 0x02
-        && auth_safe.tag_byte() == 0x30
-        && ber::lenient_children(auth_safe.content).first().is_some_and(crate::pkcs7::is_content_type))
-}
-
 /// Reads a PKCS#12 file. With no password, tries both encodings of the empty
 /// password (the empty BMPString, and the zero-length "null" password) as OpenSSL does.
 pub fn read(input: &[u8], password: Option<&str>) -> Result<Pkcs12Contents, FormatError> {

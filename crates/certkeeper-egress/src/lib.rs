@@ -22,4 +22,7 @@ pub enum EgressError {
     /// The call failed; the message says how (see [`failure::explain`]).
     #[error("{0}")]
     Call(String),
+    /// The agent did not give us the client certificate (not reachable, denied, ...).
+    #[error(transparent)]
+    Agent(#[from] certkeeper_agent::ClientError),
 }

@@ -85,23 +85,30 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-fn upstream_for(agent: &Arc<Agent>, binding: &Binding) -> Result<(Upstream, String), String> {
+/// What a binding's relay is built from: the binding, the trust anchors and the
+/// certificate in use. A renewal or a new root changes it, and the pool is rebuilt so
+/// that every following request goes out with the new certificate.
+fn identity(agent: &Arc<Agent>, binding: &Binding) -> Result<(ServerTrust, String), String> {
     let trust = agent
         .with_home(|home| ServerTrust::named(Some(home), &binding.server_ca))
         .map_err(|e| e.to_string())?;
-    // The certificate in use is part of the identity: a renewal swaps the pool, so
-    // that every following request goes out on a connection with the new certificate.
     let thumbprint = agent.certified_key(&binding.cert).map(|(_, t)| t)?;
     let identity = format!("{binding:?}{thumbprint}{:?}", trust.identity());
+    Ok((trust, identity))
+}
+
+fn upstream_for(
+    agent: &Arc<Agent>,
+    binding: &Binding,
+    trust: &ServerTrust,
+) -> Result<Upstream, String> {
     let resolver = Arc::new(BindingCert {
         agent: Arc::clone(agent),
         reference: binding.cert.clone(),
         binding: binding.name.clone(),
     });
-    let config = client_config(&trust, resolver, &[]).map_err(|e| e.to_string())?;
-    let upstream =
-        Upstream::new(&binding.name, &binding.upstream, config).map_err(|e| e.to_string())?;
-    Ok((upstream, identity))
+    let config = client_config(trust, resolver, &[]).map_err(|e| e.to_string())?;
+    Upstream::new(&binding.name, &binding.upstream, config).map_err(|e| e.to_string())
 }
 
 async fn reconcile(agent: &Arc<Agent>, running: &mut HashMap<String, Running>) {
@@ -128,8 +135,19 @@ async fn reconcile(agent: &Arc<Agent>, running: &mut HashMap<String, Running>) {
     });
     for binding in wanted {
         let listen = binding.listen.clone().unwrap_or_default();
-        let (upstream, identity) = match upstream_for(agent, binding) {
-            Ok(u) => u,
+        let built = identity(agent, binding).and_then(|(trust, identity)| {
+            // Unchanged: keep the pool (and its warm connections) as it is.
+            if running
+                .get(&binding.name)
+                .is_some_and(|r| r.identity == identity)
+            {
+                return Ok(None);
+            }
+            upstream_for(agent, binding, &trust).map(|u| Some((u, identity)))
+        });
+        let (upstream, identity) = match built {
+            Ok(Some(u)) => u,
+            Ok(None) => continue,
             Err(e) => {
                 eprintln!("certkeeper egress {}: not serving: {e}", binding.name);
                 if let Some(r) = running.remove(&binding.name) {
@@ -139,13 +157,11 @@ async fn reconcile(agent: &Arc<Agent>, running: &mut HashMap<String, Running>) {
             }
         };
         if let Some(r) = running.get_mut(&binding.name) {
-            if r.identity != identity {
-                if let Ok(mut current) = r.current.write() {
-                    *current = Arc::new(upstream);
-                }
-                r.identity = identity;
-                eprintln!("certkeeper egress {}: reloaded", binding.name);
+            if let Ok(mut current) = r.current.write() {
+                *current = Arc::new(upstream);
             }
+            r.identity = identity;
+            eprintln!("certkeeper egress {}: reloaded", binding.name);
             continue;
         }
         let listener = match TcpListener::bind(&listen).await {

@@ -139,6 +139,28 @@ pub fn client_config(
     Ok(config)
 }
 
+/// A client configuration presenting the certificate `reference` resolves to in the
+/// agent at `socket`, its key used through the agent. Returns the resolver too, to
+/// ask afterwards whether the server asked for the certificate.
+pub fn agent_client_config(
+    socket: &std::path::Path,
+    reference: &str,
+    trust: &ServerTrust,
+    alpn: &[&[u8]],
+) -> Result<
+    (
+        ClientConfig,
+        Arc<FixedClientCert>,
+        certkeeper_agent::protocol::KeyInfo,
+    ),
+    EgressError,
+> {
+    let (certified, info) = certkeeper_agent::AgentSigningKey::certified(socket, reference)?;
+    let resolver = Arc::new(FixedClientCert::new(Arc::new(certified)));
+    let config = client_config(trust, Arc::clone(&resolver) as _, alpn)?;
+    Ok((config, resolver, info))
+}
+
 /// Presents one fixed certificate chain and key, and remembers whether the server
 /// asked for it (for `request -v`).
 #[derive(Debug)]

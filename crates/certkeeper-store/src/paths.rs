@@ -96,4 +96,31 @@ impl Home {
         stores.insert(entry.thumbprint.clone(), entry.store);
         Ok(PathCheck { report, stores })
     }
+
+    /// The issuing CAs on `entry`'s certification path at `at` (the valid path, else
+    /// the best one found), nearest first, as entries; the trust anchor only when
+    /// `with_root`. What a TLS client presents (without root) or `export --chain` writes.
+    pub fn path_issuers(
+        &self,
+        entry: &Entry,
+        at: i64,
+        with_root: bool,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let check = self.check_path(entry, at, Purpose::Any)?;
+        let mut issuers = Vec::new();
+        for link in check
+            .report
+            .chain
+            .iter()
+            .skip(1)
+            .filter(|l| with_root || !l.anchor)
+        {
+            if let Some(t) = &link.thumbprint
+                && let Some(e) = self.entry(t)?
+            {
+                issuers.push(e);
+            }
+        }
+        Ok(issuers)
+    }
 }

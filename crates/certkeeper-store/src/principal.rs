@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use nix::unistd::{Gid, Group, Uid, User};
+use nix::unistd::{Group, Uid, User};
 
 use crate::error::StoreError;
 
@@ -65,14 +65,6 @@ impl Principal {
             .ok()
             .flatten()
             .map(|u| u.name)
-    }
-
-    /// The name of a gid, if it has one.
-    pub fn group_name(gid: u32) -> Option<String> {
-        Group::from_gid(Gid::from_raw(gid))
-            .ok()
-            .flatten()
-            .map(|g| g.name)
     }
 }
 

@@ -307,6 +307,39 @@ pub fn corpora() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora")
 }
 
+/// `corpora()/cryptography_vectors`.
+pub fn vectors() -> PathBuf {
+    corpora().join("cryptography_vectors")
+}
+
+/// The rows of a corpus manifest (`pkcs12-manifest.tsv`), header skipped, tab-split.
+pub fn manifest(name: &str) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(vectors().join(name)).expect("corpus manifest present");
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+/// Every file below `dir`, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).expect("corpus directory readable") {
+            let p = entry.expect("directory entry").path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Damaged variants of `bytes`: truncations at several points, and single-bit flips
 /// spread over the file (deterministic, so failures reproduce).
 pub fn mutations(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {

@@ -89,6 +89,15 @@ impl From<certkeeper_agent::ClientError> for CliError {
     }
 }
 
+impl From<certkeeper_egress::EgressError> for CliError {
+    fn from(e: certkeeper_egress::EgressError) -> Self {
+        match e {
+            certkeeper_egress::EgressError::Agent(agent) => agent.into(),
+            other => CliError::usage(other.to_string()),
+        }
+    }
+}
+
 impl From<FormatError> for CliError {
     fn from(e: FormatError) -> Self {
         CliError::usage(format_message(&e))

@@ -2,29 +2,8 @@
 //! the right number of certificates and keys; every certificate must parse or be
 //! refused cleanly.
 
-use std::path::PathBuf;
-
 use certkeeper_core::{FormatError, Password, read_file};
-
-fn corpora() -> PathBuf {
-    if let Ok(dir) = std::env::var("CERTKEEPER_CORPORA") {
-        return PathBuf::from(dir);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora")
-}
-
-fn vectors() -> PathBuf {
-    corpora().join("cryptography_vectors")
-}
-
-fn manifest(name: &str) -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(vectors().join(name)).expect("corpus manifest present");
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.split('\t').map(str::to_string).collect())
-        .collect()
-}
+use certkeeper_testkit::{files_under as walk, manifest, vectors};
 
 #[test]
 fn every_pkcs12_file_openssl_reads_is_read_with_the_right_counts() {
@@ -224,18 +203,4 @@ fn list_refused_files() {
             eprintln!("{}: {e}", entry.display());
         }
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
 }

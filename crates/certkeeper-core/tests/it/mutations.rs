@@ -1,29 +1,16 @@
 //! Truncated and bit-flipped variants of every corpus file and of generated files:
 //! the reader returns a result or a one-line error, never panics, in bounded time.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use certkeeper_core::{Password, read_file};
-use certkeeper_testkit::{corpora, mutations};
-
-fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            walk(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
-}
+use certkeeper_testkit::{files_under, mutations, vectors};
 
 #[test]
 fn every_mutation_of_every_file_is_read_or_refused_cleanly() {
     let mut files = Vec::new();
-    let vectors = corpora().join("cryptography_vectors");
     for sub in ["pkcs12", "pkcs7", "x509", "asymmetric"] {
-        walk(&vectors.join(sub), &mut files);
+        files.extend(files_under(&vectors().join(sub)));
     }
     files.retain(|f| {
         std::fs::metadata(f)

@@ -4,9 +4,8 @@ use std::io::Write;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use certkeeper_agent::AgentSigningKey;
 use certkeeper_egress::request::{Answer, Call, send};
-use certkeeper_egress::tls::{FixedClientCert, ServerTrust, client_config};
+use certkeeper_egress::tls::{ServerTrust, agent_client_config};
 use certkeeper_store::{Binding, Home};
 use http::{HeaderName, HeaderValue, Method};
 
@@ -138,10 +137,8 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
     };
 
     let socket = socket_path(args.socket.clone(), &ctx.home_dir);
-    let (certified, info) = AgentSigningKey::certified(&socket, &reference)?;
-    let resolver = Arc::new(FixedClientCert::new(Arc::new(certified)));
-    let config = client_config(&trust, Arc::clone(&resolver) as _, &[b"h2", b"http/1.1"])
-        .map_err(|e| CliError::usage(e.to_string()))?;
+    let (config, resolver, info) =
+        agent_client_config(&socket, &reference, &trust, &[b"h2", b"http/1.1"])?;
 
     let call = build_call(args, url)?;
     if args.verbose {

@@ -309,16 +309,16 @@ async fn demo() -> Result<usize, CliError> {
     let trust =
         certkeeper_egress::tls::ServerTrust::Roots(vec![CertificateDer::from(root.der.clone())]);
     let socket_for_request = socket.clone();
-    let (certified, _) = tokio::task::spawn_blocking(move || {
-        AgentSigningKey::certified(&socket_for_request, "partner")
+    let (config, _, _) = tokio::task::spawn_blocking(move || {
+        certkeeper_egress::tls::agent_client_config(
+            &socket_for_request,
+            "partner",
+            &trust,
+            &[b"http/1.1"],
+        )
     })
     .await
     .map_err(|e| CliError::usage(e.to_string()))??;
-    let resolver = Arc::new(certkeeper_egress::tls::FixedClientCert::new(Arc::new(
-        certified,
-    )));
-    let config = certkeeper_egress::tls::client_config(&trust, resolver, &[b"http/1.1"])
-        .map_err(|e| CliError::usage(e.to_string()))?;
     let call = certkeeper_egress::request::Call {
         url: format!("https://localhost:{upstream_port}/status")
             .parse()

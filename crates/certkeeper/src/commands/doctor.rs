@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use certkeeper_agent::{AgentClient, AgentSigningKey};
+use certkeeper_agent::AgentClient;
 use certkeeper_core::Certificate;
 use certkeeper_core::path::Purpose;
 use certkeeper_store::{Entry, Home, Principal, Setting, StoreName};
@@ -456,12 +456,9 @@ fn handshake(
     binding: &certkeeper_store::Binding,
     socket: &std::path::Path,
 ) -> Result<String, String> {
-    use certkeeper_egress::tls::{FixedClientCert, ServerTrust, client_config};
+    use certkeeper_egress::tls::{ServerTrust, agent_client_config};
     let trust = ServerTrust::named(Some(home), &binding.server_ca).map_err(|e| e.to_string())?;
-    let (certified, _) =
-        AgentSigningKey::certified(socket, &binding.cert).map_err(|e| e.to_string())?;
-    let resolver = Arc::new(FixedClientCert::new(Arc::new(certified)));
-    let config = client_config(&trust, Arc::clone(&resolver) as _, &[b"http/1.1"])
+    let (config, resolver, _) = agent_client_config(socket, &binding.cert, &trust, &[b"http/1.1"])
         .map_err(|e| e.to_string())?;
     let url: http::Uri = binding.upstream.parse().map_err(|e| format!("{e}"))?;
     let call = certkeeper_egress::request::Call {

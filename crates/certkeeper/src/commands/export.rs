@@ -35,19 +35,8 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> Result<u8, CliError> {
         return Ok(0);
     }
 
-    // The issuers on the certification path (the valid one, else the best found),
-    // without the entry itself and without missing elements.
-    let chain: Vec<certkeeper_store::Entry> = if args.chain {
-        let check = home.check_path(&entry, output::now(), certkeeper_core::path::Purpose::Any)?;
-        let mut issuers = Vec::new();
-        for link in check.report.chain.iter().skip(1) {
-            if let Some(t) = &link.thumbprint
-                && let Some(e) = home.entry(t)?
-            {
-                issuers.push(e);
-            }
-        }
-        issuers
+    let chain = if args.chain {
+        home.path_issuers(&entry, output::now(), true)?
     } else {
         Vec::new()
     };

@@ -218,14 +218,8 @@ impl Drop for Tmpfs {
     }
 }
 
-fn pfx_in(env: &Env) -> String {
-    Pki::new().write_pem(env.dir.path());
-    openssl_pfx(env, "p.pfx", "pw", &[])
-}
-
-#[test]
-fn a_full_disk_fails_cleanly_and_loses_nothing() {
-    let Some(fs) = Tmpfs::mount("4m") else { return };
+/// A home on `fs` holding one certificate, its entries, and a .pfx ready to import.
+fn seeded_home(fs: &Tmpfs) -> (Env, Vec<String>, String) {
     let env = Env::in_dir(fs.path());
     let first = env.write(
         "first.pem",
@@ -233,7 +227,15 @@ fn a_full_disk_fails_cleanly_and_loses_nothing() {
     );
     env.ok(&["import", &first]);
     let before = entries(&env);
-    let pfx = pfx_in(&env);
+    Pki::new().write_pem(env.dir.path());
+    let pfx = openssl_pfx(&env, "p.pfx", "pw", &[]);
+    (env, before, pfx)
+}
+
+#[test]
+fn a_full_disk_fails_cleanly_and_loses_nothing() {
+    let Some(fs) = Tmpfs::mount("4m") else { return };
+    let (env, before, pfx) = seeded_home(&fs);
     // Fill the disk.
     let filler = fs.path().join("filler");
     let _ = Command::new("dd")
@@ -259,14 +261,7 @@ fn a_read_only_home_fails_cleanly() {
     let Some(fs) = Tmpfs::mount("16m") else {
         return;
     };
-    let env = Env::in_dir(fs.path());
-    let first = env.write(
-        "first.pem",
-        TestCert::self_signed(&Spec::client("first")).pem(),
-    );
-    env.ok(&["import", &first]);
-    let before = entries(&env);
-    let pfx = pfx_in(&env);
+    let (env, before, pfx) = seeded_home(&fs);
     fs.remount("ro");
     let out = env.run_env(&["import", &pfx, "--password-env", "PW"], "PW", "pw");
     fs.remount("rw");

@@ -1,20 +1,9 @@
 //! The shared corpora through the real binary: every PKCS#12 and PKCS#7 file that
 //! OpenSSL reads imports with the right certificates and keys.
 
-use certkeeper_testkit::corpora;
+use certkeeper_testkit::{corpora, manifest};
 
 use crate::common::{Env, stderr};
-
-fn manifest(name: &str) -> Vec<Vec<String>> {
-    let path = corpora().join("cryptography_vectors").join(name);
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.split('\t').map(str::to_string).collect())
-        .collect()
-}
 
 #[test]
 fn every_pkcs12_file_imports_with_its_certificates_and_key() {

@@ -24,6 +24,12 @@ fn import(env: &Env, name: &str, cert: &TestCert) {
     env.ok(&["import", &f]);
 }
 
+/// Imports `cert` with its private key (into personal).
+fn import_with_key(env: &Env, cert: &TestCert) {
+    let f = env.write("with-key.pem", format!("{}{}", cert.pem(), cert.key_pem()));
+    env.ok(&["import", &f]);
+}
+
 fn import_to(env: &Env, name: &str, cert: &TestCert, store: &str) {
     let f = env.write(name, cert.pem());
     env.ok(&["import", &f, "--store", store]);
@@ -191,8 +197,7 @@ fn expiry_and_not_yet_valid_name_the_element_and_the_date() {
     let inter = root.issue(&Spec::ca("Old Issuing CA").days(-400, -10));
     let leaf = inter.issue(&Spec::client("late.example").days(-20, 300));
     let env = Env::new();
-    let f = env.write("l.pem", format!("{}{}", leaf.pem(), leaf.key_pem()));
-    env.ok(&["import", &f]);
+    import_with_key(&env, &leaf);
     import(&env, "i.pem", &inter);
     import(&env, "r.pem", &root);
     let (code, v) = path(&env, &["subject:late.example"]);
@@ -289,8 +294,7 @@ fn of_two_issuers_with_one_name_the_one_that_validates_is_chosen() {
     let new = root.issue_for(&Spec::ca("Renewed Issuing CA"), &old);
     let leaf = old.issue(&Spec::client("renewed.example").days(-1, 100));
     let env = Env::new();
-    let f = env.write("l.pem", format!("{}{}", leaf.pem(), leaf.key_pem()));
-    env.ok(&["import", &f]);
+    import_with_key(&env, &leaf);
     import(&env, "old.pem", &old);
     import(&env, "new.pem", &new);
     import(&env, "root.pem", &root);
@@ -314,8 +318,7 @@ fn of_two_issuers_with_one_name_the_one_that_validates_is_chosen() {
     let cross = old_root.issue_for(&Spec::ca("Bridge CA"), &ca);
     let leaf = ca.issue(&Spec::client("bridged.example"));
     let env = Env::new();
-    let f = env.write("l.pem", format!("{}{}", leaf.pem(), leaf.key_pem()));
-    env.ok(&["import", &f]);
+    import_with_key(&env, &leaf);
     import(&env, "cross.pem", &cross);
     import(&env, "ca.pem", &ca);
     import(&env, "new-root.pem", &new_root);
@@ -338,8 +341,7 @@ fn loops_long_chains_and_damaged_entries_end_with_a_reason_in_bounded_time() {
     let a_by_b = b.issue_for(&Spec::ca("Loop A"), &a);
     let leaf = b.issue(&Spec::client("looped.example"));
     let env = Env::new();
-    let f = env.write("l.pem", format!("{}{}", leaf.pem(), leaf.key_pem()));
-    env.ok(&["import", &f]);
+    import_with_key(&env, &leaf);
     import_to(&env, "b.pem", &b, "intermediate");
     import_to(&env, "ab.pem", &a_by_b, "intermediate");
     let start = Instant::now();
@@ -361,8 +363,7 @@ fn loops_long_chains_and_damaged_entries_end_with_a_reason_in_bounded_time() {
     let f = env.write("cas.pem", bundle);
     env.ok(&["import", &f]);
     import(&env, "root.pem", &root);
-    let f = env.write("l.pem", format!("{}{}", leaf.pem(), leaf.key_pem()));
-    env.ok(&["import", &f]);
+    import_with_key(&env, &leaf);
     let start = Instant::now();
     let (code, v) = path(&env, &["subject:deep.example"]);
     assert_eq!(code, 1);
