@@ -10,12 +10,11 @@ use http::{HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::ClientConfig;
-use rustls_pki_types::{CertificateDer, ServerName};
-use tokio::net::TcpStream;
+use rustls_pki_types::CertificateDer;
 
 use crate::EgressError;
 use crate::failure::explain;
-use crate::proxy::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT};
+use crate::proxy::RESPONSE_TIMEOUT;
 
 /// A request to make.
 #[derive(Debug, Clone)]
@@ -75,24 +74,9 @@ pub async fn send(
         )));
     }
     let port = call.url.port_u16().unwrap_or(443);
-    let host_trimmed = host.trim_start_matches('[').trim_end_matches(']');
     let target = format!("{host}:{port}");
     let fail = |e: &(dyn std::error::Error + 'static)| EgressError::Call(explain(e, &target));
-
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host_trimmed, port)))
-        .await
-        .map_err(|e| fail(&e))?
-        .map_err(|e| fail(&e))?;
-    let _ = tcp.set_nodelay(true);
-    let name = ServerName::try_from(host_trimmed.to_string())
-        .map_err(|_| EgressError::Config(format!("{host}: not a valid host name")))?;
-    let tls = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        tokio_rustls::TlsConnector::from(config).connect(name, tcp),
-    )
-    .await
-    .map_err(|e| fail(&e))?
-    .map_err(|e| fail(&e))?;
+    let tls = crate::tls::connect(host, port, config).await?;
     let (_, session) = tls.get_ref();
     let info = TlsInfo {
         version: session

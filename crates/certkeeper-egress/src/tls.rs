@@ -14,6 +14,42 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::EgressError;
+use crate::failure::explain;
+
+/// How long to wait for a TCP connection and the TLS handshake, each.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens a mutual-TLS connection to `host:port` (`host` as in a URL: a name, an IPv4
+/// address or a bracketed IPv6 address), within [`CONNECT_TIMEOUT`] for the TCP
+/// connection and again for the handshake. A failure says what failed
+/// ([`explain`]).
+pub async fn connect(
+    host: &str,
+    port: u16,
+    config: Arc<ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, EgressError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let target = format!("{host}:{port}");
+    let name = ServerName::try_from(bare.to_string())
+        .map_err(|_| EgressError::Config(format!("{host}: not a valid host name")))?;
+    let timed_out = |_| EgressError::Call(format!("connecting to {target} timed out"));
+    let fail = |e: std::io::Error| EgressError::Call(explain(&e, &target));
+    let tcp = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect((bare, port)),
+    )
+    .await
+    .map_err(timed_out)?
+    .map_err(fail)?;
+    let _ = tcp.set_nodelay(true);
+    tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio_rustls::TlsConnector::from(config).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| EgressError::Call(format!("the TLS handshake with {target} timed out")))?
+    .map_err(fail)
+}
 
 /// How the upstream's certificate is checked.
 #[derive(Debug, Clone)]

@@ -38,6 +38,8 @@ struct Partner {
     _dir: tempfile::TempDir,
     nginx: Child,
     port: u16,
+    /// The same service without HTTP/2, idle connections closed after 2 s.
+    h1_port: u16,
     rogue_port: u16,
 }
 
@@ -62,9 +64,10 @@ impl Partner {
             format!("{}{}", client_ca.pem(), client_root.pem()),
         )
         .unwrap();
-        let (port, rogue_port, sink_port) = (free_port(), free_port(), free_port());
+        let (port, h1_port, rogue_port, sink_port) =
+            (free_port(), free_port(), free_port(), free_port());
         let p = d.display();
-        let echo = r#"default_type text/plain; return 200 "subject=$ssl_client_s_dn serial=$ssl_client_serial verify=$ssl_client_verify method=$request_method soapaction=$http_soapaction ct=$content_type uri=$request_uri\n";"#;
+        let echo = r#"default_type text/plain; return 200 "subject=$ssl_client_s_dn serial=$ssl_client_serial verify=$ssl_client_verify method=$request_method soapaction=$http_soapaction ct=$content_type uri=$request_uri conn=$connection reqs=$connection_requests reused=$ssl_session_reused\n";"#;
         let conf = format!(
             r#"daemon off; master_process off; worker_processes 1; pid {p}/nginx.pid; error_log {p}/error.log info;
 events {{ worker_connections 256; }}
@@ -76,6 +79,15 @@ http {{
     ssl_certificate {p}/server.pem; ssl_certificate_key {p}/server.key;
     ssl_client_certificate {p}/client-ca.pem; ssl_verify_client on; ssl_verify_depth 3;
     location /upload {{ client_max_body_size 0; proxy_pass http://127.0.0.1:{sink_port}; }}
+    location / {{ {echo} }}
+  }}
+  server {{
+    listen 127.0.0.1:{h1_port} ssl;
+    keepalive_timeout 2s;
+    ssl_session_cache shared:h1:1m;
+    ssl_certificate {p}/server.pem; ssl_certificate_key {p}/server.key;
+    ssl_client_certificate {p}/client-ca.pem; ssl_verify_client on; ssl_verify_depth 3;
+    location /close {{ keepalive_timeout 0; {echo} }}
     location / {{ {echo} }}
   }}
   server {{
@@ -101,6 +113,7 @@ http {{
             .spawn()
             .expect("nginx (Debian package) is needed by the egress tests");
         wait_for_port(port);
+        wait_for_port(h1_port);
         wait_for_port(rogue_port);
         Partner {
             client_ca,
@@ -108,12 +121,17 @@ http {{
             _dir: dir,
             nginx,
             port,
+            h1_port,
             rogue_port,
         }
     }
 
     fn url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.port)
+    }
+
+    fn h1_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.h1_port)
     }
 }
 
@@ -169,6 +187,42 @@ fn http(port: u16, method: &str, path: &str, headers: &[&str], body: &[u8]) -> (
         .unwrap_or(0);
     let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (status, body)
+}
+
+/// One request on an application's keep-alive connection; the answer's status and
+/// body (read by its Content-Length, the connection stays open).
+fn keep_alive_get(s: &mut TcpStream, path: &str) -> (u16, String) {
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().unwrap())
+        })
+        .expect("a Content-Length");
+    let mut body = vec![0u8; length];
+    s.read_exact(&mut body).unwrap();
+    (status, String::from_utf8(body).unwrap())
+}
+
+/// The value of `key=` in the partner's echo.
+fn echoed(body: &str, key: &str) -> String {
+    body.split(&format!("{key}="))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {key}= in {body}"))
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 fn bind(env: &Env, partner: &Partner, name: &str, upstream: &str) -> u16 {
@@ -443,4 +497,82 @@ fn large_uploads_stream_through_a_binding_with_flat_memory() {
         grown < 64 * 1024,
         "the agent's peak memory grew by {grown} KiB for a 256 MiB upload"
     );
+}
+
+#[test]
+fn upstream_connections_are_kept_handed_on_and_resumed() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let _agent = RunningAgent::start(&env);
+    let port = bind(&env, &partner, "h1", &partner.h1_url(""));
+    wait_for_port(port);
+
+    // One application connection, three requests: one upstream connection.
+    let mut app = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    app.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let answers: Vec<String> = (0..3).map(|_| keep_alive_get(&mut app, "/a").1).collect();
+    let conn = echoed(&answers[0], "conn");
+    for (i, body) in answers.iter().enumerate() {
+        assert_eq!(echoed(body, "conn"), conn, "{body}");
+        assert_eq!(echoed(body, "reqs"), (i + 1).to_string(), "{body}");
+        assert!(body.contains("verify=SUCCESS"), "{body}");
+    }
+    // While it is open, a second application connection gets a second upstream
+    // connection, which resumes the first one's TLS session.
+    let (status, body) = http(port, "GET", "/b", &[], b"");
+    assert_eq!(status, 200, "{body}");
+    let second = echoed(&body, "conn");
+    assert_ne!(second, conn, "{body}");
+    assert_eq!(
+        echoed(&body, "reused"),
+        "r",
+        "TLS session not resumed: {body}"
+    );
+    // Connections the application closes hand their upstream connection on.
+    let (_, body) = http(port, "GET", "/c", &[], b"");
+    assert_eq!(echoed(&body, "conn"), second, "{body}");
+    drop(app);
+    std::thread::sleep(Duration::from_millis(200));
+    let (_, again) = http(port, "GET", "/d", &[], b"");
+    let (_, then) = http(port, "GET", "/e", &[], b"");
+    assert_eq!(
+        echoed(&again, "conn"),
+        echoed(&then, "conn"),
+        "{again}{then}"
+    );
+    assert!([conn.as_str(), second.as_str()].contains(&echoed(&then, "conn").as_str()));
+
+    // The upstream closes idle connections (after 2 s here): the next requests, on a
+    // kept application connection and on new ones, go out on new connections.
+    let mut app = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    app.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let (_, before) = keep_alive_get(&mut app, "/f");
+    std::thread::sleep(Duration::from_millis(2600));
+    let (status, after) = keep_alive_get(&mut app, "/g");
+    assert_eq!(status, 200, "{after}");
+    assert_ne!(echoed(&after, "conn"), echoed(&before, "conn"));
+    for _ in 0..3 {
+        let (status, body) = http(port, "GET", "/h", &[], b"");
+        assert_eq!(status, 200, "{body}");
+    }
+    // An upstream that closes after every response: each request still answered,
+    // each on a connection of its own.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = keep_alive_get(&mut app, "/close");
+        assert_eq!(status, 200, "{body}");
+        assert!(!seen.contains(&echoed(&body, "conn")), "{body}");
+        seen.push(echoed(&body, "conn"));
+    }
+
+    // An HTTP/2 upstream: every application connection shares one connection.
+    let port = bind(&env, &partner, "h2", &partner.url(""));
+    wait_for_port(port);
+    let bodies: Vec<String> = (0..3)
+        .map(|_| http(port, "GET", "/x", &[], b"").1)
+        .collect();
+    let conn = echoed(&bodies[0], "conn");
+    for body in &bodies {
+        assert_eq!(echoed(body, "conn"), conn, "{body}");
+    }
 }
