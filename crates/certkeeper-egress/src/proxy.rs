@@ -431,10 +431,10 @@ async fn send_h2(
 }
 
 /// Headers that belong to one connection, not to the message (RFC 9110 7.6.1).
-/// One pass over the names first: the usual message has none of them.
+/// One pass over the names first: the usual message has none of them, or only
+/// `Connection: keep-alive` (nginx sends it with every answer).
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    const FIXED: [HeaderName; 7] = [
-        header::CONNECTION,
+    const FIXED: [HeaderName; 6] = [
         header::PROXY_AUTHENTICATE,
         header::PROXY_AUTHORIZATION,
         header::TE,
@@ -442,24 +442,39 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         header::TRANSFER_ENCODING,
         header::UPGRADE,
     ];
-    let hop = |name: &HeaderName| {
-        FIXED.contains(name) || name == "keep-alive" || name == "proxy-connection"
-    };
-    if !headers.keys().any(hop) {
-        return;
+    let mut connection = false;
+    let mut others = false;
+    for name in headers.keys() {
+        if name == header::CONNECTION {
+            connection = true;
+        } else if FIXED.contains(name) || name == "keep-alive" || name == "proxy-connection" {
+            others = true;
+        }
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(FIXED.iter()) {
-        headers.remove(name);
+    if connection {
+        // Connection names further hop-by-hop headers ("close" and "keep-alive" are
+        // options, not names, but removing an absent header is harmless).
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|n| !n.eq_ignore_ascii_case("close") && !n.eq_ignore_ascii_case("keep-alive"))
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
+        headers.remove(header::CONNECTION);
+        for name in named {
+            headers.remove(name);
+        }
     }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
+    if others {
+        for name in &FIXED {
+            headers.remove(name);
+        }
+        headers.remove("keep-alive");
+        headers.remove("proxy-connection");
+    }
 }
 
 /// The upstream a listener currently relays to; swapped when its binding changes.
@@ -509,5 +524,50 @@ pub async fn serve(listener: TcpListener, current: Current, mut shutdown: watch:
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(list: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in list {
+            map.append(*k, HeaderValue::from_static(v));
+        }
+        map
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped_and_the_rest_kept() {
+        let mut h = headers(&[
+            ("connection", "keep-alive, X-Trace"),
+            ("connection", "close"),
+            ("x-trace", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-connection", "keep-alive"),
+            ("upgrade", "websocket"),
+            ("soapaction", "\"urn:x\""),
+            ("content-type", "text/xml"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-type", "soapaction"]);
+
+        let mut h = headers(&[("connection", "keep-alive"), ("content-length", "20")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("content-length"));
+
+        let mut h = headers(&[("te", "trailers"), ("date", "x")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(
+            h.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            ["date"]
+        );
     }
 }
