@@ -45,7 +45,8 @@ pub use crate::tls::CONNECT_TIMEOUT;
 /// Response bodies: the upstream's stream, or our own text.
 pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
-/// How long to wait for the upstream's response headers.
+/// How long to wait for the upstream's response headers, unless the home's
+/// `upstream_timeout` setting says otherwise.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an idle upstream connection stays in the pool.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -67,14 +68,20 @@ pub struct Upstream {
     prefix: String,
     host_header: HeaderValue,
     config: Arc<ClientConfig>,
+    response_timeout: Duration,
     idle: Mutex<Vec<(TlsStream<TcpStream>, Instant)>>,
     h2: Mutex<Option<http2::SendRequest<Incoming>>>,
 }
 
 impl Upstream {
     /// An upstream at `base_url` (https) reached with `config` (client certificate
-    /// and trust).
-    pub fn new(name: &str, base_url: &str, mut config: ClientConfig) -> Result<Self, EgressError> {
+    /// and trust), answering within `response_timeout`.
+    pub fn new(
+        name: &str,
+        base_url: &str,
+        mut config: ClientConfig,
+        response_timeout: Duration,
+    ) -> Result<Self, EgressError> {
         let bad = |why: &str| EgressError::Config(format!("upstream {base_url:?}: {why}"));
         let base: Uri = base_url.parse().map_err(|e| bad(&format!("{e}")))?;
         if base.scheme() != Some(&http::uri::Scheme::HTTPS) {
@@ -95,6 +102,7 @@ impl Upstream {
             prefix: base.path().trim_end_matches('/').to_string(),
             host_header,
             config: Arc::new(config),
+            response_timeout,
             idle: Mutex::new(Vec::new()),
             h2: Mutex::new(None),
         })
@@ -327,7 +335,7 @@ impl Lane {
         parts.version = http::Version::HTTP_11;
         let request = Request::from_parts(parts, body);
         match tokio::time::timeout(
-            RESPONSE_TIMEOUT,
+            upstream.response_timeout,
             self.send(&upstream, path.clone(), request),
         )
         .await
@@ -344,7 +352,7 @@ impl Lane {
                 let reason = format!(
                     "{} sent no response within {} s (upstream timeout)",
                     upstream.target,
-                    RESPONSE_TIMEOUT.as_secs()
+                    upstream.response_timeout.as_secs()
                 );
                 upstream.fail(&method, path.path(), StatusCode::GATEWAY_TIMEOUT, &reason)
             }

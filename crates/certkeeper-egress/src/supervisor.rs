@@ -10,14 +10,14 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use certkeeper_agent::server::Agent;
-use certkeeper_store::Binding;
+use certkeeper_store::{Binding, Setting};
 use rustls::SignatureScheme;
 use rustls::client::ResolvesClientCert;
 use rustls::sign::CertifiedKey;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::proxy::{Current, Upstream, serve};
+use crate::proxy::{Current, RESPONSE_TIMEOUT, Upstream, serve};
 use crate::tls::{ServerTrust, client_config};
 
 /// The client certificate of a binding, resolved through the agent at each handshake.
@@ -85,30 +85,45 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// What a binding's relay is built from: the binding, the trust anchors and the
-/// certificate in use. A renewal or a new root changes it, and the pool is rebuilt so
-/// that every following request goes out with the new certificate.
-fn identity(agent: &Arc<Agent>, binding: &Binding) -> Result<(ServerTrust, String), String> {
-    let trust = agent
-        .with_home(|home| ServerTrust::named(Some(home), &binding.server_ca))
-        .map_err(|e| e.to_string())?;
+/// What a binding's relay is built from: the binding, the trust anchors, the
+/// certificate in use and the home's `upstream_timeout`. A renewal or a new root
+/// changes it, and the pool is rebuilt so that every following request goes out with
+/// the new certificate.
+fn identity(agent: &Arc<Agent>, binding: &Binding) -> Result<(Settled, String), String> {
+    let (trust, timeout) = agent.with_home(|home| {
+        let trust =
+            ServerTrust::named(Some(home), &binding.server_ca).map_err(|e| e.to_string())?;
+        let timeout = home
+            .setting(Setting::UpstreamTimeout)
+            .map_err(|e| e.to_string())?
+            .parse()
+            .map_or(RESPONSE_TIMEOUT, Duration::from_secs);
+        Ok::<_, String>((trust, timeout))
+    })?;
     let thumbprint = agent.certified_key(&binding.cert).map(|(_, t)| t)?;
-    let identity = format!("{binding:?}{thumbprint}{:?}", trust.identity());
-    Ok((trust, identity))
+    let identity = format!("{binding:?}{thumbprint}{:?}{timeout:?}", trust.identity());
+    Ok((Settled { trust, timeout }, identity))
+}
+
+/// What a binding's relay is built from, besides the binding itself.
+struct Settled {
+    trust: ServerTrust,
+    timeout: Duration,
 }
 
 fn upstream_for(
     agent: &Arc<Agent>,
     binding: &Binding,
-    trust: &ServerTrust,
+    settled: &Settled,
 ) -> Result<Upstream, String> {
     let resolver = Arc::new(BindingCert {
         agent: Arc::clone(agent),
         reference: binding.cert.clone(),
         binding: binding.name.clone(),
     });
-    let config = client_config(trust, resolver, &[]).map_err(|e| e.to_string())?;
-    Upstream::new(&binding.name, &binding.upstream, config).map_err(|e| e.to_string())
+    let config = client_config(&settled.trust, resolver, &[]).map_err(|e| e.to_string())?;
+    Upstream::new(&binding.name, &binding.upstream, config, settled.timeout)
+        .map_err(|e| e.to_string())
 }
 
 async fn reconcile(agent: &Arc<Agent>, running: &mut HashMap<String, Running>) {
@@ -135,7 +150,7 @@ async fn reconcile(agent: &Arc<Agent>, running: &mut HashMap<String, Running>) {
     });
     for binding in wanted {
         let listen = binding.listen.clone().unwrap_or_default();
-        let built = identity(agent, binding).and_then(|(trust, identity)| {
+        let built = identity(agent, binding).and_then(|(settled, identity)| {
             // Unchanged: keep the pool (and its warm connections) as it is.
             if running
                 .get(&binding.name)
@@ -143,7 +158,7 @@ async fn reconcile(agent: &Arc<Agent>, running: &mut HashMap<String, Running>) {
             {
                 return Ok(None);
             }
-            upstream_for(agent, binding, &trust).map(|u| Some((u, identity)))
+            upstream_for(agent, binding, &settled).map(|u| Some((u, identity)))
         });
         let (upstream, identity) = match built {
             Ok(Some(u)) => u,

@@ -33,14 +33,17 @@ pub enum Setting {
     ServicePrincipals,
     /// Warn this many days before a certificate expires (default 30).
     ExpiryWarningDays,
+    /// Seconds a binding waits for the upstream's answer before a 504 (default 60).
+    UpstreamTimeout,
 }
 
 impl Setting {
     /// Every setting.
-    pub const ALL: [Setting; 3] = [
+    pub const ALL: [Setting; 4] = [
         Setting::ExportDir,
         Setting::ServicePrincipals,
         Setting::ExpiryWarningDays,
+        Setting::UpstreamTimeout,
     ];
 
     /// The setting's key.
@@ -49,6 +52,7 @@ impl Setting {
             Setting::ExportDir => "export_dir",
             Setting::ServicePrincipals => "service_principals",
             Setting::ExpiryWarningDays => "expiry_warning_days",
+            Setting::UpstreamTimeout => "upstream_timeout",
         }
     }
 
@@ -59,7 +63,8 @@ impl Setting {
             .find(|s| s.key() == key)
             .ok_or_else(|| {
                 StoreError::InvalidSetting(format!(
-                    "unknown setting {key:?}: export_dir, service_principals or expiry_warning_days"
+                    "unknown setting {key:?}: export_dir, service_principals, expiry_warning_days \
+                     or upstream_timeout"
                 ))
             })
     }
@@ -202,6 +207,7 @@ impl Home {
             Setting::ExportDir => self.dir.join("exports").display().to_string(),
             Setting::ServicePrincipals => String::new(),
             Setting::ExpiryWarningDays => "30".into(),
+            Setting::UpstreamTimeout => "60".into(),
         }))
     }
 
@@ -234,6 +240,20 @@ impl Home {
                     ))
                 })?;
                 days.to_string()
+            }
+            Setting::UpstreamTimeout => {
+                let seconds: u32 = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=86_400).contains(s))
+                    .ok_or_else(|| {
+                        StoreError::InvalidSetting(format!(
+                            "upstream_timeout must be a whole number of seconds from 1 to \
+                             86400, not {value:?}"
+                        ))
+                    })?;
+                seconds.to_string()
             }
         };
         self.conn

@@ -282,11 +282,13 @@ pub enum Command {
     #[command(after_help = "Example:\n  certkeeper man > /usr/local/share/man/man1/certkeeper.1")]
     Man,
 
-    /// Show or change settings: export_dir, service_principals, expiry_warning_days.
+    /// Show or change settings: export_dir, service_principals, expiry_warning_days,
+    /// upstream_timeout.
     #[command(after_help = "Examples:\n  \
         certkeeper config\n  \
         certkeeper config export_dir /srv/certificates\n  \
-        certkeeper config service_principals user:www-data,group:app")]
+        certkeeper config service_principals user:www-data,group:app\n  \
+        certkeeper config upstream_timeout 120   (seconds a binding waits for the partner)")]
     Config {
         /// The setting.
         key: Option<String>,

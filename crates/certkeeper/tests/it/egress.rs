@@ -41,6 +41,8 @@ struct Partner {
     /// The same service without HTTP/2, idle connections closed after 2 s.
     h1_port: u16,
     rogue_port: u16,
+    /// Accepts TCP connections (in the kernel's backlog) and never answers.
+    blackhole: std::net::TcpListener,
 }
 
 impl Partner {
@@ -66,6 +68,8 @@ impl Partner {
         .unwrap();
         let (port, h1_port, rogue_port, sink_port) =
             (free_port(), free_port(), free_port(), free_port());
+        let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let blackhole_port = blackhole.local_addr().unwrap().port();
         let p = d.display();
         let echo = r#"default_type text/plain; return 200 "subject=$ssl_client_s_dn serial=$ssl_client_serial verify=$ssl_client_verify method=$request_method soapaction=$http_soapaction ct=$content_type uri=$request_uri conn=$connection reqs=$connection_requests reused=$ssl_session_reused\n";"#;
         let conf = format!(
@@ -88,6 +92,7 @@ http {{
     ssl_certificate {p}/server.pem; ssl_certificate_key {p}/server.key;
     ssl_client_certificate {p}/client-ca.pem; ssl_verify_client on; ssl_verify_depth 3;
     location /close {{ keepalive_timeout 0; {echo} }}
+    location /slow {{ proxy_pass http://127.0.0.1:{blackhole_port}; proxy_read_timeout 300s; }}
     location /upload {{ client_max_body_size 0; proxy_pass http://127.0.0.1:{sink_port}; }}
     location / {{ {echo} }}
   }}
@@ -124,6 +129,7 @@ http {{
             port,
             h1_port,
             rogue_port,
+            blackhole,
         }
     }
 
@@ -580,4 +586,56 @@ fn upstream_connections_are_kept_handed_on_and_resumed() {
     for body in &bodies {
         assert_eq!(echoed(body, "conn"), conn, "{body}");
     }
+}
+
+#[test]
+fn a_silent_upstream_is_a_504_after_upstream_timeout() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let _agent = RunningAgent::start(&env);
+    assert_eq!(env.ok(&["config", "upstream_timeout"]).trim(), "60");
+    let out = env.run(&["config", "upstream_timeout", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("upstream_timeout must be"),
+        "{}",
+        stderr(&out)
+    );
+    env.ok(&["config", "upstream_timeout", "2"]);
+
+    // The partner accepts the request and never answers (it waits on a backend).
+    let port = bind(&env, &partner, "slow", &partner.h1_url(""));
+    wait_for_port(port);
+    let start = Instant::now();
+    let (status, body) = http(port, "GET", "/slow", &[], b"");
+    assert_eq!(status, 504, "{body}");
+    assert!(
+        body.contains("sent no response within 2 s (upstream timeout)"),
+        "{body}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
+    // The connection after it is fine.
+    let (status, body) = http(port, "GET", "/after", &[], b"");
+    assert_eq!(status, 200, "{body}");
+
+    // The upstream's port accepts TCP connections but never speaks TLS.
+    let silent = format!(
+        "https://localhost:{}/",
+        partner.blackhole.local_addr().unwrap().port()
+    );
+    let port = bind(&env, &partner, "silent", &silent);
+    wait_for_port(port);
+    let start = Instant::now();
+    let (status, body) = http(port, "GET", "/", &[], b"");
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("upstream timeout"), "{body}");
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
 }
