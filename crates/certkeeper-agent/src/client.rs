@@ -45,7 +45,8 @@ pub enum ClientError {
 /// A connection to the agent.
 #[derive(Debug)]
 pub struct AgentClient {
-    stream: UnixStream,
+    /// Buffered for reading: an answer's length and body come in one read.
+    stream: std::io::BufReader<UnixStream>,
     path: PathBuf,
 }
 
@@ -82,7 +83,7 @@ impl AgentClient {
             .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
             .map_err(|e| unreachable(e.to_string()))?;
         Ok(AgentClient {
-            stream,
+            stream: std::io::BufReader::with_capacity(16 * 1024, stream),
             path: path.to_path_buf(),
         })
     }
@@ -102,7 +103,10 @@ impl AgentClient {
             path: self.path.clone(),
             reason: format!("the connection failed: {e}"),
         };
-        self.stream.write_all(&frame(&body)).map_err(lost)?;
+        self.stream
+            .get_mut()
+            .write_all(&frame(&body))
+            .map_err(lost)?;
         let mut len = [0u8; 4];
         self.stream.read_exact(&mut len).map_err(lost)?;
         let n = u32::from_be_bytes(len) as usize;

@@ -155,10 +155,12 @@ impl Agent {
         }
     }
 
-    async fn connection(self: Arc<Self>, mut stream: UnixStream) {
+    async fn connection(self: Arc<Self>, stream: UnixStream) {
         let Ok(cred) = stream.peer_cred() else {
             return;
         };
+        // Buffered for reading: a request's length and body come in one read.
+        let mut stream = tokio::io::BufReader::with_capacity(16 * 1024, stream);
         let caller = Caller::from_credentials(cred.uid(), cred.gid(), cred.pid());
         loop {
             let mut len = [0u8; 4];
@@ -172,7 +174,7 @@ impl Agent {
                     Code::TooLarge,
                     format!("a message may be at most {MAX_MESSAGE} bytes; this one claims {n}"),
                 );
-                let _ = write(&mut stream, &r).await;
+                let _ = write(stream.get_mut(), &r).await;
                 return;
             }
             let mut body = vec![0u8; n];
@@ -184,7 +186,7 @@ impl Agent {
                 Ok(request) => (self.handle(&caller, request), false),
                 Err(response) => (response, true),
             };
-            if write(&mut stream, &response).await.is_err() || fatal {
+            if write(stream.get_mut(), &response).await.is_err() || fatal {
                 return;
             }
         }

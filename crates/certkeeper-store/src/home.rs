@@ -185,8 +185,10 @@ impl Home {
     /// SQLite's data version: changes whenever another connection commits, so a
     /// long-running reader (the agent) knows when to drop its caches.
     pub fn data_version(&self) -> Result<i64, StoreError> {
+        // Cached: the agent asks before every request it answers.
         self.conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
             .map_err(|e| self.db_err(e))
     }
 
