@@ -50,6 +50,8 @@ pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an idle upstream connection stays in the pool.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How often idle upstream connections are checked.
+const SWEEP_EVERY: Duration = Duration::from_secs(15);
 /// How many idle upstream connections the pool keeps.
 pub const MAX_IDLE: usize = 256;
 
@@ -126,6 +128,13 @@ impl Upstream {
             }
         }
         None
+    }
+
+    /// Closes idle connections that are stale or that the upstream closed, so that
+    /// a binding gone quiet does not hold sockets.
+    fn sweep(&self) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.retain_mut(|(io, since)| since.elapsed() < IDLE_TIMEOUT && still_open(io));
     }
 
     /// Keeps an idle connection for the next application connection.
@@ -519,8 +528,10 @@ async fn serve_connection(stream: TcpStream, current: Current) {
 /// Serves plain HTTP/1.1 on `listener`, relaying to the current upstream, until
 /// `shutdown` turns true.
 pub async fn serve(listener: TcpListener, current: Current, mut shutdown: watch::Receiver<bool>) {
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
     loop {
         tokio::select! {
+            _ = sweep.tick() => current_upstream(&current).sweep(),
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);

@@ -639,3 +639,53 @@ fn a_silent_upstream_is_a_504_after_upstream_timeout() {
         start.elapsed()
     );
 }
+
+/// TCP connections on this machine to `port` in state CLOSE_WAIT (the peer closed,
+/// we did not), from /proc/net/tcp.
+fn close_wait_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f[3] == "08" && f[2].ends_with(&format!(":{port:04X}"))
+        })
+        .count()
+}
+
+#[test]
+fn idle_upstream_connections_the_partner_closed_are_let_go() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let _agent = RunningAgent::start(&env);
+    let port = bind(&env, &partner, "quiet", &partner.h1_url(""));
+    wait_for_port(port);
+    // Three application connections at once: three upstream connections, all idle
+    // in the pool once the applications are gone.
+    let mut apps: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    for app in &mut apps {
+        app.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        assert_eq!(keep_alive_get(app, "/").0, 200);
+    }
+    drop(apps);
+    // The partner closes idle connections after 2 s; the binding then lets its ends
+    // go within its sweep interval (15 s), without any new request.
+    let start = Instant::now();
+    while close_wait_to(partner.h1_port) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the partner kept them"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    while close_wait_to(partner.h1_port) > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(25),
+            "idle connections the partner closed are still held"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
