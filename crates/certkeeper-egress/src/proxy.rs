@@ -50,6 +50,9 @@ pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an idle upstream connection stays in the pool.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How many more connections a request not yet written may be tried on when the one
+/// it was given turns out closed.
+const MAX_RETRIES: u32 = 2;
 /// How often idle upstream connections are checked.
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
 /// How many idle upstream connections the pool keeps.
@@ -72,7 +75,7 @@ pub struct Upstream {
     config: Arc<ClientConfig>,
     response_timeout: Duration,
     idle: Mutex<Vec<(TlsStream<TcpStream>, Instant)>>,
-    h2: Mutex<Option<http2::SendRequest<Incoming>>>,
+    h2: Mutex<Option<http2::SendRequest<Outgoing>>>,
 }
 
 impl Upstream {
@@ -147,7 +150,7 @@ impl Upstream {
     }
 
     /// The shared HTTP/2 connection, if the upstream speaks it and it is open.
-    fn h2_sender(&self) -> Option<http2::SendRequest<Incoming>> {
+    fn h2_sender(&self) -> Option<http2::SendRequest<Outgoing>> {
         let mut slot = self.h2.lock().unwrap_or_else(|p| p.into_inner());
         match slot.as_ref() {
             Some(s) if !s.is_closed() => Some(s.clone()),
@@ -204,9 +207,60 @@ impl Upstream {
     }
 }
 
+/// When the application last sent part of a request body.
+struct Progress {
+    last: Mutex<tokio::time::Instant>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            last: Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
+    }
+
+    fn last(&self) -> tokio::time::Instant {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A request body on its way upstream, noting when each part passes.
+pub struct Outgoing {
+    inner: Incoming,
+    progress: Arc<Progress>,
+}
+
+impl hyper::body::Body for Outgoing {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &polled {
+            self.progress.touch();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 enum Connected {
     H1(Box<TlsStream<TcpStream>>),
-    H2(http2::SendRequest<Incoming>),
+    H2(http2::SendRequest<Outgoing>),
 }
 
 /// Whether an idle connection is still open: nothing to read yet. (A TLS 1.3
@@ -231,8 +285,8 @@ struct Lane {
 struct LaneState {
     /// The upstream `conn` belongs to (bindings can be reloaded under us).
     upstream: Option<Arc<Upstream>>,
-    sender: Option<http1::SendRequest<Incoming>>,
-    conn: Option<http1::Connection<Tls, Incoming>>,
+    sender: Option<http1::SendRequest<Outgoing>>,
+    conn: Option<http1::Connection<Tls, Outgoing>>,
     waker: Option<Waker>,
 }
 
@@ -269,7 +323,7 @@ impl Lane {
         &self,
         upstream: &Arc<Upstream>,
         io: TlsStream<TcpStream>,
-    ) -> Result<http1::SendRequest<Incoming>, String> {
+    ) -> Result<http1::SendRequest<Outgoing>, String> {
         let (sender, conn) = http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| explain(&e, &upstream.target))?;
@@ -284,7 +338,7 @@ impl Lane {
     }
 
     /// The sender of this lane's connection to `upstream`, if it has a usable one.
-    fn take_sender(&self, upstream: &Arc<Upstream>) -> Option<http1::SendRequest<Incoming>> {
+    fn take_sender(&self, upstream: &Arc<Upstream>) -> Option<http1::SendRequest<Outgoing>> {
         let mut state = self.lock();
         let same = state
             .upstream
@@ -298,7 +352,7 @@ impl Lane {
         state.sender.take()
     }
 
-    fn put_sender(&self, sender: http1::SendRequest<Incoming>) {
+    fn put_sender(&self, sender: http1::SendRequest<Outgoing>) {
         let mut state = self.lock();
         if state.conn.is_some() {
             state.sender = Some(sender);
@@ -342,13 +396,34 @@ impl Lane {
         };
         strip_hop_by_hop(&mut parts.headers);
         parts.version = http::Version::HTTP_11;
-        let request = Request::from_parts(parts, body);
-        match tokio::time::timeout(
-            upstream.response_timeout,
-            self.send(&upstream, path.clone(), request),
-        )
-        .await
-        {
+        let progress = Arc::new(Progress::new());
+        let request = Request::from_parts(
+            parts,
+            Outgoing {
+                inner: body,
+                progress: Arc::clone(&progress),
+            },
+        );
+        // The timeout runs from the last byte of the request body the application
+        // sent, not from the start: a large upload on a slow line is not cut off.
+        let timeout = upstream.response_timeout;
+        let send = self.send(&upstream, path.clone(), request);
+        tokio::pin!(send);
+        let mut deadline = tokio::time::Instant::now() + timeout;
+        let outcome = loop {
+            match tokio::time::timeout_at(deadline, &mut send).await {
+                Ok(result) => break Ok(result),
+                Err(_) => {
+                    let next = progress.last() + timeout;
+                    if next > tokio::time::Instant::now() {
+                        deadline = next;
+                    } else {
+                        break Err(());
+                    }
+                }
+            }
+        };
+        match outcome {
             Ok(Ok(response)) => {
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
@@ -372,13 +447,13 @@ impl Lane {
         &self,
         upstream: &Arc<Upstream>,
         path: PathAndQuery,
-        mut request: Request<Incoming>,
+        mut request: Request<Outgoing>,
     ) -> Result<Response<Incoming>, String> {
         // A request goes on this lane's own connection when it has one, else on the
         // shared HTTP/2 connection, else on an idle pooled connection, else on a new
         // one. A pooled connection the upstream closed meanwhile fails before the
-        // request is written: the request is then retried once on a new connection.
-        let mut retried = false;
+        // request is written: the request is then tried on another connection.
+        let mut retries = 0;
         loop {
             let mut sender = match self.take_sender(upstream) {
                 Some(s) => s,
@@ -399,10 +474,10 @@ impl Lane {
             let ready = poll_fn(|cx| sender.poll_ready(cx)).await;
             if ready.is_err() {
                 // Closed between requests; nothing was sent.
-                if retried {
+                if retries == MAX_RETRIES {
                     return Err(format!("{} closed the connection", upstream.target));
                 }
-                retried = true;
+                retries += 1;
                 continue;
             }
             *request.uri_mut() = Uri::from(path.clone());
@@ -415,8 +490,8 @@ impl Lane {
                     return Ok(response);
                 }
                 Err(mut e) => match e.take_message() {
-                    Some(unsent) if !retried => {
-                        retried = true;
+                    Some(unsent) if retries < MAX_RETRIES => {
+                        retries += 1;
                         request = unsent;
                     }
                     _ => return Err(explain(e.error(), &upstream.target)),
@@ -428,9 +503,9 @@ impl Lane {
 
 async fn send_h2(
     upstream: &Upstream,
-    mut sender: http2::SendRequest<Incoming>,
+    mut sender: http2::SendRequest<Outgoing>,
     path: PathAndQuery,
-    mut request: Request<Incoming>,
+    mut request: Request<Outgoing>,
 ) -> Result<Response<Incoming>, String> {
     let (scheme, authority) = &upstream.scheme_authority;
     let mut uri = Uri::builder()

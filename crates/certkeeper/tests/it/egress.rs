@@ -621,6 +621,29 @@ fn a_silent_upstream_is_a_504_after_upstream_timeout() {
     // The connection after it is fine.
     let (status, body) = http(port, "GET", "/after", &[], b"");
     assert_eq!(status, 200, "{body}");
+    // An upload that takes longer than the timeout, but never pauses that long, goes
+    // through: the partner answers only once it has the whole body.
+    let start = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let chunk = vec![b'x'; 64 * 1024];
+    write!(
+        s,
+        "POST /upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        chunk.len() * 8
+    )
+    .unwrap();
+    for _ in 0..8 {
+        s.write_all(&chunk).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(start.elapsed() > Duration::from_secs(3));
+    assert!(
+        answer.contains(" 200 ") && answer.contains("uploaded"),
+        "{answer}"
+    );
 
     // The upstream's port accepts TCP connections but never speaks TLS.
     let silent = format!(
