@@ -258,6 +258,64 @@ impl hyper::body::Body for Outgoing {
     }
 }
 
+/// A response body on its way to the application, cut off (the application sees
+/// its connection close) when the upstream sends nothing for the upstream timeout.
+struct Returning {
+    inner: Incoming,
+    idle: Option<Pin<Box<tokio::time::Sleep>>>,
+    upstream: Arc<Upstream>,
+    method: http::Method,
+    path: PathAndQuery,
+}
+
+impl hyper::body::Body for Returning {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        let timeout = self.upstream.response_timeout;
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                if let Some(idle) = self.idle.as_mut() {
+                    idle.as_mut().reset(tokio::time::Instant::now() + timeout);
+                }
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let idle = self
+                    .idle
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                if idle.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let reason = format!(
+                    "{} stopped sending the body for {} s (upstream timeout); the answer was cut off",
+                    self.upstream.target,
+                    timeout.as_secs()
+                );
+                eprintln!(
+                    "certkeeper egress {}: {} {}: {reason}",
+                    self.upstream.name,
+                    self.method,
+                    self.path.path()
+                );
+                Poll::Ready(Some(Err(reason.into())))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 enum Connected {
     H1(Box<TlsStream<TcpStream>>),
     H2(http2::SendRequest<Outgoing>),
@@ -427,7 +485,14 @@ impl Lane {
             Ok(Ok(response)) => {
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, body.map_err(Into::into).boxed())
+                let body = Returning {
+                    inner: body,
+                    idle: None,
+                    upstream: Arc::clone(&upstream),
+                    method,
+                    path,
+                };
+                Response::from_parts(parts, body.boxed())
             }
             Ok(Err(reason)) => {
                 upstream.fail(&method, path.path(), StatusCode::BAD_GATEWAY, &reason)

@@ -31,6 +31,29 @@ fn wait_for_port(port: u16) {
     }
 }
 
+/// A backend that answers every request with the first part of a 1,000-byte body
+/// and then sends nothing more, keeping the connection open. Returns its port.
+fn stalling_backend() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read_exact(&mut byte).is_ok() {
+                    head.push(byte[0]);
+                }
+                let _ =
+                    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nfirst part");
+                std::thread::sleep(Duration::from_secs(60));
+            });
+        }
+    });
+    port
+}
+
 /// The partner's side: a server PKI, a client PKI it trusts, and nginx.
 struct Partner {
     client_ca: TestCert,
@@ -70,6 +93,7 @@ impl Partner {
             (free_port(), free_port(), free_port(), free_port());
         let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let blackhole_port = blackhole.local_addr().unwrap().port();
+        let staller_port = stalling_backend();
         let p = d.display();
         let echo = r#"default_type text/plain; return 200 "subject=$ssl_client_s_dn serial=$ssl_client_serial verify=$ssl_client_verify method=$request_method soapaction=$http_soapaction ct=$content_type uri=$request_uri conn=$connection reqs=$connection_requests reused=$ssl_session_reused\n";"#;
         let conf = format!(
@@ -93,6 +117,7 @@ http {{
     ssl_client_certificate {p}/client-ca.pem; ssl_verify_client on; ssl_verify_depth 3;
     location /close {{ keepalive_timeout 0; {echo} }}
     location /slow {{ proxy_pass http://127.0.0.1:{blackhole_port}; proxy_read_timeout 300s; }}
+    location /stall {{ proxy_pass http://127.0.0.1:{staller_port}; proxy_buffering off; proxy_read_timeout 300s; }}
     location /upload {{ client_max_body_size 0; proxy_pass http://127.0.0.1:{sink_port}; }}
     location / {{ {echo} }}
   }}
@@ -621,6 +646,24 @@ fn a_silent_upstream_is_a_504_after_upstream_timeout() {
     // The connection after it is fine.
     let (status, body) = http(port, "GET", "/after", &[], b"");
     assert_eq!(status, 200, "{body}");
+    // A partner that stops in the middle of the body: the application gets what came
+    // and then its connection closes, after the timeout, not never.
+    let start = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET /stall HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        answer.contains(" 200 ") && answer.ends_with("first part"),
+        "{answer}"
+    );
     // An upload that takes longer than the timeout, but never pauses that long, goes
     // through: the partner answers only once it has the whole body.
     let start = Instant::now();
