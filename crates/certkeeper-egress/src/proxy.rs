@@ -35,10 +35,10 @@ use rustls::ClientConfig;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio_rustls::client::TlsStream;
 
 use crate::EgressError;
 use crate::failure::explain;
+use crate::tls::Stream;
 
 pub use crate::tls::CONNECT_TIMEOUT;
 
@@ -58,7 +58,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(15);
 /// How many idle upstream connections the pool keeps.
 pub const MAX_IDLE: usize = 256;
 
-type Tls = TokioIo<TlsStream<TcpStream>>;
+type Tls = TokioIo<Stream>;
 
 /// One upstream: where it is, how to reach it, and its idle connections.
 pub struct Upstream {
@@ -74,7 +74,7 @@ pub struct Upstream {
     host_header: HeaderValue,
     config: Arc<ClientConfig>,
     response_timeout: Duration,
-    idle: Mutex<Vec<(TlsStream<TcpStream>, Instant)>>,
+    idle: Mutex<Vec<(Stream, Instant)>>,
     h2: Mutex<Option<http2::SendRequest<Outgoing>>>,
 }
 
@@ -123,7 +123,7 @@ impl Upstream {
     }
 
     /// A live idle connection, newest first; stale or closed ones are dropped.
-    fn checkout(&self) -> Option<TlsStream<TcpStream>> {
+    fn checkout(&self) -> Option<Stream> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some((mut io, since)) = idle.pop() {
             if since.elapsed() < IDLE_TIMEOUT && still_open(&mut io) {
@@ -141,7 +141,7 @@ impl Upstream {
     }
 
     /// Keeps an idle connection for the next application connection.
-    fn checkin(&self, io: TlsStream<TcpStream>) {
+    fn checkin(&self, io: Stream) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
         if idle.len() < MAX_IDLE {
@@ -317,14 +317,14 @@ impl hyper::body::Body for Returning {
 }
 
 enum Connected {
-    H1(Box<TlsStream<TcpStream>>),
+    H1(Box<Stream>),
     H2(http2::SendRequest<Outgoing>),
 }
 
 /// Whether an idle connection is still open: nothing to read yet. (A TLS 1.3
 /// session ticket is consumed by rustls and reads as nothing.) Any data, end of
 /// stream or error means it is not reusable.
-fn still_open(io: &mut TlsStream<TcpStream>) -> bool {
+fn still_open(io: &mut Stream) -> bool {
     let mut cx = Context::from_waker(Waker::noop());
     let mut byte = [0u8; 1];
     let mut buf = ReadBuf::new(&mut byte);
@@ -380,7 +380,7 @@ impl Lane {
     async fn install(
         &self,
         upstream: &Arc<Upstream>,
-        io: TlsStream<TcpStream>,
+        io: Stream,
     ) -> Result<http1::SendRequest<Outgoing>, String> {
         let (sender, conn) = http1::handshake(TokioIo::new(io))
             .await
