@@ -260,9 +260,12 @@ impl hyper::body::Body for Outgoing {
 
 /// A response body on its way to the application, cut off (the application sees
 /// its connection close) when the upstream sends nothing for the upstream timeout.
+/// The timer is made only when the body has to wait, and moved only when it fires
+/// (to the last frame's time plus the timeout), not at every frame.
 struct Returning {
     inner: Incoming,
     idle: Option<Pin<Box<tokio::time::Sleep>>>,
+    last_frame: Option<tokio::time::Instant>,
     upstream: Arc<Upstream>,
     method: http::Method,
     path: PathAndQuery,
@@ -277,32 +280,41 @@ impl hyper::body::Body for Returning {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
         let timeout = self.upstream.response_timeout;
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                if let Some(idle) = self.idle.as_mut() {
-                    idle.as_mut().reset(tokio::time::Instant::now() + timeout);
+        loop {
+            if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+                if self.idle.is_some() {
+                    self.last_frame = Some(tokio::time::Instant::now());
                 }
-                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+                return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
             }
-            Poll::Pending => {
-                let idle = self
-                    .idle
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                if idle.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
+            let last_frame = self.last_frame;
+            let idle = self
+                .idle
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+            if idle.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = tokio::time::Instant::now();
+            match last_frame.map(|t| t + timeout).filter(|&d| d > now) {
+                Some(later) => {
+                    // Frames came meanwhile: wait until `timeout` after the last one.
+                    idle.as_mut().reset(later);
                 }
-                let reason = format!(
-                    "{} stopped sending the body for {} s (upstream timeout); the answer was cut off",
-                    self.upstream.target,
-                    timeout.as_secs()
-                );
-                eprintln!(
-                    "certkeeper egress {}: {} {}: {reason}",
-                    self.upstream.name,
-                    self.method,
-                    self.path.path()
-                );
-                Poll::Ready(Some(Err(reason.into())))
+                None => {
+                    let reason = format!(
+                        "{} stopped sending the body for {} s (upstream timeout); the \
+                         answer was cut off",
+                        self.upstream.target,
+                        timeout.as_secs()
+                    );
+                    eprintln!(
+                        "certkeeper egress {}: {} {}: {reason}",
+                        self.upstream.name,
+                        self.method,
+                        self.path.path()
+                    );
+                    return Poll::Ready(Some(Err(reason.into())));
+                }
             }
         }
     }
@@ -488,6 +500,7 @@ impl Lane {
                 let body = Returning {
                     inner: body,
                     idle: None,
+                    last_frame: None,
                     upstream: Arc::clone(&upstream),
                     method,
                     path,
