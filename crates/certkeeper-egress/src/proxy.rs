@@ -53,6 +53,9 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How many more connections a request not yet written may be tried on when the one
 /// it was given turns out closed.
 const MAX_RETRIES: u32 = 2;
+/// How long an answer the application left may take to finish in the background
+/// before its connection is closed instead of pooled.
+const FINISH_WITHIN: Duration = Duration::from_secs(2);
 /// How often idle upstream connections are checked.
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
 /// How many idle upstream connections the pool keeps.
@@ -357,7 +360,42 @@ struct LaneState {
     upstream: Option<Arc<Upstream>>,
     sender: Option<http1::SendRequest<Outgoing>>,
     conn: Option<http1::Connection<Tls, Outgoing>>,
+    /// An exchange the application left before its answer came (see [`InFlight`]).
+    abandoned: Option<Answer>,
     waker: Option<Waker>,
+}
+
+/// The answer to a request sent on an HTTP/1.1 connection, still to come.
+type Answer = Pin<
+    Box<
+        dyn Future<
+                Output = Result<
+                    Response<Incoming>,
+                    hyper::client::conn::TrySendError<Request<Outgoing>>,
+                >,
+            > + Send,
+    >,
+>;
+
+/// An exchange in flight on a lane's connection. When the application leaves before
+/// the answer (its connection closes and the service future is dropped), dropping
+/// this hands the exchange and the sender back to the lane instead of cancelling
+/// them: cancelling would make hyper close the upstream connection, and the next
+/// application connection would pay a new TLS handshake.
+struct InFlight<'a> {
+    lane: &'a Lane,
+    sender: Option<http1::SendRequest<Outgoing>>,
+    answer: Option<Answer>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(answer) = self.answer.take() {
+            let mut state = self.lane.lock();
+            state.abandoned = Some(answer);
+            state.sender = self.sender.take();
+        }
+    }
 }
 
 impl Lane {
@@ -429,10 +467,20 @@ impl Lane {
         }
     }
 
+    /// Closes this lane's upstream connection and whatever was in flight on it.
+    fn discard(&self) {
+        let mut state = self.lock();
+        state.abandoned = None;
+        state.sender = None;
+        state.conn = None;
+    }
+
     /// The application's connection ended: an idle upstream connection goes back to
-    /// its pool; one in the middle of a response is closed.
+    /// its pool; one with an answer still coming is finished in the background first
+    /// (the answer read and dropped), within [`FINISH_WITHIN`], else closed.
     fn release(&self) {
         let mut state = self.lock();
+        let abandoned = state.abandoned.take();
         let (Some(upstream), Some(sender), Some(conn)) = (
             state.upstream.take(),
             state.sender.take(),
@@ -440,12 +488,14 @@ impl Lane {
         ) else {
             return;
         };
-        if sender.is_ready() {
+        if abandoned.is_none() && sender.is_ready() {
             let parts = conn.into_parts();
             if parts.read_buf.is_empty() {
                 upstream.checkin(parts.io.into_inner());
             }
+            return;
         }
+        tokio::spawn(finish(upstream, sender, conn, abandoned));
     }
 
     /// Relays one request.
@@ -477,18 +527,20 @@ impl Lane {
         // The timeout runs from the last byte of the request body the application
         // sent, not from the start: a large upload on a slow line is not cut off.
         let timeout = upstream.response_timeout;
-        let send = self.send(&upstream, path.clone(), request);
-        tokio::pin!(send);
-        let mut deadline = tokio::time::Instant::now() + timeout;
-        let outcome = loop {
-            match tokio::time::timeout_at(deadline, &mut send).await {
-                Ok(result) => break Ok(result),
-                Err(_) => {
-                    let next = progress.last() + timeout;
-                    if next > tokio::time::Instant::now() {
-                        deadline = next;
-                    } else {
-                        break Err(());
+        let outcome = {
+            let send = self.send(&upstream, path.clone(), request);
+            tokio::pin!(send);
+            let mut deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                match tokio::time::timeout_at(deadline, &mut send).await {
+                    Ok(result) => break Ok(result),
+                    Err(_) => {
+                        let next = progress.last() + timeout;
+                        if next > tokio::time::Instant::now() {
+                            deadline = next;
+                        } else {
+                            break Err(());
+                        }
                     }
                 }
             }
@@ -510,7 +562,10 @@ impl Lane {
             Ok(Err(reason)) => {
                 upstream.fail(&method, path.path(), StatusCode::BAD_GATEWAY, &reason)
             }
-            Err(_) => {
+            Err(()) => {
+                // The exchange was handed back to the lane when `send` was dropped:
+                // give up on it and on its connection.
+                self.discard();
                 let reason = format!(
                     "{} sent no response within {} s (upstream timeout)",
                     upstream.target,
@@ -562,9 +617,25 @@ impl Lane {
             request
                 .headers_mut()
                 .insert(header::HOST, upstream.host_header.clone());
-            match sender.try_send_request(request).await {
+            let answer: Answer = Box::pin(sender.try_send_request(request));
+            let mut in_flight = InFlight {
+                lane: self,
+                sender: Some(sender),
+                answer: Some(answer),
+            };
+            let result = poll_fn(|cx| match in_flight.answer.as_mut() {
+                Some(answer) => answer.as_mut().poll(cx),
+                None => Poll::Pending,
+            })
+            .await;
+            in_flight.answer = None;
+            let sender = in_flight.sender.take();
+            drop(in_flight);
+            match result {
                 Ok(response) => {
-                    self.put_sender(sender);
+                    if let Some(sender) = sender {
+                        self.put_sender(sender);
+                    }
                     return Ok(response);
                 }
                 Err(mut e) => match e.take_message() {
@@ -575,6 +646,55 @@ impl Lane {
                     _ => return Err(explain(e.error(), &upstream.target)),
                 },
             }
+        }
+    }
+}
+
+/// Reads an abandoned answer to its end on `conn`, then pools the connection.
+async fn finish(
+    upstream: Arc<Upstream>,
+    mut sender: http1::SendRequest<Outgoing>,
+    mut conn: http1::Connection<Tls, Outgoing>,
+    mut answer: Option<Answer>,
+) {
+    let mut body: Option<Incoming> = None;
+    let idle_again = tokio::time::timeout(
+        FINISH_WITHIN,
+        poll_fn(|cx| {
+            loop {
+                if conn.poll_without_shutdown(cx).is_ready() {
+                    return Poll::Ready(false);
+                }
+                if let Some(pending) = answer.as_mut() {
+                    match pending.as_mut().poll(cx) {
+                        Poll::Ready(Ok(response)) => {
+                            body = Some(response.into_body());
+                            answer = None;
+                        }
+                        Poll::Ready(Err(_)) => return Poll::Ready(false),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                if let Some(b) = body.as_mut() {
+                    match hyper::body::Body::poll_frame(Pin::new(b), cx) {
+                        Poll::Ready(Some(Ok(_))) => continue,
+                        Poll::Ready(None) => body = None,
+                        Poll::Ready(Some(Err(_))) => return Poll::Ready(false),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                return match sender.poll_ready(cx) {
+                    Poll::Ready(result) => Poll::Ready(result.is_ok()),
+                    Poll::Pending => Poll::Pending,
+                };
+            }
+        }),
+    )
+    .await;
+    if idle_again == Ok(true) {
+        let parts = conn.into_parts();
+        if parts.read_buf.is_empty() {
+            upstream.checkin(parts.io.into_inner());
         }
     }
 }

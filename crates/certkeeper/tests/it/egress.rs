@@ -31,6 +31,29 @@ fn wait_for_port(port: u16) {
     }
 }
 
+/// A backend that answers every request after 300 ms. Returns its port.
+fn late_backend() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read_exact(&mut byte).is_ok() {
+                    head.push(byte[0]);
+                }
+                std::thread::sleep(Duration::from_millis(300));
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nlate\n",
+                );
+            });
+        }
+    });
+    port
+}
+
 /// A backend that answers every request with the first part of a 1,000-byte body
 /// and then sends nothing more, keeping the connection open. Returns its port.
 fn stalling_backend() -> u16 {
@@ -94,6 +117,7 @@ impl Partner {
         let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let blackhole_port = blackhole.local_addr().unwrap().port();
         let staller_port = stalling_backend();
+        let late_port = late_backend();
         let p = d.display();
         let echo = r#"default_type text/plain; return 200 "subject=$ssl_client_s_dn serial=$ssl_client_serial verify=$ssl_client_verify method=$request_method soapaction=$http_soapaction ct=$content_type uri=$request_uri conn=$connection reqs=$connection_requests reused=$ssl_session_reused\n";"#;
         let conf = format!(
@@ -118,6 +142,7 @@ http {{
     location /close {{ keepalive_timeout 0; {echo} }}
     location /slow {{ proxy_pass http://127.0.0.1:{blackhole_port}; proxy_read_timeout 300s; }}
     location /stall {{ proxy_pass http://127.0.0.1:{staller_port}; proxy_buffering off; proxy_read_timeout 300s; }}
+    location /late {{ proxy_pass http://127.0.0.1:{late_port}; }}
     location /upload {{ client_max_body_size 0; proxy_pass http://127.0.0.1:{sink_port}; }}
     location / {{ {echo} }}
   }}
@@ -754,4 +779,27 @@ fn idle_upstream_connections_the_partner_closed_are_let_go() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+#[test]
+fn an_application_leaving_before_the_answer_does_not_cost_the_connection() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let _agent = RunningAgent::start(&env);
+    let port = bind(&env, &partner, "leaving", &partner.h1_url(""));
+    wait_for_port(port);
+    let (_, body) = http(port, "GET", "/first", &[], b"");
+    let conn = echoed(&body, "conn");
+    // An application asks for something slow and leaves before the answer (a call
+    // timing out on its side).
+    let mut app = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(app, "GET /late HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    drop(app);
+    // The answer is read in the background and the connection goes back to the pool:
+    // the next call uses it, without a new TLS handshake.
+    std::thread::sleep(Duration::from_millis(700));
+    let (status, body) = http(port, "GET", "/next", &[], b"");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(echoed(&body, "conn"), conn, "{body}");
 }
