@@ -143,8 +143,16 @@ impl Upstream {
         idle.retain_mut(|(io, since)| since.elapsed() < IDLE_TIMEOUT && still_open(io));
     }
 
-    /// Keeps an idle connection for the next application connection.
-    fn checkin(&self, io: Stream) {
+    /// Keeps an HTTP/1.1 connection with nothing in flight (and nothing unread) for
+    /// the next application connection.
+    fn checkin(&self, conn: http1::Connection<Tls, Outgoing>) {
+        let parts = conn.into_parts();
+        if parts.read_buf.is_empty() {
+            self.pool(parts.io.into_inner());
+        }
+    }
+
+    fn pool(&self, io: Stream) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
         if idle.len() < MAX_IDLE {
@@ -489,10 +497,7 @@ impl Lane {
             return;
         };
         if abandoned.is_none() && sender.is_ready() {
-            let parts = conn.into_parts();
-            if parts.read_buf.is_empty() {
-                upstream.checkin(parts.io.into_inner());
-            }
+            upstream.checkin(conn);
             return;
         }
         tokio::spawn(finish(upstream, sender, conn, abandoned));
@@ -692,10 +697,7 @@ async fn finish(
     )
     .await;
     if idle_again == Ok(true) {
-        let parts = conn.into_parts();
-        if parts.read_buf.is_empty() {
-            upstream.checkin(parts.io.into_inner());
-        }
+        upstream.checkin(conn);
     }
 }
 

@@ -31,8 +31,9 @@ fn wait_for_port(port: u16) {
     }
 }
 
-/// A backend that answers every request after 300 ms. Returns its port.
-fn late_backend() -> u16 {
+/// A plain-HTTP backend behind the partner: for every request it waits `delay`,
+/// writes `answer`, then keeps the connection open for `hold`. Returns its port.
+fn backend(delay: Duration, answer: &'static [u8], hold: Duration) -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -44,33 +45,9 @@ fn late_backend() -> u16 {
                 while !head.ends_with(b"\r\n\r\n") && stream.read_exact(&mut byte).is_ok() {
                     head.push(byte[0]);
                 }
-                std::thread::sleep(Duration::from_millis(300));
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nlate\n",
-                );
-            });
-        }
-    });
-    port
-}
-
-/// A backend that answers every request with the first part of a 1,000-byte body
-/// and then sends nothing more, keeping the connection open. Returns its port.
-fn stalling_backend() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && stream.read_exact(&mut byte).is_ok() {
-                    head.push(byte[0]);
-                }
-                let _ =
-                    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nfirst part");
-                std::thread::sleep(Duration::from_secs(60));
+                std::thread::sleep(delay);
+                let _ = stream.write_all(answer);
+                std::thread::sleep(hold);
             });
         }
     });
@@ -116,8 +93,18 @@ impl Partner {
             (free_port(), free_port(), free_port(), free_port());
         let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let blackhole_port = blackhole.local_addr().unwrap().port();
-        let staller_port = stalling_backend();
-        let late_port = late_backend();
+        // Sends the first part of a 1,000-byte body, then nothing more.
+        let staller_port = backend(
+            Duration::ZERO,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nfirst part",
+            Duration::from_secs(60),
+        );
+        // Answers after 300 ms.
+        let late_port = backend(
+            Duration::from_millis(300),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nlate\n",
+            Duration::ZERO,
+        );
         let p = d.display();
         let echo = r#"default_type text/plain; return 200 "subject=$ssl_client_s_dn serial=$ssl_client_serial verify=$ssl_client_verify method=$request_method soapaction=$http_soapaction ct=$content_type uri=$request_uri conn=$connection reqs=$connection_requests reused=$ssl_session_reused\n";"#;
         let conf = format!(
