@@ -313,6 +313,8 @@ fn request_presents_the_certificate_and_shows_the_tls_details() {
         err.contains("* TLS TLSv1_") && err.contains("ALPN h2"),
         "{err}"
     );
+    // nginx follows the client's order, and certkeeper offers AES-128-GCM first.
+    assert!(err.contains("AES_128_GCM"), "{err}");
     assert!(
         err.contains("asked for a client certificate: presented"),
         "{err}"
