@@ -6,12 +6,15 @@
 //!   plain HTTP on loopback in, mutual TLS to the upstream out, pooled, streamed, with
 //!   every failure turned into a 502 that says what failed ([`failure`]).
 //! - [`tls`]: the rustls client configuration both use.
+//! - [`workers`]: the single-threaded runtimes, one per CPU, that serve the relays'
+//!   connections.
 
 pub mod failure;
 pub mod proxy;
 pub mod request;
 pub mod supervisor;
 pub mod tls;
+pub mod workers;
 
 /// What can go wrong before or during a call.
 #[derive(Debug, thiserror::Error)]

@@ -77,7 +77,9 @@ pub struct Upstream {
     host_header: HeaderValue,
     config: Arc<ClientConfig>,
     response_timeout: Duration,
-    idle: Mutex<Vec<(Stream, Instant)>>,
+    /// Idle connections, with when they went idle and the worker whose runtime their
+    /// socket is registered with.
+    idle: Mutex<Vec<(Stream, Instant, usize)>>,
     h2: Mutex<Option<http2::SendRequest<Outgoing>>>,
 }
 
@@ -128,19 +130,25 @@ impl Upstream {
     /// A live idle connection, newest first; stale or closed ones are dropped.
     fn checkout(&self) -> Option<Stream> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some((mut io, since)) = idle.pop() {
+        // This worker's own connections first: their readiness comes from its runtime.
+        let me = crate::workers::current();
+        loop {
+            let at = idle
+                .iter()
+                .rposition(|(_, _, w)| *w == me)
+                .or_else(|| idle.len().checked_sub(1))?;
+            let (mut io, since, _) = idle.remove(at);
             if since.elapsed() < IDLE_TIMEOUT && still_open(&mut io) {
                 return Some(io);
             }
         }
-        None
     }
 
     /// Closes idle connections that are stale or that the upstream closed, so that
     /// a binding gone quiet does not hold sockets.
     fn sweep(&self) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain_mut(|(io, since)| since.elapsed() < IDLE_TIMEOUT && still_open(io));
+        idle.retain_mut(|(io, since, _)| since.elapsed() < IDLE_TIMEOUT && still_open(io));
     }
 
     /// Keeps an HTTP/1.1 connection with nothing in flight (and nothing unread) for
@@ -154,9 +162,9 @@ impl Upstream {
 
     fn pool(&self, io: Stream) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
+        idle.retain(|(_, since, _)| since.elapsed() < IDLE_TIMEOUT);
         if idle.len() < MAX_IDLE {
-            idle.push((io, Instant::now()));
+            idle.push((io, Instant::now(), crate::workers::current()));
         }
     }
 
@@ -810,7 +818,13 @@ pub async fn serve(listener: TcpListener, current: Current, mut shutdown: watch:
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_connection(stream, Arc::clone(&current)));
+                let Ok(stream) = stream.into_std() else { continue };
+                let current = Arc::clone(&current);
+                crate::workers::spawn(move || async move {
+                    if let Ok(stream) = TcpStream::from_std(stream) {
+                        serve_connection(stream, current).await;
+                    }
+                });
             }
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
