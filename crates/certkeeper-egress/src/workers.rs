@@ -5,10 +5,10 @@
 //! Why not the agent's work-stealing runtime: a relayed request wakes tasks on both
 //! sides (the application's connection and its upstream connection), and on a
 //! work-stealing runtime those wakeups hop between threads. Measured with the shared
-//! egress harness on 2 unpinned cores, the relay spent 74.9 µs of CPU per 64 KiB
-//! answer on the work-stealing runtime and 67.6 µs on one single-threaded runtime
-//! (22.2 and 20.7 µs for small answers). One runtime per CPU keeps that and still
-//! uses every core.
+//! egress harness on 2 unpinned cores (bench/egress.sh with PIN=none), in one run, the
+//! relay's CPU per request went from 25.2 to 24.0 µs for small answers and from 81.7
+//! to 77.5 µs for 64 KiB answers (nginx with one worker: 21.9 and 70.5). One
+//! runtime per CPU keeps every core in use.
 
 use std::cell::Cell;
 use std::future::Future;
