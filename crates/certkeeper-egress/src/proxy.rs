@@ -818,13 +818,8 @@ pub async fn serve(listener: TcpListener, current: Current, mut shutdown: watch:
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
-                let Ok(stream) = stream.into_std() else { continue };
                 let current = Arc::clone(&current);
-                crate::workers::spawn(move || async move {
-                    if let Ok(stream) = TcpStream::from_std(stream) {
-                        serve_connection(stream, current).await;
-                    }
-                });
+                crate::workers::dispatch(stream, move |s| serve_connection(s, current));
             }
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {

@@ -15,6 +15,7 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 
 thread_local! {
@@ -68,22 +69,25 @@ fn start() -> Option<Workers> {
     })
 }
 
-/// Runs `job` on the next worker in turn (on the caller's runtime when there are no
-/// workers). `job` is called on the worker, so that the sockets it registers belong to
-/// that worker's runtime.
-pub fn spawn<F, Fut>(job: F)
+/// Serves the accepted connection `stream` with `serve` on the next worker in turn,
+/// or on the caller's runtime when there are no workers. On a worker the socket is
+/// registered with that worker's runtime, so its readiness wakes that thread only.
+pub fn dispatch<F, Fut>(stream: TcpStream, serve: F)
 where
-    F: FnOnce() -> Fut + Send + 'static,
+    F: FnOnce(TcpStream) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let task = async move { job().await };
-    match workers() {
-        Some(w) => {
-            let n = w.next.fetch_add(1, Ordering::Relaxed) % w.handles.len();
-            w.handles[n].spawn(task);
+    let Some(w) = workers() else {
+        tokio::spawn(serve(stream));
+        return;
+    };
+    let Ok(stream) = stream.into_std() else {
+        return;
+    };
+    let n = w.next.fetch_add(1, Ordering::Relaxed) % w.handles.len();
+    w.handles[n].spawn(async move {
+        if let Ok(stream) = TcpStream::from_std(stream) {
+            serve(stream).await;
         }
-        None => {
-            tokio::spawn(task);
-        }
-    }
+    });
 }
