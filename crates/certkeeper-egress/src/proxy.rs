@@ -17,6 +17,7 @@
 use std::convert::Infallible;
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -81,6 +82,14 @@ pub struct Upstream {
     /// socket is registered with.
     idle: Mutex<Vec<(Stream, Instant, usize)>>,
     h2: Mutex<Option<http2::SendRequest<Outgoing>>>,
+    /// Whether the last connection made spoke HTTP/1.1 (so each caller needs its own).
+    speaks_h1: AtomicBool,
+    /// Held while a connection that may be shared (HTTP/2, or not yet known) is made,
+    /// so that a burst of application connections makes one, not one each. Holds the
+    /// last such attempt's failure, which those who waited for it get too.
+    connecting: tokio::sync::Mutex<Option<String>>,
+    /// Attempts made under `connecting`, to tell whether one ended while waiting.
+    attempts: AtomicU64,
 }
 
 impl Upstream {
@@ -115,6 +124,9 @@ impl Upstream {
             response_timeout,
             idle: Mutex::new(Vec::new()),
             h2: Mutex::new(None),
+            speaks_h1: AtomicBool::new(false),
+            connecting: tokio::sync::Mutex::new(None),
+            attempts: AtomicU64::new(0),
         })
     }
 
@@ -181,12 +193,41 @@ impl Upstream {
         }
     }
 
+    /// A connection for a caller that has none: its own when the upstream speaks
+    /// HTTP/1.1; otherwise one attempt at a time, and whoever waited for an attempt
+    /// that made an HTTP/2 connection shares it, or gets its failure.
+    async fn connect_for_caller(&self) -> Result<Connected, String> {
+        if self.speaks_h1.load(Ordering::Relaxed) {
+            return self.connect().await;
+        }
+        let before = self.attempts.load(Ordering::Acquire);
+        let mut last_failure = self.connecting.lock().await;
+        if let Some(h2) = self.h2_sender() {
+            return Ok(Connected::H2(h2));
+        }
+        if self.attempts.load(Ordering::Acquire) != before {
+            if let Some(failure) = last_failure.as_ref() {
+                return Err(failure.clone());
+            }
+            if self.speaks_h1.load(Ordering::Relaxed) {
+                drop(last_failure);
+                return self.connect().await;
+            }
+        }
+        let result = self.connect().await;
+        *last_failure = result.as_ref().err().cloned();
+        self.attempts.fetch_add(1, Ordering::Release);
+        result
+    }
+
     /// A new connection: HTTP/2 (shared from now on) or HTTP/1.1 (the caller's).
     async fn connect(&self) -> Result<Connected, String> {
         let tls = crate::tls::connect(&self.host, self.port, Arc::clone(&self.config))
             .await
             .map_err(|e| e.to_string())?;
-        if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        self.speaks_h1.store(!h2, Ordering::Relaxed);
+        if h2 {
             let (sender, conn) = http2::Builder::new(TokioExecutor::new())
                 .handshake(TokioIo::new(tls))
                 .await
@@ -609,7 +650,7 @@ impl Lane {
                     }
                     let io = match upstream.checkout() {
                         Some(io) => io,
-                        None => match upstream.connect().await? {
+                        None => match upstream.connect_for_caller().await? {
                             Connected::H1(io) => *io,
                             Connected::H2(h2) => return send_h2(upstream, h2, path, request).await,
                         },

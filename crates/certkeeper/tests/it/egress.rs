@@ -616,12 +616,12 @@ fn upstream_connections_are_kept_handed_on_and_resumed() {
         seen.push(echoed(&body, "conn"));
     }
 
-    // An HTTP/2 upstream: every application connection shares one connection.
+    // An HTTP/2 upstream: every application connection shares one connection, also
+    // when eight arrive at once before any connection to it exists.
     let port = bind(&env, &partner, "h2", &partner.url(""));
     wait_for_port(port);
-    let bodies: Vec<String> = (0..3)
-        .map(|_| http(port, "GET", "/x", &[], b"").1)
-        .collect();
+    let mut bodies = at_once(8, move || http(port, "GET", "/x", &[], b"").1);
+    bodies.extend((0..3).map(|_| http(port, "GET", "/y", &[], b"").1));
     let conn = echoed(&bodies[0], "conn");
     for body in &bodies {
         assert_eq!(echoed(body, "conn"), conn, "{body}");
@@ -719,6 +719,35 @@ fn a_silent_upstream_is_a_504_after_upstream_timeout() {
         "{:?}",
         start.elapsed()
     );
+    // Six calls at once, while one connection attempt at a time is made to an upstream
+    // not yet known to speak HTTP/1.1: each still gets its 504 within the timeout, none
+    // waits its turn behind the others' attempts (which would take 6 x 2 s).
+    let start = Instant::now();
+    for (status, body) in at_once(6, move || http(port, "GET", "/", &[], b"")) {
+        assert_eq!(status, 504, "{body}");
+        assert!(body.contains("upstream timeout"), "{body}");
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(7),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// Runs `call` on `n` threads released at the same moment; their results in order.
+fn at_once<T: Send + 'static>(n: usize, call: impl Fn() -> T + Send + Sync + 'static) -> Vec<T> {
+    let call = std::sync::Arc::new(call);
+    let start = std::sync::Arc::new(std::sync::Barrier::new(n));
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let (call, start) = (std::sync::Arc::clone(&call), std::sync::Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                call()
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
 }
 
 /// TCP connections on this machine to `port` in state CLOSE_WAIT (the peer closed,
