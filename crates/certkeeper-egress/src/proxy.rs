@@ -139,8 +139,9 @@ impl Upstream {
         Ok(format!("{}{rest}", self.prefix).parse()?)
     }
 
-    /// A live idle connection, newest first; stale or closed ones are dropped.
-    fn checkout(&self) -> Option<Stream> {
+    /// A live idle connection, newest first, and the worker whose runtime watches its
+    /// socket; stale or closed ones are dropped.
+    fn checkout(&self) -> Option<(Stream, usize)> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         // This worker's own connections first: their readiness comes from its runtime.
         let me = crate::workers::current();
@@ -149,9 +150,9 @@ impl Upstream {
                 .iter()
                 .rposition(|(_, _, w)| *w == me)
                 .or_else(|| idle.len().checked_sub(1))?;
-            let (mut io, since, _) = idle.remove(at);
+            let (mut io, since, origin) = idle.remove(at);
             if since.elapsed() < IDLE_TIMEOUT && still_open(&mut io) {
-                return Some(io);
+                return Some((io, origin));
             }
         }
     }
@@ -164,19 +165,16 @@ impl Upstream {
     }
 
     /// Keeps an HTTP/1.1 connection with nothing in flight (and nothing unread) for
-    /// the next application connection.
-    fn checkin(&self, conn: http1::Connection<Tls, Outgoing>) {
+    /// the next application connection; `origin` is the worker it was made on.
+    fn checkin(&self, conn: http1::Connection<Tls, Outgoing>, origin: usize) {
         let parts = conn.into_parts();
-        if parts.read_buf.is_empty() {
-            self.pool(parts.io.into_inner());
+        if !parts.read_buf.is_empty() {
+            return;
         }
-    }
-
-    fn pool(&self, io: Stream) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.retain(|(_, since, _)| since.elapsed() < IDLE_TIMEOUT);
         if idle.len() < MAX_IDLE {
-            idle.push((io, Instant::now(), crate::workers::current()));
+            idle.push((parts.io.into_inner(), Instant::now(), origin));
         }
     }
 
@@ -415,6 +413,8 @@ struct Lane {
 struct LaneState {
     /// The upstream `conn` belongs to (bindings can be reloaded under us).
     upstream: Option<Arc<Upstream>>,
+    /// The worker whose runtime watches `conn`'s socket (see [`crate::workers`]).
+    origin: usize,
     sender: Option<http1::SendRequest<Outgoing>>,
     conn: Option<http1::Connection<Tls, Outgoing>>,
     /// An exchange the application left before its answer came (see [`InFlight`]).
@@ -488,12 +488,14 @@ impl Lane {
         &self,
         upstream: &Arc<Upstream>,
         io: Stream,
+        origin: usize,
     ) -> Result<http1::SendRequest<Outgoing>, String> {
         let (sender, conn) = http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| explain(&e, &upstream.target))?;
         let mut state = self.lock();
         state.upstream = Some(Arc::clone(upstream));
+        state.origin = origin;
         state.conn = Some(conn);
         state.sender = None;
         if let Some(w) = &state.waker {
@@ -546,10 +548,10 @@ impl Lane {
             return;
         };
         if abandoned.is_none() && sender.is_ready() {
-            upstream.checkin(conn);
+            upstream.checkin(conn, state.origin);
             return;
         }
-        tokio::spawn(finish(upstream, sender, conn, abandoned));
+        tokio::spawn(finish(upstream, sender, conn, abandoned, state.origin));
     }
 
     /// Relays one request.
@@ -648,14 +650,14 @@ impl Lane {
                     if let Some(h2) = upstream.h2_sender() {
                         return send_h2(upstream, h2, path, request).await;
                     }
-                    let io = match upstream.checkout() {
-                        Some(io) => io,
+                    let (io, origin) = match upstream.checkout() {
+                        Some(pooled) => pooled,
                         None => match upstream.connect_for_caller().await? {
-                            Connected::H1(io) => *io,
+                            Connected::H1(io) => (*io, crate::workers::current()),
                             Connected::H2(h2) => return send_h2(upstream, h2, path, request).await,
                         },
                     };
-                    self.install(upstream, io).await?
+                    self.install(upstream, io, origin).await?
                 }
             };
             let ready = poll_fn(|cx| sender.poll_ready(cx)).await;
@@ -710,6 +712,7 @@ async fn finish(
     mut sender: http1::SendRequest<Outgoing>,
     mut conn: http1::Connection<Tls, Outgoing>,
     mut answer: Option<Answer>,
+    origin: usize,
 ) {
     let mut body: Option<Incoming> = None;
     let idle_again = tokio::time::timeout(
@@ -746,7 +749,7 @@ async fn finish(
     )
     .await;
     if idle_again == Ok(true) {
-        upstream.checkin(conn);
+        upstream.checkin(conn, origin);
     }
 }
 
