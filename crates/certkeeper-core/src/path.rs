@@ -665,7 +665,8 @@ impl<'a> Search<'_, 'a> {
     }
 }
 
-fn date(ts: i64) -> String {
+/// Seconds since the epoch as a UTC date, `2026-11-29`, for messages.
+pub fn date(ts: i64) -> String {
     // Days since the epoch to a civil date (Howard Hinnant's algorithm): core reads
     // no clock and pulls in no calendar crate for one message.
     let z = ts.div_euclid(86_400) + 719_468;

@@ -84,11 +84,13 @@ fn tls_reason(error: &rustls::Error, target: &str) -> String {
                 CertificateError::UnknownIssuer => {
                     "it is issued by a CA that is not trusted here (see --server-ca)".to_string()
                 }
-                CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                    "it has expired".to_string()
+                CertificateError::Expired => "it expired".to_string(),
+                CertificateError::ExpiredContext { not_after, .. } => {
+                    format!("it expired on {}", utc_date(*not_after))
                 }
-                CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                    "it is not valid yet".to_string()
+                CertificateError::NotValidYet => "it is not valid yet".to_string(),
+                CertificateError::NotValidYetContext { not_before, .. } => {
+                    format!("it is not valid before {}", utc_date(*not_before))
                 }
                 CertificateError::NotValidForName
                 | CertificateError::NotValidForNameContext { .. } => {
@@ -102,4 +104,9 @@ fn tls_reason(error: &rustls::Error, target: &str) -> String {
         rustls::Error::NoCertificatesPresented => format!("{target} presented no certificate"),
         other => format!("TLS with {target} failed: {other}"),
     }
+}
+
+/// A certificate time as its UTC date.
+fn utc_date(t: rustls_pki_types::UnixTime) -> String {
+    certkeeper_core::path::date(i64::try_from(t.as_secs()).unwrap_or(i64::MAX))
 }

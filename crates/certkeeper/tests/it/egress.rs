@@ -64,6 +64,8 @@ struct Partner {
     /// The same service without HTTP/2, idle connections closed after 2 s.
     h1_port: u16,
     rogue_port: u16,
+    /// Serves a certificate from the trusted server root that expired yesterday.
+    expired_port: u16,
     /// Accepts TCP connections (in the kernel's backlog) and never answers.
     blackhole: std::net::TcpListener,
 }
@@ -84,13 +86,23 @@ impl Partner {
         std::fs::write(d.join("server.key"), server.key_pem()).unwrap();
         std::fs::write(d.join("rogue.pem"), rogue.pem()).unwrap();
         std::fs::write(d.join("rogue.key"), rogue.key_pem()).unwrap();
+        let mut expired_spec = Spec::server("localhost").days(-60, -1);
+        expired_spec.dns.push("127.0.0.1".into());
+        let expired = server_root.issue(&expired_spec);
+        std::fs::write(d.join("expired.pem"), expired.pem()).unwrap();
+        std::fs::write(d.join("expired.key"), expired.key_pem()).unwrap();
         std::fs::write(
             d.join("client-ca.pem"),
             format!("{}{}", client_ca.pem(), client_root.pem()),
         )
         .unwrap();
-        let (port, h1_port, rogue_port, sink_port) =
-            (free_port(), free_port(), free_port(), free_port());
+        let (port, h1_port, rogue_port, sink_port, expired_port) = (
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+        );
         let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let blackhole_port = blackhole.local_addr().unwrap().port();
         // Sends the first part of a 1,000-byte body, then nothing more.
@@ -142,6 +154,11 @@ http {{
     ssl_certificate {p}/rogue.pem; ssl_certificate_key {p}/rogue.key;
     location / {{ return 200 "rogue\n"; }}
   }}
+  server {{
+    listen 127.0.0.1:{expired_port} ssl;
+    ssl_certificate {p}/expired.pem; ssl_certificate_key {p}/expired.key;
+    location / {{ return 200 "expired\n"; }}
+  }}
 }}
 "#
         );
@@ -158,6 +175,7 @@ http {{
         wait_for_port(port);
         wait_for_port(h1_port);
         wait_for_port(rogue_port);
+        wait_for_port(expired_port);
         Partner {
             client_ca,
             server_root,
@@ -166,6 +184,7 @@ http {{
             port,
             h1_port,
             rogue_port,
+            expired_port,
             blackhole,
         }
     }
@@ -413,6 +432,28 @@ fn refusals_are_surfaced_clearly() {
     let (status, body) = http(port, "GET", "/", &[], b"");
     assert_eq!(status, 502);
     assert!(body.contains("is not trusted"), "{body}");
+
+    // An upstream whose certificate (from the trusted root) has expired.
+    let expired = format!("https://localhost:{}/", partner.expired_port);
+    // The certificate ended a day before the partner started, a few seconds ago.
+    let day = |ago: time::Duration| {
+        let t = time::OffsetDateTime::now_utc() - ago;
+        let ymd = time::macros::format_description!("[year]-[month]-[day]");
+        format!("is not trusted: it expired on {}", t.format(ymd).unwrap())
+    };
+    let says_when = |text: &str| {
+        text.contains(&day(time::Duration::days(1)))
+            || text.contains(&day(time::Duration::days(1) + time::Duration::minutes(5)))
+    };
+    let out = request(&env, &agent, &[&expired, "--cert", "partner"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(says_when(&stderr(&out)), "{}", stderr(&out));
+    let port = bind(&env, &partner, "expired", &expired);
+    wait_for_port(port);
+    let (status, body) = http(port, "GET", "/", &[], b"");
+    assert_eq!(status, 502);
+    assert!(says_when(&body), "{body}");
+    assert_eq!(body.lines().count(), 1, "one line: {body}");
 }
 
 #[test]
