@@ -66,6 +66,11 @@ struct Partner {
     rogue_port: u16,
     /// Serves a certificate from the trusted server root that expired yesterday.
     expired_port: u16,
+    /// The same partner as served by a strict TLS stack (OpenSSL's s_server with
+    /// -verify_return_error, as IIS or Java servers do): a client certificate it does
+    /// not trust ends the handshake with an alert instead of an HTTP 400.
+    strict: Child,
+    strict_port: u16,
     /// Accepts TCP connections (in the kernel's backlog) and never answers.
     blackhole: std::net::TcpListener,
 }
@@ -176,6 +181,23 @@ http {{
         wait_for_port(h1_port);
         wait_for_port(rogue_port);
         wait_for_port(expired_port);
+        let strict_port = free_port();
+        let strict = Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(format!("127.0.0.1:{strict_port}"))
+            .arg("-cert")
+            .arg(d.join("server.pem"))
+            .arg("-key")
+            .arg(d.join("server.key"))
+            .arg("-CAfile")
+            .arg(d.join("client-ca.pem"))
+            .args(["-Verify", "3", "-verify_return_error"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl is needed by the egress tests");
+        wait_for_port(strict_port);
         Partner {
             client_ca,
             server_root,
@@ -185,6 +207,8 @@ http {{
             h1_port,
             rogue_port,
             expired_port,
+            strict,
+            strict_port,
             blackhole,
         }
     }
@@ -200,8 +224,10 @@ http {{
 
 impl Drop for Partner {
     fn drop(&mut self) {
-        let _ = self.nginx.kill();
-        let _ = self.nginx.wait();
+        for child in [&mut self.nginx, &mut self.strict] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -289,19 +315,24 @@ fn echoed(body: &str, key: &str) -> String {
 }
 
 fn bind(env: &Env, partner: &Partner, name: &str, upstream: &str) -> u16 {
+    let _ = partner;
+    bind_cert(env, name, "partner", upstream)
+}
+
+/// Binds `name` to `upstream` with the certificate `cert`, on a free port.
+fn bind_cert(env: &Env, name: &str, cert: &str, upstream: &str) -> u16 {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     env.ok(&[
         "bind",
         name,
         "--cert",
-        "partner",
+        cert,
         "--upstream",
         upstream,
         "--listen",
         &listen,
     ]);
-    let _ = partner;
     port
 }
 
@@ -411,6 +442,20 @@ fn refusals_are_surfaced_clearly() {
         "{}",
         stderr(&out)
     );
+    // A stricter partner ends the handshake with an alert: which one, and what it means.
+    let strict = format!("https://localhost:{}/", partner.strict_port);
+    let refused = "refused the TLS handshake with alert UnknownCA: it does not trust the CA of our client certificate";
+    let out = request(&env, &agent, &[&strict, "--cert", "stranger"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(refused), "{}", stderr(&out));
+    let port = bind_cert(&env, "strict", "stranger", &strict);
+    wait_for_port(port);
+    let (status, body) = http(port, "GET", "/", &[], b"");
+    assert_eq!(status, 502);
+    assert!(body.contains(refused), "{body}");
+    // The partner's own client certificate is accepted there.
+    let out = request(&env, &agent, &[&strict, "--cert", "partner"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 
     // An upstream whose certificate comes from an untrusted CA: refused, exit 2.
     let rogue = format!("https://localhost:{}/", partner.rogue_port);
