@@ -420,7 +420,7 @@ fn request_presents_the_certificate_and_shows_the_tls_details() {
 fn refusals_are_surfaced_clearly() {
     let partner = Partner::start();
     let env = home_for(&partner);
-    let agent = RunningAgent::start(&env);
+    let mut agent = RunningAgent::start(&env);
 
     // A client certificate from another CA: nginx refuses it.
     let stranger_root = TestCert::self_signed(&Spec::ca("Someone Else's Root"));
@@ -499,6 +499,22 @@ fn refusals_are_surfaced_clearly() {
     assert_eq!(status, 502);
     assert!(says_when(&body), "{body}");
     assert_eq!(body.lines().count(), 1, "one line: {body}");
+
+    // Each failed call is one line in the agent's log, naming the binding and why.
+    agent.stop();
+    let mut log = String::new();
+    let mut err = agent.child.stderr.take().unwrap();
+    err.read_to_string(&mut log).unwrap();
+    for (binding, why) in [
+        ("rogue", "is not trusted: it is issued by a CA"),
+        ("expired", "is not trusted: it expired on"),
+        ("strict", "alert UnknownCA"),
+    ] {
+        let head = format!("certkeeper egress {binding}: GET /: 502: ");
+        let lines: Vec<&str> = log.lines().filter(|l| l.starts_with(&head)).collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        assert!(lines[0].contains(why), "{log}");
+    }
 }
 
 #[test]
