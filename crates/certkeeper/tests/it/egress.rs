@@ -123,7 +123,7 @@ impl Partner {
             Duration::ZERO,
         );
         let p = d.display();
-        let echo = r#"default_type text/plain; return 200 "subject=$ssl_client_s_dn serial=$ssl_client_serial verify=$ssl_client_verify method=$request_method soapaction=$http_soapaction ct=$content_type uri=$request_uri conn=$connection reqs=$connection_requests reused=$ssl_session_reused\n";"#;
+        let echo = r#"default_type text/plain; return 200 "subject=$ssl_client_s_dn serial=$ssl_client_serial verify=$ssl_client_verify method=$request_method soapaction=$http_soapaction ct=$content_type uri=$request_uri conn=$connection reqs=$connection_requests reused=$ssl_session_reused len=$content_length\n";"#;
         let conf = format!(
             r#"daemon off; master_process off; worker_processes 1; pid {p}/nginx.pid; error_log {p}/error.log info;
 events {{ worker_connections 256; }}
@@ -414,6 +414,60 @@ fn request_presents_the_certificate_and_shows_the_tls_details() {
         ),
         "{body}"
     );
+}
+
+#[test]
+fn request_takes_a_binding_a_method_headers_and_a_body_from_a_file() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let agent = RunningAgent::start(&env);
+    bind(&env, &partner, "orders", &partner.url("/api"));
+    let order = env.write("order.json", "{\"id\":7}");
+    let data = format!("@{order}");
+    let out = request(
+        &env,
+        &agent,
+        &[
+            "/orders?id=7",
+            "--binding",
+            "orders",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &data,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let body = String::from_utf8_lossy(&out.stdout);
+    for part in [
+        "CN=client.example ",
+        "method=PUT ",
+        "ct=application/json ",
+        "uri=/api/orders?id=7 ",
+        "len=8",
+    ] {
+        assert!(body.contains(part), "{part}: {body}");
+    }
+
+    // A body file that is not there: exit 2, one line naming it, nothing sent.
+    let out = request(
+        &env,
+        &agent,
+        &[
+            "/orders",
+            "--binding",
+            "orders",
+            "-d",
+            "@/nonexistent/order.json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("/nonexistent/order.json"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(out.stdout.is_empty());
 }
 
 #[test]
