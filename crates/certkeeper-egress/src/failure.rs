@@ -92,9 +92,18 @@ fn tls_reason(error: &rustls::Error, target: &str) -> String {
                 CertificateError::NotValidYetContext { not_before, .. } => {
                     format!("it is not valid before {}", utc_date(*not_before))
                 }
-                CertificateError::NotValidForName
-                | CertificateError::NotValidForNameContext { .. } => {
+                CertificateError::NotValidForName => {
                     "it is not valid for this host name".to_string()
+                }
+                CertificateError::NotValidForNameContext { presented, .. } => {
+                    format!(
+                        "it is not valid for this host name (it names: {})",
+                        presented
+                            .iter()
+                            .map(|n| bare_name(n))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
                 }
                 CertificateError::BadSignature => "its signature is bad".to_string(),
                 other => format!("{other:?}"),
@@ -109,4 +118,23 @@ fn tls_reason(error: &rustls::Error, target: &str) -> String {
 /// A certificate time as its UTC date.
 fn utc_date(t: rustls_pki_types::UnixTime) -> String {
     certkeeper_core::path::date(i64::try_from(t.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A name as rustls presents it (`DnsName("api.example")`) without its wrapper.
+fn bare_name(presented: &str) -> &str {
+    match (presented.find('"'), presented.rfind('"')) {
+        (Some(a), Some(b)) if b > a => &presented[a + 1..b],
+        _ => presented,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bare_name;
+
+    #[test]
+    fn presented_names_lose_their_wrapper() {
+        assert_eq!(bare_name("DnsName(\"api.example\")"), "api.example");
+        assert_eq!(bare_name("*.example"), "*.example");
+    }
 }

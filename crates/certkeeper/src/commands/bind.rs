@@ -23,6 +23,16 @@ pub fn bind(
     listen: Option<String>,
     server_ca: String,
 ) -> Result<u8, CliError> {
+    // A binding outlives the command, so its CA is kept in the home, not read from a
+    // file that may move: say so rather than "no certificate matches".
+    if !matches!(server_ca.as_str(), "root" | "system")
+        && std::path::Path::new(&server_ca).is_file()
+    {
+        return Err(CliError::usage(format!(
+            "--server-ca {server_ca}: a binding names its CA by REF; import it first \
+             (certkeeper import {server_ca} --store other --name partner-ca) and give --server-ca partner-ca"
+        )));
+    }
     let home = ctx.open()?;
     let binding = Binding {
         name,

@@ -66,6 +66,8 @@ struct Partner {
     rogue_port: u16,
     /// Serves a certificate from the trusted server root that expired yesterday.
     expired_port: u16,
+    /// Serves a certificate from the trusted server root for another host name.
+    misnamed_port: u16,
     /// The same partner as served by a strict TLS stack (OpenSSL's s_server with
     /// -verify_return_error, as IIS or Java servers do): a client certificate it does
     /// not trust ends the handshake with an alert instead of an HTTP 400.
@@ -96,12 +98,16 @@ impl Partner {
         let expired = server_root.issue(&expired_spec);
         std::fs::write(d.join("expired.pem"), expired.pem()).unwrap();
         std::fs::write(d.join("expired.key"), expired.key_pem()).unwrap();
+        let misnamed = server_root.issue(&Spec::server("partner.example"));
+        std::fs::write(d.join("misnamed.pem"), misnamed.pem()).unwrap();
+        std::fs::write(d.join("misnamed.key"), misnamed.key_pem()).unwrap();
         std::fs::write(
             d.join("client-ca.pem"),
             format!("{}{}", client_ca.pem(), client_root.pem()),
         )
         .unwrap();
-        let (port, h1_port, rogue_port, sink_port, expired_port) = (
+        let (port, h1_port, rogue_port, sink_port, expired_port, misnamed_port) = (
+            free_port(),
             free_port(),
             free_port(),
             free_port(),
@@ -164,6 +170,11 @@ http {{
     ssl_certificate {p}/expired.pem; ssl_certificate_key {p}/expired.key;
     location / {{ return 200 "expired\n"; }}
   }}
+  server {{
+    listen 127.0.0.1:{misnamed_port} ssl;
+    ssl_certificate {p}/misnamed.pem; ssl_certificate_key {p}/misnamed.key;
+    location / {{ return 200 "misnamed\n"; }}
+  }}
 }}
 "#
         );
@@ -181,6 +192,7 @@ http {{
         wait_for_port(h1_port);
         wait_for_port(rogue_port);
         wait_for_port(expired_port);
+        wait_for_port(misnamed_port);
         let strict_port = free_port();
         let strict = Command::new("openssl")
             .args(["s_server", "-quiet", "-www", "-accept"])
@@ -207,6 +219,7 @@ http {{
             h1_port,
             rogue_port,
             expired_port,
+            misnamed_port,
             strict,
             strict_port,
             blackhole,
@@ -468,6 +481,92 @@ fn request_takes_a_binding_a_method_headers_and_a_body_from_a_file() {
     assert!(err.contains("/nonexistent/order.json"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn the_server_is_checked_against_the_trust_asked_for_and_its_name() {
+    let partner = Partner::start();
+    // A home that has the client certificate but not the partner's server root.
+    let env = Env::new();
+    let leaf = partner.client_ca.issue(&Spec::client("client.example"));
+    let f = env.write("leaf.pem", format!("{}{}", leaf.pem(), leaf.key_pem()));
+    env.ok(&["import", &f, "--name", "partner"]);
+    let server_root = env.write("partner-root.pem", partner.server_root.pem());
+    let agent = RunningAgent::start(&env);
+    let url = partner.url("/");
+
+    // The home's root store (the default) is empty: said, with what to do.
+    let out = request(&env, &agent, &[&url, "--cert", "partner"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("the home's root store is empty: import the upstream's root CA"),
+        "{}",
+        stderr(&out)
+    );
+    // With another root in it, and with the system roots, the partner is not trusted.
+    let other = TestCert::self_signed(&Spec::ca("Some Other Root"));
+    let f = env.write("other-root.pem", other.pem());
+    env.ok(&["import", &f, "--store", "root"]);
+    for trust in [&[][..], &["--server-ca", "system"][..]] {
+        let mut args = vec![url.as_str(), "--cert", "partner"];
+        args.extend(trust);
+        let out = request(&env, &agent, &args);
+        assert_eq!(out.status.code(), Some(2), "{trust:?}");
+        assert!(
+            stderr(&out).contains("is not trusted: it is issued by a CA that is not trusted here"),
+            "{trust:?}: {}",
+            stderr(&out)
+        );
+    }
+    // The partner's root named with --server-ca: trusted, by request and by a binding.
+    let out = request(
+        &env,
+        &agent,
+        &[&url, "--cert", "partner", "--server-ca", &server_root],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("verify=SUCCESS"));
+    // A binding keeps its CA in the home (DESIGN.md: root, system or a REF); a file is
+    // refused with what to do instead.
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let bind_with = |ca: &str| {
+        let args = ["bind", "named", "--cert", "partner", "--upstream", &url];
+        env.run(&[&args[..], &["--listen", &listen, "--server-ca", ca]].concat())
+    };
+    let out = bind_with(&server_root);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("import it first"), "{}", stderr(&out));
+    env.ok(&[
+        "import",
+        &server_root,
+        "--store",
+        "other",
+        "--name",
+        "partner-ca",
+    ]);
+    let out = bind_with("partner-ca");
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for_port(port);
+    let (status, body) = http(port, "GET", "/", &[], b"");
+    assert_eq!(status, 200, "{body}");
+
+    // A certificate from the trusted root, for another name: refused, and the names
+    // it does carry are shown.
+    let misnamed = format!("https://localhost:{}/", partner.misnamed_port);
+    let out = request(
+        &env,
+        &agent,
+        &[&misnamed, "--cert", "partner", "--server-ca", &server_root],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(
+            "is not trusted: it is not valid for this host name (it names: partner.example)"
+        ),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
