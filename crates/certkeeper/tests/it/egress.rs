@@ -101,6 +101,11 @@ impl Partner {
         let misnamed = server_root.issue(&Spec::server("partner.example"));
         std::fs::write(d.join("misnamed.pem"), misnamed.pem()).unwrap();
         std::fs::write(d.join("misnamed.key"), misnamed.key_pem()).unwrap();
+        // 1 GiB of zeros for downloads, sparse: it takes no disk.
+        std::fs::File::create(d.join("big.bin"))
+            .unwrap()
+            .set_len(BIG)
+            .unwrap();
         std::fs::write(
             d.join("client-ca.pem"),
             format!("{}{}", client_ca.pem(), client_root.pem()),
@@ -141,6 +146,7 @@ http {{
     ssl_certificate {p}/server.pem; ssl_certificate_key {p}/server.key;
     ssl_client_certificate {p}/client-ca.pem; ssl_verify_client on; ssl_verify_depth 3;
     location /upload {{ client_max_body_size 0; add_header X-Received $request_length always; proxy_pass http://127.0.0.1:{sink_port}; }}
+    location = /big {{ default_type application/octet-stream; alias {p}/big.bin; }}
     location / {{ {echo} }}
   }}
   server {{
@@ -154,6 +160,7 @@ http {{
     location /stall {{ proxy_pass http://127.0.0.1:{staller_port}; proxy_buffering off; proxy_read_timeout 300s; }}
     location /late {{ proxy_pass http://127.0.0.1:{late_port}; }}
     location /upload {{ client_max_body_size 0; add_header X-Received $request_length always; proxy_pass http://127.0.0.1:{sink_port}; }}
+    location = /big {{ default_type application/octet-stream; alias {p}/big.bin; }}
     location / {{ {echo} }}
   }}
   server {{
@@ -753,6 +760,56 @@ fn a_dead_upstream_is_a_fast_502() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("refused the connection"));
     drop(partner);
+}
+
+/// The size of the partner's /big download.
+const BIG: u64 = 1 << 30;
+
+#[test]
+fn large_downloads_stream_through_a_binding_at_the_applications_pace() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let agent = RunningAgent::start(&env);
+    for (name, upstream) in [("h2", partner.url("")), ("h1", partner.h1_url(""))] {
+        let port = bind(&env, &partner, name, &upstream);
+        wait_for_port(port);
+        let (status, _) = http(port, "GET", "/", &[], b"");
+        assert_eq!(status, 200);
+        let before = vm_hwm_kib(agent.child.id());
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        write!(
+            s,
+            "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        // A slow application: it reads a little, then nothing for 2 s. A relay that
+        // read the partner's answer ahead of it would hold up to 1 GiB meanwhile.
+        let mut buf = vec![0u8; 1 << 20];
+        let first = s.read(&mut buf).unwrap();
+        let head = buf[..first]
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("the head comes first")
+            + 4;
+        assert!(buf.starts_with(b"HTTP/1.1 200 "), "{name}");
+        let mut body = (first - head) as u64;
+        std::thread::sleep(Duration::from_secs(2));
+        let paused = vm_hwm_kib(agent.child.id()).saturating_sub(before);
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            body += n as u64;
+        }
+        assert_eq!(body, BIG, "{name}");
+        let grown = vm_hwm_kib(agent.child.id()).saturating_sub(before);
+        assert!(
+            paused < 64 * 1024 && grown < 64 * 1024,
+            "{name}: the agent's peak memory grew by {paused} KiB while the application paused, {grown} KiB in all, for a 1 GiB download"
+        );
+    }
 }
 
 fn vm_hwm_kib(pid: u32) -> u64 {
