@@ -327,6 +327,10 @@ struct Returning {
     upstream: Arc<Upstream>,
     method: http::Method,
     path: PathAndQuery,
+    /// The lane to release when the answer has all come: its application asked to
+    /// close, so the upstream connection is pooled now rather than after the close
+    /// (by when the application may already be calling again).
+    release_at_end: Option<Arc<Lane>>,
 }
 
 impl hyper::body::Body for Returning {
@@ -342,6 +346,11 @@ impl hyper::body::Body for Returning {
             if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
                 if self.idle.is_some() {
                     self.last_frame = Some(tokio::time::Instant::now());
+                }
+                if frame.is_none()
+                    && let Some(lane) = self.release_at_end.take()
+                {
+                    lane.release();
                 }
                 return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
             }
@@ -555,8 +564,13 @@ impl Lane {
     }
 
     /// Relays one request.
-    async fn forward(&self, upstream: Arc<Upstream>, request: Request<Incoming>) -> Response<Body> {
+    async fn forward(
+        self: Arc<Self>,
+        upstream: Arc<Upstream>,
+        request: Request<Incoming>,
+    ) -> Response<Body> {
         let method = request.method().clone();
+        let closing = wants_close(&request);
         let (mut parts, body) = request.into_parts();
         let path = match upstream.upstream_path(&parts.uri) {
             Ok(p) => p,
@@ -612,6 +626,7 @@ impl Lane {
                     upstream: Arc::clone(&upstream),
                     method,
                     path,
+                    release_at_end: closing.then(|| Arc::clone(&self)),
                 };
                 Response::from_parts(parts, body.boxed())
             }
@@ -774,6 +789,25 @@ async fn send_h2(
         .map_err(|e| explain(&e, &upstream.target))
 }
 
+/// Whether the application's connection ends after this exchange: `Connection: close`,
+/// or HTTP/1.0 without `Connection: keep-alive`.
+fn wants_close<B>(request: &Request<B>) -> bool {
+    let has = |token: &str| {
+        request
+            .headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    if request.version() == http::Version::HTTP_10 {
+        !has("keep-alive")
+    } else {
+        has("close")
+    }
+}
+
 /// Headers that belong to one connection, not to the message (RFC 9110 7.6.1).
 /// One pass over the names first: the usual message has none of them, or only
 /// `Connection: keep-alive` (nginx sends it with every answer).
@@ -884,6 +918,26 @@ mod tests {
             map.append(*k, HeaderValue::from_static(v));
         }
         map
+    }
+
+    #[test]
+    fn an_application_asking_to_close_is_seen() {
+        let request = |version, connection: Option<&'static str>| {
+            let mut r = Request::new(());
+            *r.version_mut() = version;
+            if let Some(c) = connection {
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static(c));
+            }
+            r
+        };
+        use http::Version as V;
+        assert!(wants_close(&request(V::HTTP_11, Some("Close"))));
+        assert!(wants_close(&request(V::HTTP_11, Some("x-trace, close"))));
+        assert!(!wants_close(&request(V::HTTP_11, None)));
+        assert!(!wants_close(&request(V::HTTP_11, Some("keep-alive"))));
+        assert!(wants_close(&request(V::HTTP_10, None)));
+        assert!(!wants_close(&request(V::HTTP_10, Some("keep-alive"))));
     }
 
     #[test]
