@@ -17,7 +17,7 @@
 use std::convert::Infallible;
 use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -85,11 +85,15 @@ pub struct Upstream {
     /// Whether the last connection made spoke HTTP/1.1 (so each caller needs its own).
     speaks_h1: AtomicBool,
     /// Held while a connection that may be shared (HTTP/2, or not yet known) is made,
-    /// so that a burst of application connections makes one, not one each. Holds the
-    /// last such attempt's failure, which those who waited for it get too.
-    connecting: tokio::sync::Mutex<Option<String>>,
-    /// Attempts made under `connecting`, to tell whether one ended while waiting.
-    attempts: AtomicU64,
+    /// so that a burst of application connections makes one, not one each. Holds how
+    /// the last such attempt ended, for those who waited for it.
+    connecting: tokio::sync::Mutex<Option<Attempt>>,
+}
+
+/// How a connection attempt made under [`Upstream::connecting`] ended.
+struct Attempt {
+    ended: Instant,
+    failure: Option<String>,
 }
 
 impl Upstream {
@@ -126,7 +130,6 @@ impl Upstream {
             h2: Mutex::new(None),
             speaks_h1: AtomicBool::new(false),
             connecting: tokio::sync::Mutex::new(None),
-            attempts: AtomicU64::new(0),
         })
     }
 
@@ -198,23 +201,27 @@ impl Upstream {
         if self.speaks_h1.load(Ordering::Relaxed) {
             return self.connect().await;
         }
-        let before = self.attempts.load(Ordering::Acquire);
-        let mut last_failure = self.connecting.lock().await;
+        let waiting_since = Instant::now();
+        let mut last = self.connecting.lock().await;
         if let Some(h2) = self.h2_sender() {
             return Ok(Connected::H2(h2));
         }
-        if self.attempts.load(Ordering::Acquire) != before {
-            if let Some(failure) = last_failure.as_ref() {
+        // An attempt ended while this caller waited: take its failure, or (HTTP/1.1)
+        // make a connection of its own without holding the others up.
+        if let Some(attempt) = last.as_ref().filter(|a| a.ended > waiting_since) {
+            if let Some(failure) = &attempt.failure {
                 return Err(failure.clone());
             }
             if self.speaks_h1.load(Ordering::Relaxed) {
-                drop(last_failure);
+                drop(last);
                 return self.connect().await;
             }
         }
         let result = self.connect().await;
-        *last_failure = result.as_ref().err().cloned();
-        self.attempts.fetch_add(1, Ordering::Release);
+        *last = Some(Attempt {
+            ended: Instant::now(),
+            failure: result.as_ref().err().cloned(),
+        });
         result
     }
 

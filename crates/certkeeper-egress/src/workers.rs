@@ -47,13 +47,17 @@ fn start() -> Option<Workers> {
     if cpus < 2 {
         return None;
     }
-    let mut handles = Vec::with_capacity(cpus);
-    for n in 1..=cpus {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .ok()?;
-        handles.push(runtime.handle().clone());
+    // All runtimes first, so that a failure leaves no thread behind.
+    let runtimes = (0..cpus)
+        .map(|_| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    let handles = runtimes.iter().map(|r| r.handle().clone()).collect();
+    for (n, runtime) in (1..).zip(runtimes) {
         std::thread::Builder::new()
             .name(format!("certkeeper-relay-{n}"))
             .spawn(move || {

@@ -770,11 +770,7 @@ fn large_downloads_stream_through_a_binding_at_the_applications_pace() {
     let partner = Partner::start();
     let env = home_for(&partner);
     let agent = RunningAgent::start(&env);
-    for (name, upstream) in [("h2", partner.url("")), ("h1", partner.h1_url(""))] {
-        let port = bind(&env, &partner, name, &upstream);
-        wait_for_port(port);
-        let (status, _) = http(port, "GET", "/", &[], b"");
-        assert_eq!(status, 200);
+    for (name, port) in bound_over_h2_and_h1(&env, &partner) {
         let before = vm_hwm_kib(agent.child.id());
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -812,6 +808,18 @@ fn large_downloads_stream_through_a_binding_at_the_applications_pace() {
     }
 }
 
+/// Bindings to the partner over HTTP/2 (its main port) and HTTP/1.1 (its h1-only
+/// port), named "h2" and "h1", each answering a first call.
+fn bound_over_h2_and_h1(env: &Env, partner: &Partner) -> [(&'static str, u16); 2] {
+    [("h2", partner.url("")), ("h1", partner.h1_url(""))].map(|(name, upstream)| {
+        let port = bind(env, partner, name, &upstream);
+        wait_for_port(port);
+        let (status, _) = http(port, "GET", "/", &[], b"");
+        assert_eq!(status, 200);
+        (name, port)
+    })
+}
+
 fn vm_hwm_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -827,12 +835,7 @@ fn large_uploads_stream_through_a_binding_with_flat_memory() {
     let partner = Partner::start();
     let env = home_for(&partner);
     let agent = RunningAgent::start(&env);
-    // Over HTTP/2 (the partner's main port) and HTTP/1.1 (its h1-only port).
-    for (name, upstream) in [("h2", partner.url("")), ("h1", partner.h1_url(""))] {
-        let port = bind(&env, &partner, name, &upstream);
-        wait_for_port(port);
-        let (status, _) = http(port, "GET", "/", &[], b"");
-        assert_eq!(status, 200);
+    for (name, port) in bound_over_h2_and_h1(&env, &partner) {
         let before = vm_hwm_kib(agent.child.id());
         let size: usize = 1024 * 1024 * 1024;
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
