@@ -5,11 +5,15 @@
 //! - [`proxy`] and [`supervisor`]: the bindings' relays, run inside the agent process:
 //!   plain HTTP on loopback in, mutual TLS to the upstream out, pooled, streamed, with
 //!   every failure turned into a 502 that says what failed ([`failure`]).
+//!   An application's connection is relayed by hand ([`h1`], with [`framing`]) when
+//!   the upstream speaks HTTP/1.1, and through hyper otherwise.
 //! - [`tls`]: the rustls client configuration both use.
 //! - [`workers`]: the single-threaded runtimes, one per CPU, that serve the relays'
 //!   connections.
 
 pub mod failure;
+mod framing;
+mod h1;
 pub mod proxy;
 pub mod request;
 pub mod supervisor;

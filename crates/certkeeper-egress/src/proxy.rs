@@ -53,10 +53,10 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How many more connections a request not yet written may be tried on when the one
 /// it was given turns out closed.
-const MAX_RETRIES: u32 = 2;
+pub(crate) const MAX_RETRIES: u32 = 2;
 /// How long an answer the application left may take to finish in the background
 /// before its connection is closed instead of pooled.
-const FINISH_WITHIN: Duration = Duration::from_secs(2);
+pub(crate) const FINISH_WITHIN: Duration = Duration::from_secs(2);
 /// How often idle upstream connections are checked.
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
 /// How many idle upstream connections the pool keeps.
@@ -66,18 +66,20 @@ type Tls = TokioIo<Stream>;
 
 /// One upstream: where it is, how to reach it, and its idle connections.
 pub struct Upstream {
-    name: String,
+    pub(crate) name: String,
     /// "host:port", for messages.
-    target: String,
-    host: String,
-    port: u16,
+    pub(crate) target: String,
+    pub(crate) host: String,
+    pub(crate) port: u16,
     scheme_authority: (http::uri::Scheme, http::uri::Authority),
     /// The upstream URL's path without its trailing slash ("" for none): requests
     /// go to prefix + the application's path.
-    prefix: String,
-    host_header: HeaderValue,
+    pub(crate) prefix: String,
+    pub(crate) host_header: HeaderValue,
     config: Arc<ClientConfig>,
-    response_timeout: Duration,
+    /// The same, offering HTTP/1.1 only: for the connections [`crate::h1`] makes.
+    pub(crate) config_h1: Arc<ClientConfig>,
+    pub(crate) response_timeout: Duration,
     /// Idle connections, with when they went idle and the worker whose runtime their
     /// socket is registered with.
     idle: Mutex<Vec<(Stream, Instant, usize)>>,
@@ -115,6 +117,8 @@ impl Upstream {
         let host = authority.host().to_string();
         let host_header =
             HeaderValue::from_str(authority.as_str()).map_err(|e| bad(&e.to_string()))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let config_h1 = Arc::new(config.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Upstream {
             name: name.to_string(),
@@ -125,6 +129,7 @@ impl Upstream {
             prefix: base.path().trim_end_matches('/').to_string(),
             host_header,
             config: Arc::new(config),
+            config_h1,
             response_timeout,
             idle: Mutex::new(Vec::new()),
             h2: Mutex::new(None),
@@ -144,7 +149,7 @@ impl Upstream {
 
     /// A live idle connection, newest first, and the worker whose runtime watches its
     /// socket; stale or closed ones are dropped.
-    fn checkout(&self) -> Option<(Stream, usize)> {
+    pub(crate) fn checkout(&self) -> Option<(Stream, usize)> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         // This worker's own connections first: their readiness comes from its runtime.
         let me = crate::workers::current();
@@ -171,14 +176,23 @@ impl Upstream {
     /// the next application connection; `origin` is the worker it was made on.
     fn checkin(&self, conn: http1::Connection<Tls, Outgoing>, origin: usize) {
         let parts = conn.into_parts();
-        if !parts.read_buf.is_empty() {
-            return;
+        if parts.read_buf.is_empty() {
+            self.checkin_stream(parts.io.into_inner(), origin);
         }
+    }
+
+    /// Keeps an HTTP/1.1 connection with nothing in flight and nothing unread.
+    pub(crate) fn checkin_stream(&self, io: Stream, origin: usize) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.retain(|(_, since, _)| since.elapsed() < IDLE_TIMEOUT);
         if idle.len() < MAX_IDLE {
-            idle.push((parts.io.into_inner(), Instant::now(), origin));
+            idle.push((io, Instant::now(), origin));
         }
+    }
+
+    /// Whether the last connection made to the upstream chose HTTP/1.1.
+    pub(crate) fn speaks_h1(&self) -> bool {
+        self.speaks_h1.load(Ordering::Relaxed)
     }
 
     /// The shared HTTP/2 connection, if the upstream speaks it and it is open.
@@ -410,7 +424,7 @@ enum Connected {
 /// Whether an idle connection is still open: nothing to read yet. (A TLS 1.3
 /// session ticket is consumed by rustls and reads as nothing.) Any data, end of
 /// stream or error means it is not reusable.
-fn still_open(io: &mut Stream) -> bool {
+pub(crate) fn still_open(io: &mut Stream) -> bool {
     let mut cx = Context::from_waker(Waker::noop());
     let mut byte = [0u8; 1];
     let mut buf = ReadBuf::new(&mut byte);
@@ -865,16 +879,20 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// The upstream a listener currently relays to; swapped when its binding changes.
 pub type Current = Arc<RwLock<Arc<Upstream>>>;
 
-fn current_upstream(current: &Current) -> Arc<Upstream> {
+pub(crate) fn current_upstream(current: &Current) -> Arc<Upstream> {
     match current.read() {
         Ok(u) => Arc::clone(&u),
         Err(p) => Arc::clone(&p.into_inner()),
     }
 }
 
-/// Serves one application connection: HTTP/1.1 requests in, relayed upstream, with
-/// this connection's upstream connection driven in the same task.
+/// Serves one application connection: by hand ([`crate::h1`]) when the upstream is
+/// known to speak HTTP/1.1, else through hyper, with this connection's upstream
+/// connection driven in the same task.
 async fn serve_connection(stream: TcpStream, current: Current) {
+    if current_upstream(&current).speaks_h1() {
+        return crate::h1::serve(stream, current).await;
+    }
     let lane = Arc::new(Lane::default());
     let service_lane = Arc::clone(&lane);
     let service = service_fn(move |request| {

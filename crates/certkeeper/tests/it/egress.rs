@@ -127,6 +127,13 @@ impl Partner {
             b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nfirst part",
             Duration::from_secs(60),
         );
+        // Answers with a chunked body.
+        let chunky_port = backend(
+            Duration::ZERO,
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n\
+              6\r\nhello \r\n5;x=1\r\nworld\r\n0\r\n\r\n",
+            Duration::ZERO,
+        );
         // Answers after 300 ms.
         let late_port = backend(
             Duration::from_millis(300),
@@ -159,6 +166,7 @@ http {{
     location /slow {{ proxy_pass http://127.0.0.1:{blackhole_port}; proxy_read_timeout 300s; }}
     location /stall {{ proxy_pass http://127.0.0.1:{staller_port}; proxy_buffering off; proxy_read_timeout 300s; }}
     location /late {{ proxy_pass http://127.0.0.1:{late_port}; }}
+    location /chunked {{ proxy_pass http://127.0.0.1:{chunky_port}; proxy_http_version 1.1; proxy_buffering off; }}
     location /upload {{ client_max_body_size 0; add_header X-Received $request_length always; proxy_pass http://127.0.0.1:{sink_port}; }}
     location = /big {{ default_type application/octet-stream; alias {p}/big.bin; }}
     location / {{ {echo} }}
@@ -873,6 +881,174 @@ fn large_uploads_stream_through_a_binding_with_flat_memory() {
             "{name}: the agent's peak memory grew by {grown} KiB for a 1 GiB upload"
         );
     }
+}
+
+/// Reads one answer from an application's connection: its head, and its body by
+/// Content-Length, by chunks (decoded), or to the end of the connection.
+fn read_answer(s: &mut TcpStream, head_only: bool) -> (String, Vec<u8>) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let field = |name: &str| {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    let mut body = Vec::new();
+    if head_only {
+        return (head, body);
+    }
+    if field("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            while !line.ends_with(b"\r\n") {
+                s.read_exact(&mut byte).unwrap();
+                line.push(byte[0]);
+            }
+            let size = String::from_utf8_lossy(&line);
+            let size = size.trim().split(';').next().unwrap();
+            let size = usize::from_str_radix(size, 16).unwrap();
+            let mut data = vec![0u8; size + 2];
+            s.read_exact(&mut data).unwrap();
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&data[..size]);
+        }
+    } else if let Some(length) = field("content-length") {
+        body.resize(length.parse().unwrap(), 0);
+        s.read_exact(&mut body).unwrap();
+    } else {
+        s.read_to_end(&mut body).unwrap();
+    }
+    (head, body)
+}
+
+#[test]
+fn a_binding_keeps_the_http_semantics_applications_rely_on() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let _agent = RunningAgent::start(&env);
+    let port = bind(&env, &partner, "h1", &partner.h1_url(""));
+    wait_for_port(port);
+    assert_eq!(http(port, "GET", "/", &[], b"").0, 200);
+    let connect = || {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    };
+
+    // A chunked upload reaches the partner whole, and the request after it on the same
+    // connection is read from where the body ended.
+    let mut s = connect();
+    let mut upload =
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut sent = 0;
+    for size in [1, 4096, 100_000, 7] {
+        upload.extend_from_slice(format!("{size:x}\r\n").as_bytes());
+        upload.extend(std::iter::repeat_n(b'u', size));
+        upload.extend_from_slice(b"\r\n");
+        sent += size;
+    }
+    upload.extend_from_slice(b"0\r\n\r\n");
+    s.write_all(&upload).unwrap();
+    let (head, body) = read_answer(&mut s, false);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(String::from_utf8_lossy(&body).starts_with("uploaded"));
+    let counted: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("x-received: ")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .expect("X-Received");
+    assert!(
+        counted > sent,
+        "the partner read {counted} bytes of {sent}: {head}"
+    );
+    assert_eq!(keep_alive_get(&mut s, "/after-upload").0, 200);
+
+    // A chunked answer arrives chunked and whole, and the connection goes on.
+    write!(s, "GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (head, body) = read_answer(&mut s, false);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    assert_eq!(body, b"hello world");
+    // HEAD: the fields of the answer, no body, and the connection goes on.
+    write!(s, "HEAD /head HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (head, _) = read_answer(&mut s, true);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("content-length: "),
+        "{head}"
+    );
+    // Two requests written at once are answered in order.
+    write!(
+        s,
+        "GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    for path in ["/one", "/two"] {
+        let (head, body) = read_answer(&mut s, false);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(echoed(&String::from_utf8_lossy(&body), "uri"), path);
+    }
+
+    // HTTP/1.0 has no chunks: the chunked answer comes without them, and the
+    // connection closes after it.
+    let mut s = connect();
+    write!(s, "GET /chunked HTTP/1.0\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let all = String::from_utf8(all).unwrap();
+    let (head, body) = all.split_once("\r\n\r\n").unwrap();
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding"),
+        "{head}"
+    );
+    assert_eq!(body, "hello world");
+
+    // Expect: 100-continue: the partner's go-ahead is passed on before the body is
+    // sent, so the application does not wait out its own timer.
+    let mut s = connect();
+    let body = vec![b'e'; 300_000];
+    write!(
+        s,
+        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (head, _) = read_answer(&mut s, true);
+    assert!(head.starts_with("HTTP/1.1 100"), "{head}");
+    s.write_all(&body).unwrap();
+    let (head, answer) = read_answer(&mut s, false);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(String::from_utf8_lossy(&answer).starts_with("uploaded"));
+
+    // A request the relay cannot frame gets a 400 that says why, and nothing is sent.
+    let mut s = connect();
+    write!(
+        s,
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n"
+    )
+    .unwrap();
+    let (head, body) = read_answer(&mut s, false);
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert!(
+        String::from_utf8_lossy(&body).contains("Content-Length"),
+        "{body:?}"
+    );
 }
 
 #[test]

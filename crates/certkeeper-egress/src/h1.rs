@@ -1,0 +1,973 @@
+//! The HTTP/1.1 relay, written by hand: an application's plain HTTP/1.1 connection
+//! relayed to an upstream that speaks HTTP/1.1 over mutual TLS.
+//!
+//! Why by hand, when [`crate::proxy`] relays with hyper: in the relay of a small
+//! keep-alive request, about a third of the CPU is user space, and most of that went
+//! to hyper's machinery between two connections that both speak HTTP/1.1: a request
+//! decoded into an `http::Request`, a `HeaderMap` built and searched, the client's
+//! request channel and response callback, bodies boxed and polled frame by frame,
+//! then the same encoded back. A relay needs none of it. Here the application's
+//! request head is parsed in place (httparse, as hyper does), its fields are copied
+//! into the upstream's head in one buffer with the hop-by-hop ones left out, and
+//! bodies are copied as they are, with only their framing followed ([`framing`]):
+//! the relay then costs less CPU per request than nginx's, which is what
+//! `bench/egress.sh` measures it against.
+//!
+//! It serves an application connection when the upstream is known to speak
+//! HTTP/1.1 (its last connection chose it); the connections it makes offer only
+//! HTTP/1.1. HTTP/2 upstreams, and upstreams not reached yet, go through hyper.
+//! Both share the upstream's pool of idle connections.
+//!
+//! [`framing`]: crate::framing
+
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::failure::explain;
+use crate::framing::{self, BodyScan, ConnectionOptions, Framing};
+use crate::proxy::{Current, FINISH_WITHIN, MAX_RETRIES, Upstream, current_upstream, still_open};
+use crate::tls::Stream;
+
+/// The largest request or response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// The most header fields a head may have.
+const MAX_FIELDS: usize = 128;
+/// How much of a body is read before it is written on.
+const MAX_BUFFER: usize = 128 * 1024;
+/// An upstream connection idle for longer than this is checked for a close by the
+/// upstream before it carries a request.
+const RECHECK_AFTER: Duration = Duration::from_secs(1);
+
+/// Serves one application connection, request after request, until it closes.
+pub(crate) async fn serve(app: TcpStream, current: Current) {
+    let mut relay = Relay {
+        app,
+        inbuf: Buffer::new(16 * 1024, MAX_HEAD),
+        rbuf: Buffer::new(16 * 1024, MAX_BUFFER),
+        out: Vec::with_capacity(1024),
+        held: None,
+    };
+    while let Ok(Next::KeepAlive) = relay.exchange(&current).await {}
+    relay.release();
+}
+
+/// Bytes read and not yet used, in a buffer that grows up to a limit.
+struct Buffer {
+    data: Vec<u8>,
+    start: usize,
+    end: usize,
+    max: usize,
+}
+
+impl Buffer {
+    fn new(initial: usize, max: usize) -> Self {
+        Buffer {
+            data: vec![0; initial],
+            start: 0,
+            end: 0,
+            max,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Whether more can be read in: moves what is left to the front, or grows.
+    fn make_room(&mut self) -> bool {
+        if self.end < self.data.len() {
+            return true;
+        }
+        if self.start > 0 {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            return true;
+        }
+        if self.data.len() < self.max {
+            let grown = (self.data.len() * 2).min(self.max);
+            self.data.resize(grown, 0);
+            return true;
+        }
+        false
+    }
+
+    /// Reads once into the free space (0: end of stream, or no room).
+    fn poll_fill<R: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut R,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        if !self.make_room() {
+            return Poll::Ready(Err(io::Error::other("buffer full")));
+        }
+        let mut buf = ReadBuf::new(&mut self.data[self.end..]);
+        match Pin::new(io).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len();
+                self.end += n;
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Reads what has arrived until there is nothing more ready, `enough` bytes are
+    /// held, or there is no more room; if nothing has arrived, waits for it when
+    /// `wait`, else returns 0.
+    async fn fill<R: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut R,
+        enough: usize,
+        wait: bool,
+    ) -> io::Result<usize> {
+        poll_fn(|cx| {
+            let mut got = 0;
+            while self.len() < enough && (self.end < self.data.len() || self.make_room()) {
+                match self.poll_fill(io, cx) {
+                    Poll::Ready(Ok(0)) => break,
+                    Poll::Ready(Ok(n)) => got += n,
+                    Poll::Ready(Err(e)) if got == 0 => return Poll::Ready(Err(e)),
+                    Poll::Ready(Err(_)) => break,
+                    Poll::Pending if got == 0 && wait => return Poll::Pending,
+                    Poll::Pending => break,
+                }
+            }
+            Poll::Ready(Ok(got))
+        })
+        .await
+    }
+}
+
+/// An upstream connection this application connection holds between requests.
+struct Held {
+    io: Stream,
+    upstream: Arc<Upstream>,
+    /// The worker whose runtime watches its socket (see [`crate::workers`]).
+    origin: usize,
+    since: Instant,
+}
+
+struct Relay {
+    app: TcpStream,
+    /// From the application: request heads and bodies.
+    inbuf: Buffer,
+    /// From the upstream: response heads and bodies.
+    rbuf: Buffer,
+    /// The head being written (to the upstream, then to the application).
+    out: Vec<u8>,
+    held: Option<Held>,
+}
+
+enum Next {
+    KeepAlive,
+    Close,
+}
+
+/// What the application asked, as much as the relay needs after its head is gone.
+struct Asked {
+    method: String,
+    /// The upstream path, for log lines.
+    path: String,
+    head: bool,
+    http10: bool,
+    close: bool,
+    framing: Framing,
+}
+
+/// How an exchange failed before the answer's head reached the application.
+enum Failure {
+    /// The application's request cannot be relayed: status, and why.
+    Refused(u16, String),
+    /// The upstream failed: 502, and what failed.
+    Upstream(String),
+    /// No answer within the upstream timeout: 504.
+    Timeout,
+    /// The application closed its connection or failed.
+    AppGone,
+}
+
+impl Relay {
+    /// Reads one request, relays it, relays the answer.
+    async fn exchange(&mut self, current: &Current) -> Result<Next, Failure> {
+        let upstream = current_upstream(current);
+        let Some(asked) = self.read_request(&upstream).await? else {
+            return Ok(Next::Close);
+        };
+        let (status, reason) = match self.relay(&upstream, &asked).await {
+            Ok(next) => return Ok(next),
+            Err(Failure::AppGone) => return Err(Failure::AppGone),
+            Err(Failure::Refused(status, reason)) => (status, reason),
+            Err(Failure::Upstream(reason)) => (502, reason),
+            Err(Failure::Timeout) => (
+                504,
+                format!(
+                    "{} sent no response within {} s (upstream timeout)",
+                    upstream.target,
+                    upstream.response_timeout.as_secs()
+                ),
+            ),
+        };
+        // The rest of a request body that was not relayed is not read: the
+        // application's connection closes after the answer.
+        self.fail(&upstream, &asked.method, &asked.path, status, &reason, true)
+            .await;
+        Ok(Next::Close)
+    }
+
+    /// Reads and checks the next request head, and writes the upstream's version of
+    /// it into `out`. `None`: the application closed its connection between requests.
+    async fn read_request(&mut self, upstream: &Upstream) -> Result<Option<Asked>, Failure> {
+        loop {
+            if !self.inbuf.is_empty() {
+                match self.prepare(upstream) {
+                    Ok(Some(asked)) => return Ok(Some(asked)),
+                    Ok(None) => {}
+                    Err((status, reason)) => {
+                        self.fail(upstream, "-", "-", status, &reason, true).await;
+                        return Err(Failure::AppGone);
+                    }
+                }
+                if self.inbuf.len() >= MAX_HEAD {
+                    let reason = format!("the request head is over {} KiB", MAX_HEAD / 1024);
+                    self.fail(upstream, "-", "-", 431, &reason, true).await;
+                    return Err(Failure::AppGone);
+                }
+            }
+            match poll_fn(|cx| self.inbuf.poll_fill(&mut self.app, cx)).await {
+                Ok(0) | Err(_) => return Ok(None),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Parses the request head in `inbuf` (`None` while incomplete), consumes it and
+    /// writes the head to send upstream into `out`.
+    fn prepare(&mut self, upstream: &Upstream) -> Result<Option<Asked>, (u16, String)> {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+        let mut request = httparse::Request::new(&mut fields);
+        let head_len = match request.parse(self.inbuf.bytes()) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err((
+                    431,
+                    format!("the request has over {MAX_FIELDS} header fields"),
+                ));
+            }
+            Err(e) => return Err((400, format!("the request is not HTTP/1.1: {e}"))),
+        };
+        let method = request.method.unwrap_or("GET");
+        let target = request.path.unwrap_or("/");
+        let http10 = request.version == Some(0);
+        let headers = request.headers;
+        let bad = |why: &str| Err((400, format!("{method} {target}: {why}")));
+        if method == "CONNECT" {
+            return Err((
+                501,
+                "bindings relay requests; they do not tunnel (CONNECT)".into(),
+            ));
+        }
+        let length = match framing::content_length(headers) {
+            Ok(length) => length,
+            Err(e) => return bad(&e.to_string()),
+        };
+        let framing = match (framing::transfer_chunked(headers), length) {
+            (Some(_), _) if http10 => return bad("HTTP/1.0 has no Transfer-Encoding"),
+            (Some(_), Some(_)) => return bad("it has both Transfer-Encoding and Content-Length"),
+            (Some(true), None) => Framing::Chunked,
+            (Some(false), None) => return bad("its transfer coding is not chunked"),
+            (None, Some(n)) => Framing::Length(n),
+            (None, None) => Framing::Empty,
+        };
+        let options = ConnectionOptions::of(headers);
+        let close = if http10 {
+            !options.keep_alive
+        } else {
+            options.close
+        };
+
+        let out = &mut self.out;
+        out.clear();
+        out.extend_from_slice(method.as_bytes());
+        out.push(b' ');
+        let path_start = out.len();
+        out.extend_from_slice(upstream.prefix.as_bytes());
+        if target.starts_with('/') {
+            out.extend_from_slice(target.as_bytes());
+        } else if target == "*" && upstream.prefix.is_empty() {
+            out.push(b'*');
+        } else {
+            // absolute-form, as sent to a proxy: relay its path and query.
+            match target.parse::<http::Uri>() {
+                Ok(uri) if uri.scheme().is_some() => {
+                    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+                    out.extend_from_slice(if pq.is_empty() { b"/" } else { pq.as_bytes() });
+                }
+                _ => return bad("the request target is not a path"),
+            }
+        }
+        let path_end = out.len();
+        out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+        out.extend_from_slice(upstream.host_header.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        for h in headers.iter() {
+            if options.drops(h.name) || h.name.eq_ignore_ascii_case("host") {
+                continue;
+            }
+            out.extend_from_slice(h.name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(h.value);
+            out.extend_from_slice(b"\r\n");
+        }
+        if framing == Framing::Chunked {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        let path = String::from_utf8_lossy(&out[path_start..path_end]);
+        let path = path.split('?').next().unwrap_or_default().to_string();
+        let asked = Asked {
+            method: method.to_string(),
+            path,
+            head: method == "HEAD",
+            http10,
+            close,
+            framing,
+        };
+        self.inbuf.consume(head_len);
+        Ok(Some(asked))
+    }
+
+    /// Sends the request upstream and relays the answer to the application.
+    async fn relay(&mut self, upstream: &Arc<Upstream>, asked: &Asked) -> Result<Next, Failure> {
+        let refused = |e: framing::FramingError| {
+            let reason = format!(
+                "{} {}: the request body is broken: {e}",
+                asked.method, asked.path
+            );
+            Failure::Refused(400, reason)
+        };
+        // The body bytes that came with the head go in the same write. When that is
+        // the whole body, nothing is consumed until an answer starts, so the request
+        // can be sent again on another connection if the first was closed under it.
+        let mut body = BodyScan::new(asked.framing);
+        let with_head = body
+            .take(self.inbuf.bytes(), &mut |_| {})
+            .map_err(refused)?;
+        let request_len = self.out.len();
+        self.out.extend_from_slice(&self.inbuf.bytes()[..with_head]);
+        let whole = body.is_done();
+        if !whole {
+            self.inbuf.consume(with_head);
+        }
+        let mut retries = 0;
+        let (held, answer) = loop {
+            let (mut held, reused) = self.acquire(upstream).await?;
+            self.rbuf.consume(self.rbuf.len());
+            let mut exchange = Exchange {
+                app: &mut self.app,
+                inbuf: &mut self.inbuf,
+                rbuf: &mut self.rbuf,
+                up: &mut held.io,
+                body: &mut body,
+                ready: 0,
+                unflushed: false,
+                answered: false,
+                last_progress: tokio::time::Instant::now(),
+            };
+            let sent = exchange
+                .answer(&mut self.out, asked, upstream.response_timeout)
+                .await;
+            let failed = match sent {
+                Ok(answer) => break (held, answer),
+                Err(Sent::Failed(e)) => e,
+                Err(Sent::Unanswered(e)) if idempotent(&asked.method) => e,
+                Err(Sent::Unanswered(e) | Sent::Broken(e)) => {
+                    return Err(Failure::Upstream(explain(&e, &upstream.target)));
+                }
+                Err(Sent::Timeout) => return Err(Failure::Timeout),
+                Err(Sent::AppGone) => return Err(Failure::AppGone),
+                Err(Sent::Bad(reason)) => {
+                    return Err(Failure::Upstream(format!("{}: {reason}", upstream.target)));
+                }
+                Err(Sent::BadBody(e)) => return Err(refused(e)),
+            };
+            // A connection the upstream closed while it was idle: the request goes on
+            // another one, if none of it had to be consumed to be sent.
+            if !(reused && whole && retries < MAX_RETRIES) {
+                return Err(Failure::Upstream(explain(&failed, &upstream.target)));
+            }
+            retries += 1;
+            body = BodyScan::new(asked.framing);
+            let _ = body.take(self.inbuf.bytes(), &mut |_| {});
+            self.out.truncate(request_len);
+            self.out.extend_from_slice(&self.inbuf.bytes()[..with_head]);
+        };
+        if whole {
+            self.inbuf.consume(with_head);
+        }
+        let request_sent = body.is_done();
+        self.rbuf.consume(answer.head_len);
+        self.relay_answer(upstream, asked, &answer, held, request_sent)
+            .await
+    }
+
+    /// Relays the answer's head (in `out`) and body to the application, and keeps the
+    /// upstream connection if it can carry another request.
+    async fn relay_answer(
+        &mut self,
+        upstream: &Arc<Upstream>,
+        asked: &Asked,
+        answer: &Answer,
+        held: Held,
+        request_sent: bool,
+    ) -> Result<Next, Failure> {
+        let timeout = upstream.response_timeout;
+        let mut held = Some(held);
+        let mut body = BodyScan::new(answer.framing);
+        let mut head = true;
+        let mut payload: Vec<Range<usize>> = Vec::new();
+        let mut scratch = Vec::new();
+        loop {
+            if !body.is_done() {
+                let Some(Held { io, .. }) = held.as_mut() else {
+                    unreachable!("the connection is handed back only at the end")
+                };
+                match self.read_more(io, &mut body, timeout, upstream).await {
+                    Ok(()) => {}
+                    Err(reason) => {
+                        // The application cannot be told with a status any more: its
+                        // connection is closed with the answer unfinished.
+                        eprintln!(
+                            "certkeeper egress {}: {} {}: {}: {reason}",
+                            upstream.name, asked.method, asked.path, answer.status
+                        );
+                        return Ok(Next::Close);
+                    }
+                }
+            }
+            payload.clear();
+            let taken = match body.take(self.rbuf.bytes(), &mut |r| payload.push(r)) {
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!(
+                        "certkeeper egress {}: {} {}: {}: {} sent a broken answer body ({e}); \
+                         it was cut off",
+                        upstream.name, asked.method, asked.path, answer.status, upstream.target
+                    );
+                    return Ok(Next::Close);
+                }
+            };
+            let done = body.is_done();
+            if done && !(answer.upstream_keeps && request_sent && taken == self.rbuf.len()) {
+                held = None;
+            }
+            if done
+                && answer.close_app
+                && let Some(h) = held.take()
+            {
+                // An application that closes after this answer may call again at once,
+                // on a new connection: the upstream connection is back in the pool
+                // before the application sees the end of the answer.
+                upstream.checkin_stream(h.io, h.origin);
+            }
+            let chunk = &self.rbuf.bytes()[..taken];
+            let before: &[u8] = if head { &self.out } else { &[] };
+            let written = if answer.dechunk {
+                scratch.clear();
+                for r in &payload {
+                    scratch.extend_from_slice(&chunk[r.clone()]);
+                }
+                write_both(&mut self.app, before, &scratch).await
+            } else {
+                write_both(&mut self.app, before, chunk).await
+            };
+            head = false;
+            self.rbuf.consume(taken);
+            if written.is_err() {
+                // The application left: the rest of the answer is read and dropped, so
+                // that the upstream connection can serve another.
+                if let Some(mut h) = held.take()
+                    && self.drain(&mut h.io, &mut body).await
+                    && answer.upstream_keeps
+                    && request_sent
+                {
+                    upstream.checkin_stream(h.io, h.origin);
+                }
+                return Ok(Next::Close);
+            }
+            if done {
+                break;
+            }
+        }
+        self.held = held.map(|h| Held {
+            since: Instant::now(),
+            ..h
+        });
+        if answer.close_app {
+            let _ = self.app.shutdown().await;
+            return Ok(Next::Close);
+        }
+        Ok(Next::KeepAlive)
+    }
+
+    /// Waits (within the upstream timeout) for more of the answer's body, and takes
+    /// what else has arrived with it. The error says why the answer is cut off.
+    async fn read_more(
+        &mut self,
+        io: &mut Stream,
+        body: &mut BodyScan,
+        timeout: Duration,
+        upstream: &Upstream,
+    ) -> Result<(), String> {
+        let want = body
+            .remaining()
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        if !self.rbuf.is_empty() {
+            // Some of it is here: add what is ready, without waiting.
+            let _ = self.rbuf.fill(io, want, false).await;
+            return Ok(());
+        }
+        let filled = tokio::time::timeout(timeout, self.rbuf.fill(io, want, true))
+            .await
+            .map_err(|_| {
+                format!(
+                    "{} stopped sending the body for {} s (upstream timeout); the answer was \
+                     cut off",
+                    upstream.target,
+                    timeout.as_secs()
+                )
+            })?;
+        let ended = match filled {
+            Ok(0) => true,
+            Ok(_) => false,
+            // Servers that end a body by closing often skip TLS's close_notify.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => true,
+            Err(e) => {
+                return Err(format!(
+                    "the answer was cut off: {}",
+                    explain(&e, &upstream.target)
+                ));
+            }
+        };
+        if ended && !body.at_eof() {
+            return Err(format!(
+                "{} closed the connection in the middle of the answer, which was cut off",
+                upstream.target
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads the rest of an answer nobody waits for, within [`FINISH_WITHIN`];
+    /// whether it came to its end.
+    async fn drain(&mut self, io: &mut Stream, body: &mut BodyScan) -> bool {
+        let rbuf = &mut self.rbuf;
+        let rest = async {
+            loop {
+                let n = body.take(rbuf.bytes(), &mut |_| {}).ok()?;
+                rbuf.consume(n);
+                if body.is_done() {
+                    return Some(rbuf.is_empty());
+                }
+                match rbuf.fill(io, usize::MAX, true).await {
+                    Ok(0) | Err(_) => return Some(false),
+                    Ok(_) => {}
+                }
+            }
+        };
+        matches!(
+            tokio::time::timeout(FINISH_WITHIN, rest).await,
+            Ok(Some(true))
+        )
+    }
+
+    /// An upstream connection: the one held, an idle pooled one, or a new one.
+    async fn acquire(&mut self, upstream: &Arc<Upstream>) -> Result<(Held, bool), Failure> {
+        if let Some(mut held) = self.held.take()
+            && Arc::ptr_eq(&held.upstream, upstream)
+            && (held.since.elapsed() < RECHECK_AFTER || still_open(&mut held.io))
+        {
+            return Ok((held, true));
+        }
+        if let Some((io, origin)) = upstream.checkout() {
+            let held = Held {
+                io,
+                upstream: Arc::clone(upstream),
+                origin,
+                since: Instant::now(),
+            };
+            return Ok((held, true));
+        }
+        let io = crate::tls::connect(
+            &upstream.host,
+            upstream.port,
+            Arc::clone(&upstream.config_h1),
+        )
+        .await
+        .map_err(|e| Failure::Upstream(e.to_string()))?;
+        let held = Held {
+            io,
+            upstream: Arc::clone(upstream),
+            origin: crate::workers::current(),
+            since: Instant::now(),
+        };
+        Ok((held, false))
+    }
+
+    /// The application's connection ends: an idle upstream connection goes back to
+    /// the pool.
+    fn release(&mut self) {
+        if let Some(held) = self.held.take() {
+            held.upstream.checkin_stream(held.io, held.origin);
+        }
+    }
+
+    /// Answers the application with `status` and a plain-text reason, and logs it.
+    async fn fail(
+        &mut self,
+        upstream: &Upstream,
+        method: &str,
+        path: &str,
+        status: u16,
+        reason: &str,
+        close: bool,
+    ) {
+        eprintln!(
+            "certkeeper egress {}: {method} {path}: {status}: {reason}",
+            upstream.name
+        );
+        let text = format!("certkeeper binding {}: {reason}\n", upstream.name);
+        let phrase = http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error");
+        let head = format!(
+            "HTTP/1.1 {status} {phrase}\r\ncontent-type: text/plain; charset=utf-8\r\n\
+             content-length: {}\r\n{}\r\n",
+            text.len(),
+            if close { "connection: close\r\n" } else { "" }
+        );
+        let _ = write_both(&mut self.app, head.as_bytes(), text.as_bytes()).await;
+        if close {
+            let _ = self.app.shutdown().await;
+        }
+    }
+}
+
+/// How sending a request and waiting for its answer's head failed.
+enum Sent {
+    /// Writing to the upstream failed.
+    Failed(io::Error),
+    /// The upstream closed or failed before sending anything.
+    Unanswered(io::Error),
+    /// The upstream closed or failed in the middle of its answer's head.
+    Broken(io::Error),
+    /// Nothing came within the upstream timeout.
+    Timeout,
+    /// The application closed its connection before its request was all read.
+    AppGone,
+    /// The upstream's answer is not HTTP/1.1 as the relay takes it.
+    Bad(String),
+    /// The application's chunked body is broken.
+    BadBody(framing::FramingError),
+}
+
+/// The answer's head, as the relay needs it after writing the application's version.
+struct Answer {
+    head_len: usize,
+    status: u16,
+    framing: Framing,
+    /// 1xx: more heads follow.
+    interim: bool,
+    /// The upstream connection may carry another request afterwards.
+    upstream_keeps: bool,
+    /// The application's connection closes after this answer.
+    close_app: bool,
+    /// A chunked body relayed to an HTTP/1.0 application, without its chunk framing.
+    dechunk: bool,
+}
+
+/// One request on its way: its body sent upstream while the answer's head is awaited.
+struct Exchange<'a> {
+    app: &'a mut TcpStream,
+    inbuf: &'a mut Buffer,
+    rbuf: &'a mut Buffer,
+    up: &'a mut Stream,
+    body: &'a mut BodyScan,
+    /// Bytes at the front of `inbuf` that belong to the body, not yet written.
+    ready: usize,
+    unflushed: bool,
+    /// Whether any of the answer has come.
+    answered: bool,
+    /// When the application last sent part of the body: the upstream timeout runs
+    /// from there, so a large upload on a slow line is not cut off.
+    last_progress: tokio::time::Instant,
+}
+
+impl Exchange<'_> {
+    fn body_sent(&self) -> bool {
+        self.body.is_done() && self.ready == 0
+    }
+
+    /// Writes `out` (the request's head and the body that came with it), then the
+    /// rest of the body while waiting for the answer's head; leaves the application's
+    /// version of that head in `out`. Interim answers (1xx) are passed on as they come.
+    async fn answer(
+        &mut self,
+        out: &mut Vec<u8>,
+        asked: &Asked,
+        timeout: Duration,
+    ) -> Result<Answer, Sent> {
+        let write = async {
+            self.up.write_all(out).await?;
+            self.up.flush().await
+        };
+        match tokio::time::timeout(timeout, write).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Sent::Failed(e)),
+            Err(_) => return Err(Sent::Timeout),
+        }
+        self.last_progress = tokio::time::Instant::now();
+        loop {
+            if !self.rbuf.is_empty() {
+                match answer_head(self.rbuf.bytes(), asked, !self.body_sent(), out) {
+                    Ok(Some(answer)) if answer.interim => {
+                        if !asked.http10 {
+                            write_both(self.app, out, &[])
+                                .await
+                                .map_err(|_| Sent::AppGone)?;
+                        }
+                        self.rbuf.consume(answer.head_len);
+                        continue;
+                    }
+                    Ok(Some(answer)) => return Ok(answer),
+                    Ok(None) if self.rbuf.len() >= MAX_HEAD => {
+                        return Err(Sent::Bad(format!(
+                            "its answer head is over {} KiB",
+                            MAX_HEAD / 1024
+                        )));
+                    }
+                    Ok(None) => {}
+                    Err(reason) => return Err(Sent::Bad(reason)),
+                }
+            }
+            loop {
+                let deadline = self.last_progress + timeout;
+                match tokio::time::timeout_at(deadline, poll_fn(|cx| self.poll_more(cx))).await {
+                    Ok(result) => break result?,
+                    Err(_) if self.last_progress + timeout > tokio::time::Instant::now() => {}
+                    Err(_) => return Err(Sent::Timeout),
+                }
+            }
+        }
+    }
+
+    /// Sends the request body on while waiting for more of the answer; ready when
+    /// more of the answer has come.
+    fn poll_more(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Sent>> {
+        loop {
+            match self.rbuf.poll_fill(self.up, cx) {
+                Poll::Ready(Ok(n)) if n > 0 => {
+                    self.answered = true;
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(result) => {
+                    let e = result
+                        .err()
+                        .unwrap_or_else(|| io::ErrorKind::UnexpectedEof.into());
+                    return Poll::Ready(Err(if self.answered {
+                        Sent::Broken(e)
+                    } else {
+                        Sent::Unanswered(e)
+                    }));
+                }
+                Poll::Pending => {}
+            }
+            if self.body_sent() {
+                if self.unflushed {
+                    match Pin::new(&mut *self.up).poll_flush(cx) {
+                        Poll::Ready(Ok(())) => self.unflushed = false,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(Sent::Failed(e))),
+                        Poll::Pending => {}
+                    }
+                }
+                return Poll::Pending;
+            }
+            if self.ready == 0 && !self.inbuf.is_empty() {
+                match self.body.take(self.inbuf.bytes(), &mut |_| {}) {
+                    Ok(n) => self.ready = n,
+                    Err(e) => return Poll::Ready(Err(Sent::BadBody(e))),
+                }
+                continue;
+            }
+            if self.ready > 0 {
+                match Pin::new(&mut *self.up).poll_write(cx, &self.inbuf.bytes()[..self.ready]) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(Sent::Failed(io::ErrorKind::WriteZero.into())));
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        self.inbuf.consume(n);
+                        self.ready -= n;
+                        self.unflushed = true;
+                        self.last_progress = tokio::time::Instant::now();
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Sent::Failed(e))),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            match self.inbuf.poll_fill(self.app, cx) {
+                Poll::Ready(Ok(n)) if n > 0 => {}
+                Poll::Ready(_) => return Poll::Ready(Err(Sent::AppGone)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// Parses the answer's head at the start of `bytes` (`None` while incomplete) and
+/// writes the application's version of it into `out`. `cut_short`: the request
+/// body was not all sent, so neither connection is used again.
+fn answer_head(
+    bytes: &[u8],
+    asked: &Asked,
+    cut_short: bool,
+    out: &mut Vec<u8>,
+) -> Result<Option<Answer>, String> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut response = httparse::Response::new(&mut fields);
+    let head_len = match response.parse(bytes) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(format!("its answer is not HTTP/1.1 ({e})")),
+    };
+    let status = response.code.unwrap_or(0);
+    let headers = response.headers;
+    if status == 101 {
+        return Err("it switched protocols (101), which certkeeper does not ask for".into());
+    }
+    let interim = (100..200).contains(&status);
+    let options = ConnectionOptions::of(headers);
+    let coding = framing::transfer_chunked(headers);
+    let framing = if interim || asked.head || status == 204 || status == 304 {
+        Framing::Empty
+    } else {
+        match coding {
+            Some(true) => Framing::Chunked,
+            Some(false) => Framing::UntilClose,
+            None => match framing::content_length(headers) {
+                Ok(Some(n)) => Framing::Length(n),
+                Ok(None) => Framing::UntilClose,
+                Err(e) => return Err(format!("its answer is broken: {e}")),
+            },
+        }
+    };
+    let upstream_keeps = framing != Framing::UntilClose
+        && if response.version == Some(0) {
+            options.keep_alive
+        } else {
+            !options.close
+        };
+    let dechunk = asked.http10 && framing == Framing::Chunked;
+    let close_app =
+        !interim && (asked.close || cut_short || framing == Framing::UntilClose || dechunk);
+
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    // httparse takes three-digit codes only.
+    out.extend_from_slice(&[
+        b'0' + (status / 100 % 10) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+        b' ',
+    ]);
+    out.extend_from_slice(response.reason.unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for h in headers.iter() {
+        let keep = if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // The body is relayed with its codings, except to HTTP/1.0, which has
+            // none (a chunked body is then sent without its chunk framing).
+            !asked.http10
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            // Transfer-Encoding overrides it (RFC 9112 §6.3).
+            coding.is_none()
+        } else {
+            !options.drops(h.name)
+        };
+        if keep {
+            out.extend_from_slice(h.name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(h.value);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    if close_app {
+        out.extend_from_slice(b"connection: close\r\n");
+    } else if asked.http10 && !interim {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(Some(Answer {
+        head_len,
+        status,
+        framing,
+        interim,
+        upstream_keeps,
+        close_app,
+        dechunk,
+    }))
+}
+
+fn idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE"
+    )
+}
+
+/// Writes `a` then `b`, in as few writes as the socket takes.
+async fn write_both(w: &mut TcpStream, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
+    while !a.is_empty() || !b.is_empty() {
+        let n = if a.is_empty() {
+            w.write(b).await?
+        } else if b.is_empty() {
+            w.write(a).await?
+        } else {
+            w.write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
+                .await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_a = n.min(a.len());
+        a = &a[from_a..];
+        b = &b[n - from_a..];
+    }
+    Ok(())
+}
