@@ -379,7 +379,6 @@ impl Relay {
         let with_head = body
             .take(self.inbuf.bytes(), &mut |_| {})
             .map_err(refused)?;
-        let request_len = self.out.len();
         self.out.extend_from_slice(&self.inbuf.bytes()[..with_head]);
         let whole = body.is_done();
         if !whole {
@@ -422,11 +421,9 @@ impl Relay {
             if !(reused && whole && retries < MAX_RETRIES) {
                 return Err(Failure::Upstream(explain(&failed, &upstream.target)));
             }
+            // `out` still holds the whole request: an answer's head replaces it only
+            // once one has come, and then nothing is sent again.
             retries += 1;
-            body = BodyScan::new(asked.framing);
-            let _ = body.take(self.inbuf.bytes(), &mut |_| {});
-            self.out.truncate(request_len);
-            self.out.extend_from_slice(&self.inbuf.bytes()[..with_head]);
         };
         if whole {
             self.inbuf.consume(with_head);

@@ -1051,6 +1051,81 @@ fn a_binding_keeps_the_http_semantics_applications_rely_on() {
     );
 }
 
+/// A partner that answers one request per connection, then closes the connection
+/// without having said so (no `Connection: close`), as a server that restarts or
+/// has a per-connection limit may. Its answers count the connections it accepted.
+fn one_answer_partner(partner: &Partner) -> u16 {
+    let mut spec = Spec::server("localhost");
+    spec.dns.push("127.0.0.1".into());
+    let cert = partner.server_root.issue(&spec);
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(cert.key_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.der.into()], key)
+    .unwrap();
+    let config = std::sync::Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(tcp) = stream else { continue };
+            let conn = rustls::ServerConnection::new(std::sync::Arc::clone(&config)).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && tls.read_exact(&mut byte).is_ok() {
+                head.push(byte[0]);
+            }
+            let body = format!("connection {}\n", n + 1);
+            let _ = write!(
+                tls,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.flush();
+            // Dropped: closed at once, without a word in the answer.
+        }
+    });
+    port
+}
+
+#[test]
+fn a_request_on_a_connection_the_partner_dropped_is_sent_again() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let agent = RunningAgent::start(&env);
+    let upstream = format!("https://localhost:{}", one_answer_partner(&partner));
+    let port = bind(&env, &partner, "dropper", &upstream);
+    wait_for_port(port);
+    assert_eq!(http(port, "GET", "/first", &[], b"").1, "connection 1\n");
+    // An application's keep-alive connection holds its upstream connection between
+    // calls; the partner has closed that one after its answer.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    assert_eq!(keep_alive_get(&mut s, "/a"), (200, "connection 2\n".into()));
+    // The next GET on it goes out on that closed connection, finds it closed before
+    // any answer, and is sent again on a new one: the application sees no error.
+    assert_eq!(keep_alive_get(&mut s, "/b"), (200, "connection 3\n".into()));
+    // A POST is not sent twice: it may have been acted on. The application gets a
+    // 502 that says what happened.
+    write!(
+        s,
+        "POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
+    )
+    .unwrap();
+    let (head, body) = read_answer(&mut s, false);
+    assert!(head.starts_with("HTTP/1.1 502"), "{head}");
+    assert!(
+        String::from_utf8_lossy(&body).contains("closed the connection without an answer"),
+        "{body:?}"
+    );
+    drop(agent);
+}
+
 #[test]
 fn upstream_connections_are_kept_handed_on_and_resumed() {
     let partner = Partner::start();
