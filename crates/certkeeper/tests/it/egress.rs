@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use certkeeper_testkit::{Spec, TestCert};
@@ -12,12 +13,27 @@ use certkeeper_testkit::{Spec, TestCert};
 use crate::agent::RunningAgent;
 use crate::common::{Env, stderr};
 
+/// A free port for a server a test starts (nginx, s_server, a binding's listener).
+/// Taken below the kernel's ephemeral range: a port there is never handed to a
+/// port-0 listener or an outgoing connection between this check and the server
+/// binding it, which a port asked of the kernel could be (another test's listener
+/// then answers in the server's place). Unique within this run.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (low, span) = (10_000, ephemeral_low.saturating_sub(10_000).max(1000));
+    let start = std::process::id() * 7919;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < span, "no free port below {ephemeral_low}");
+        let port = u16::try_from(low + (start + n) % span).unwrap();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn wait_for_port(port: u16) {
@@ -194,7 +210,7 @@ http {{
 "#
         );
         std::fs::write(d.join("nginx.conf"), conf).unwrap();
-        let nginx = Command::new("nginx")
+        let mut nginx = Command::new("nginx")
             .arg("-p")
             .arg(d)
             .arg("-c")
@@ -208,6 +224,12 @@ http {{
         wait_for_port(rogue_port);
         wait_for_port(expired_port);
         wait_for_port(misnamed_port);
+        // Listening on every port, and not another program in its place.
+        if nginx.try_wait().unwrap().is_some() {
+            let mut err = String::new();
+            let _ = nginx.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("the partner's nginx exited: {err}");
+        }
         let strict_port = free_port();
         let strict = Command::new("openssl")
             .args(["s_server", "-quiet", "-www", "-accept"])
