@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A/B of two certkeeper builds as binding relays, steadier than the full harness
 # (bench/egress.sh) on a noisy machine: the same topology and pinning (wrk and an
-# upstream nginx on CPU 0, the relay on CPU 1), the two builds alternated PAIRS times,
-# and the relay's user and system CPU per request read from /proc for each run.
+# upstream nginx on CPU 0, the relay on CPU 1), the two builds and nginx as the same
+# egress proxy (configured as the harness configures it) alternated PAIRS times, the
+# relay's user and system CPU per request read from /proc for each run, and each
+# build's req/s against nginx's in the same round.
 # usage: bench/egress-ab.sh BIN_A BIN_B [PAIRS=5] [SECONDS=4] [PATH=small|64k]
 # Needs: nginx, wrk, openssl (apt-get install -y nginx wrk openssl).
 set -euo pipefail
@@ -11,7 +13,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d /tmp/egress-ab.XXXX)
 PKI=$WORK/pki
 PKI=$PKI bash "$HERE/../../shared/bench/egress/gen-pki.sh" >/dev/null
-UP=18743 LISTEN=18799
+UP=18743 LISTEN=18799 PROXY=18798
 mkdir -p "$WORK/up"
 cat >"$WORK/up/nginx.conf" <<EOF
 user root; worker_processes 1; daemon off; pid $WORK/up/nginx.pid;
@@ -31,12 +33,51 @@ http {
 }
 EOF
 head -c 65536 /dev/zero | tr '\0' x >"$WORK/up/64k.bin"
+mkdir -p "$WORK/px"
+cat >"$WORK/px/nginx.conf" <<EOF
+user root; worker_processes 1; daemon off; pid $WORK/px/nginx.pid;
+error_log $WORK/px/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off; keepalive_requests 10000000;
+  client_body_temp_path $WORK/px/b; proxy_temp_path $WORK/px/p; fastcgi_temp_path $WORK/px/f;
+  uwsgi_temp_path $WORK/px/u; scgi_temp_path $WORK/px/s;
+  upstream partner { server 127.0.0.1:$UP; keepalive 64; keepalive_timeout 120s; }
+  server {
+    listen 127.0.0.1:$PROXY;
+    location / {
+      proxy_pass https://partner; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_ssl_certificate $PKI/client-ec.fullchain.pem;
+      proxy_ssl_certificate_key $PKI/client-ec.key;
+      proxy_ssl_trusted_certificate $PKI/root.pem; proxy_ssl_verify on;
+      proxy_ssl_verify_depth 3; proxy_ssl_name localhost; proxy_ssl_session_reuse on;
+      proxy_buffer_size 16k; proxy_buffers 8 16k;
+    }
+  }
+}
+EOF
 setsid taskset -c 0 nginx -c "$WORK/up/nginx.conf" >/dev/null 2>&1 </dev/null &
 UPID=$!
 trap 'kill $UPID 2>/dev/null; rm -rf "$WORK"' EXIT
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$UP) 2>/dev/null && break; sleep 0.1; done
 
-run() { # BIN -> one line: name rps p99 usr sys (us per request)
+measure() { # PID PORT NAME -> one line: name rps p99 usr sys (us per request)
+  local pid=$1 port=$2 name=$3
+  taskset -c 0 wrk -t2 -c32 -d1s "http://127.0.0.1:$port/$ROUTE" >/dev/null
+  local u0 s0 u1 s1 out
+  read -r u0 s0 < <(awk '{print $14, $15}' /proc/$pid/stat)
+  out=$(taskset -c 0 wrk -t2 -c32 -d"${SECS}s" --latency "http://127.0.0.1:$port/$ROUTE")
+  read -r u1 s1 < <(awk '{print $14, $15}' /proc/$pid/stat)
+  local tick reqs
+  tick=$(getconf CLK_TCK)
+  reqs=$(awk '/requests in/{print $1}' <<<"$out")
+  awk -v n="$name" -v r="$reqs" -v t="$tick" -v du=$((u1 - u0)) -v ds=$((s1 - s0)) \
+    -v rps="$(awk '/Requests\/sec/{print $2}' <<<"$out")" \
+    -v p99="$(awk '$1=="99%"{print $2}' <<<"$out")" \
+    'BEGIN { printf "%s %s %s %.2f %.2f\n", n, rps, p99, du*1e6/t/r, ds*1e6/t/r }'
+}
+
+run() { # BIN NAME: a certkeeper build as the relay
   local bin=$1 h=$WORK/home.$RANDOM
   "$bin" --home "$h" init >/dev/null
   "$bin" --home "$h" import "$PKI/client-ec.bundle.pem" --name bench >/dev/null
@@ -46,30 +87,42 @@ run() { # BIN -> one line: name rps p99 usr sys (us per request)
   setsid taskset -c 1 "$bin" --home "$h" agent --socket "$h/a.sock" >/dev/null 2>&1 </dev/null &
   local pid=$!
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$LISTEN) 2>/dev/null && break; sleep 0.1; done
-  taskset -c 0 wrk -t2 -c32 -d1s "http://127.0.0.1:$LISTEN/$ROUTE" >/dev/null
-  local u0 s0 u1 s1 out
-  read -r u0 s0 < <(awk '{print $14, $15}' /proc/$pid/stat)
-  out=$(taskset -c 0 wrk -t2 -c32 -d"${SECS}s" --latency "http://127.0.0.1:$LISTEN/$ROUTE")
-  read -r u1 s1 < <(awk '{print $14, $15}' /proc/$pid/stat)
+  measure "$pid" "$LISTEN" "$2"
   kill "$pid"; wait "$pid" 2>/dev/null || true
   rm -rf "$h"
-  local tick reqs
-  tick=$(getconf CLK_TCK)
-  reqs=$(awk '/requests in/{print $1}' <<<"$out")
-  awk -v n="$2" -v r="$reqs" -v t="$tick" -v du=$((u1 - u0)) -v ds=$((s1 - s0)) \
-    -v rps="$(awk '/Requests\/sec/{print $2}' <<<"$out")" \
-    -v p99="$(awk '$1=="99%"{print $2}' <<<"$out")" \
-    'BEGIN { printf "%s %s %s %.2f %.2f\n", n, rps, p99, du*1e6/t/r, ds*1e6/t/r }'
+}
+
+run_nginx() { # nginx as the same egress proxy, its one worker measured
+  setsid taskset -c 1 nginx -c "$WORK/px/nginx.conf" >/dev/null 2>&1 </dev/null &
+  local master=$! worker=
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PROXY) 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 50); do worker=$(pgrep -P "$master" | head -1) && [[ -n $worker ]] && break; sleep 0.1; done
+  measure "$worker" "$PROXY" N
+  kill "$master"; wait "$master" 2>/dev/null || true
 }
 
 {
-  for _ in $(seq "$PAIRS"); do run "$A" A; run "$B" B; done
+  for _ in $(seq "$PAIRS"); do run "$A" A; run "$B" B; run_nginx; done
 } | tee "$WORK/runs" | awk '{ printf "  %s: %s req/s, p99 %s, user %s us/req, system %s us/req\n", $1, $2, $3, $4, $5 }'
-echo "medians ($ROUTE, $PAIRS pairs of ${SECS}s):"
-for n in A B; do
-  awk -v n=$n '$1==n' "$WORK/runs" | python3 -c '
+echo "medians ($ROUTE, $PAIRS rounds of ${SECS}s; N = nginx as the same proxy):"
+python3 - "$WORK/runs" <<'PY'
 import sys, statistics as st
-rows = [l.split() for l in sys.stdin]
-col = lambda i: st.median(float(r[i].rstrip("ms").rstrip("u")) for r in rows)
-print("  %s: %.0f req/s, user %.2f us/req, system %.2f us/req" % (rows[0][0], col(1), col(3), col(4)))'
-done
+rows = [l.split() for l in open(sys.argv[1])]
+num = lambda v: float(v.rstrip("ms").rstrip("u"))
+def ms(v):  # wrk's latency: 850.00us, 1.99ms, 1.02s
+    for unit, scale in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+        if v.endswith(unit):
+            return float(v[: -len(unit)]) * scale
+    return float(v)
+rounds = [rows[i:i + 3] for i in range(0, len(rows) - 2, 3)]
+for name in "ABN":
+    mine = [r for r in rows if r[0] == name]
+    line = "  %s: %.0f req/s, p99 %.2f ms, user %.2f us/req, system %.2f us/req" % (
+        name, st.median(num(r[1]) for r in mine), st.median(ms(r[2]) for r in mine),
+        st.median(num(r[3]) for r in mine), st.median(num(r[4]) for r in mine))
+    if name != "N":
+        ratios = [num(next(x for x in r if x[0] == name)[1]) / num(r[2][1]) for r in rounds]
+        line += ", req/s x nginx %.3f (rounds: %s)" % (
+            st.median(ratios), " ".join("%.2f" % x for x in ratios))
+    print(line)
+PY
