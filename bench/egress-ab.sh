@@ -14,15 +14,21 @@ WORK=$(mktemp -d /tmp/egress-ab.XXXX)
 PKI=$WORK/pki
 PKI=$PKI bash "$HERE/../../shared/bench/egress/gen-pki.sh" >/dev/null
 UP=18743 LISTEN=18799 PROXY=18798
-mkdir -p "$WORK/up"
-cat >"$WORK/up/nginx.conf" <<EOF
-user root; worker_processes 1; daemon off; pid $WORK/up/nginx.pid;
-error_log $WORK/up/error.log warn;
+# The lines both nginx configs (the upstream and nginx as the proxy) share, for DIR.
+nginx_preamble() {
+  cat <<EOF
+user root; worker_processes 1; daemon off; pid $1/nginx.pid;
+error_log $1/error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log off; keepalive_requests 10000000; keepalive_timeout 120s;
-  client_body_temp_path $WORK/up/b; proxy_temp_path $WORK/up/p; fastcgi_temp_path $WORK/up/f;
-  uwsgi_temp_path $WORK/up/u; scgi_temp_path $WORK/up/s;
+  access_log off; keepalive_requests 10000000;
+  client_body_temp_path $1/b; proxy_temp_path $1/p; fastcgi_temp_path $1/f;
+  uwsgi_temp_path $1/u; scgi_temp_path $1/s;
+EOF
+}
+mkdir -p "$WORK/up" "$WORK/px"
+{ nginx_preamble "$WORK/up"; cat <<EOF; } >"$WORK/up/nginx.conf"
+  keepalive_timeout 120s;
   server {
     listen 127.0.0.1:$UP ssl;
     ssl_certificate $PKI/server.fullchain.pem; ssl_certificate_key $PKI/server.key;
@@ -33,15 +39,7 @@ http {
 }
 EOF
 head -c 65536 /dev/zero | tr '\0' x >"$WORK/up/64k.bin"
-mkdir -p "$WORK/px"
-cat >"$WORK/px/nginx.conf" <<EOF
-user root; worker_processes 1; daemon off; pid $WORK/px/nginx.pid;
-error_log $WORK/px/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off; keepalive_requests 10000000;
-  client_body_temp_path $WORK/px/b; proxy_temp_path $WORK/px/p; fastcgi_temp_path $WORK/px/f;
-  uwsgi_temp_path $WORK/px/u; scgi_temp_path $WORK/px/s;
+{ nginx_preamble "$WORK/px"; cat <<EOF; } >"$WORK/px/nginx.conf"
   upstream partner { server 127.0.0.1:$UP; keepalive 64; keepalive_timeout 120s; }
   server {
     listen 127.0.0.1:$PROXY;

@@ -224,13 +224,21 @@ pub(crate) struct ConnectionOptions<'a> {
 }
 
 impl<'a> ConnectionOptions<'a> {
+    /// From a head's fields (httparse).
     pub(crate) fn of(headers: &[httparse::Header<'a>]) -> Self {
+        Self::from_values(
+            headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+                .map(|h| h.value),
+        )
+    }
+
+    /// From the values of a head's `Connection` fields.
+    pub(crate) fn from_values(values: impl IntoIterator<Item = &'a [u8]>) -> Self {
         let mut options = ConnectionOptions::default();
-        for h in headers {
-            if !h.name.eq_ignore_ascii_case("connection") {
-                continue;
-            }
-            let Ok(value) = std::str::from_utf8(h.value) else {
+        for value in values {
+            let Ok(value) = std::str::from_utf8(value) else {
                 continue;
             };
             for token in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
@@ -244,6 +252,12 @@ impl<'a> ConnectionOptions<'a> {
             }
         }
         options
+    }
+
+    /// Whether the connection stays open after this message: HTTP/1.1 unless it says
+    /// `close`, HTTP/1.0 only if it says `keep-alive`.
+    pub(crate) fn persistent(&self, http10: bool) -> bool {
+        if http10 { self.keep_alive } else { !self.close }
     }
 
     /// Whether a field is not to be relayed: hop-by-hop, or named in `Connection`.
@@ -412,6 +426,7 @@ mod tests {
         ];
         let options = ConnectionOptions::of(&headers);
         assert!(options.close && options.keep_alive);
+        assert!(!options.persistent(false) && options.persistent(true));
         assert!(options.drops("x-trace"));
         assert!(options.drops("Keep-Alive"));
         assert!(options.drops("Transfer-Encoding"));

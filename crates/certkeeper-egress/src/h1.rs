@@ -53,9 +53,10 @@ pub(crate) async fn serve(app: TcpStream, current: Current) {
         inbuf: Buffer::new(16 * 1024, MAX_HEAD),
         rbuf: Buffer::new(16 * 1024, MAX_BUFFER),
         out: Vec::with_capacity(1024),
+        request: String::new(),
         held: None,
     };
-    while let Ok(Next::KeepAlive) = relay.exchange(&current).await {}
+    while let Next::KeepAlive = relay.exchange(&current).await {}
     relay.release();
 }
 
@@ -116,7 +117,8 @@ impl Buffer {
         false
     }
 
-    /// Reads once into the free space (0: end of stream, or no room).
+    /// Reads once into the free space (0: end of stream; an error when the buffer is
+    /// full).
     fn poll_fill<R: AsyncRead + Unpin>(
         &mut self,
         io: &mut R,
@@ -148,7 +150,7 @@ impl Buffer {
     ) -> io::Result<usize> {
         poll_fn(|cx| {
             let mut got = 0;
-            while self.len() < enough && (self.end < self.data.len() || self.make_room()) {
+            while self.len() < enough && self.make_room() {
                 match self.poll_fill(io, cx) {
                     Poll::Ready(Ok(0)) => break,
                     Poll::Ready(Ok(n)) => got += n,
@@ -181,6 +183,9 @@ struct Relay {
     rbuf: Buffer,
     /// The head being written (to the upstream, then to the application).
     out: Vec<u8>,
+    /// The request being relayed, "METHOD /path", for log lines: kept in one buffer,
+    /// since it is needed only when a call fails.
+    request: String,
     held: Option<Held>,
 }
 
@@ -191,9 +196,9 @@ enum Next {
 
 /// What the application asked, as much as the relay needs after its head is gone.
 struct Asked {
-    method: String,
-    /// The upstream path, for log lines.
-    path: String,
+    /// Whether it may be sent again (RFC 9110 §9.2.2) when a reused connection turns
+    /// out closed before any answer.
+    idempotent: bool,
     head: bool,
     http10: bool,
     close: bool,
@@ -208,59 +213,52 @@ enum Failure {
     Upstream(String),
     /// No answer within the upstream timeout: 504.
     Timeout,
-    /// The application closed its connection or failed.
+    /// The application closed its connection or failed: nothing to answer.
     AppGone,
 }
 
 impl Relay {
     /// Reads one request, relays it, relays the answer.
-    async fn exchange(&mut self, current: &Current) -> Result<Next, Failure> {
+    async fn exchange(&mut self, current: &Current) -> Next {
         let upstream = current_upstream(current);
-        let Some(asked) = self.read_request(&upstream).await? else {
-            return Ok(Next::Close);
+        let Some(asked) = self.read_request(&upstream).await else {
+            return Next::Close;
         };
         let (status, reason) = match self.relay(&upstream, &asked).await {
-            Ok(next) => return Ok(next),
-            Err(Failure::AppGone) => return Err(Failure::AppGone),
+            Ok(next) => return next,
+            Err(Failure::AppGone) => return Next::Close,
             Err(Failure::Refused(status, reason)) => (status, reason),
             Err(Failure::Upstream(reason)) => (502, reason),
-            Err(Failure::Timeout) => (
-                504,
-                format!(
-                    "{} sent no response within {} s (upstream timeout)",
-                    upstream.target,
-                    upstream.response_timeout.as_secs()
-                ),
-            ),
+            Err(Failure::Timeout) => (504, upstream.no_answer()),
         };
-        // The rest of a request body that was not relayed is not read: the
-        // application's connection closes after the answer.
-        self.fail(&upstream, &asked.method, &asked.path, status, &reason, true)
-            .await;
-        Ok(Next::Close)
+        self.fail(&upstream, status, &reason).await;
+        Next::Close
     }
 
     /// Reads and checks the next request head, and writes the upstream's version of
-    /// it into `out`. `None`: the application closed its connection between requests.
-    async fn read_request(&mut self, upstream: &Upstream) -> Result<Option<Asked>, Failure> {
+    /// it into `out`. `None`: the connection ends (the application closed it, or its
+    /// request was refused).
+    async fn read_request(&mut self, upstream: &Upstream) -> Option<Asked> {
         loop {
             if !self.inbuf.is_empty() {
-                match self.prepare(upstream) {
-                    Ok(Some(asked)) => return Ok(Some(asked)),
-                    Ok(None) => {}
-                    Err((status, reason)) => {
-                        self.fail(upstream, "-", "-", status, &reason, true).await;
-                        return Err(Failure::AppGone);
-                    }
-                }
-                if self.inbuf.len() >= MAX_HEAD {
-                    let reason = format!("the request head is over {} KiB", MAX_HEAD / 1024);
-                    self.fail(upstream, "-", "-", 431, &reason, true).await;
-                    return Err(Failure::AppGone);
+                let refused = match self.prepare(upstream) {
+                    Ok(Some(asked)) => return Some(asked),
+                    Ok(None) if self.inbuf.len() >= MAX_HEAD => Some((
+                        431,
+                        format!("the request head is over {} KiB", MAX_HEAD / 1024),
+                    )),
+                    Ok(None) => None,
+                    Err(refused) => Some(refused),
+                };
+                if let Some((status, reason)) = refused {
+                    self.request.clear();
+                    self.request.push_str("- -");
+                    self.fail(upstream, status, &reason).await;
+                    return None;
                 }
             }
             match poll_fn(|cx| self.inbuf.poll_fill(&mut self.app, cx)).await {
-                Ok(0) | Err(_) => return Ok(None),
+                Ok(0) | Err(_) => return None,
                 Ok(_) => {}
             }
         }
@@ -306,11 +304,7 @@ impl Relay {
             (None, None) => Framing::Empty,
         };
         let options = ConnectionOptions::of(headers);
-        let close = if http10 {
-            !options.keep_alive
-        } else {
-            options.close
-        };
+        let close = !options.persistent(http10);
 
         let out = &mut self.out;
         out.clear();
@@ -350,10 +344,16 @@ impl Relay {
         }
         out.extend_from_slice(b"\r\n");
         let path = String::from_utf8_lossy(&out[path_start..path_end]);
-        let path = path.split('?').next().unwrap_or_default().to_string();
+        self.request.clear();
+        self.request.push_str(method);
+        self.request.push(' ');
+        self.request
+            .push_str(path.split('?').next().unwrap_or_default());
         let asked = Asked {
-            method: method.to_string(),
-            path,
+            idempotent: matches!(
+                method,
+                "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE"
+            ),
             head: method == "HEAD",
             http10,
             close,
@@ -365,20 +365,13 @@ impl Relay {
 
     /// Sends the request upstream and relays the answer to the application.
     async fn relay(&mut self, upstream: &Arc<Upstream>, asked: &Asked) -> Result<Next, Failure> {
-        let refused = |e: framing::FramingError| {
-            let reason = format!(
-                "{} {}: the request body is broken: {e}",
-                asked.method, asked.path
-            );
-            Failure::Refused(400, reason)
-        };
         // The body bytes that came with the head go in the same write. When that is
         // the whole body, nothing is consumed until an answer starts, so the request
         // can be sent again on another connection if the first was closed under it.
         let mut body = BodyScan::new(asked.framing);
         let with_head = body
             .take(self.inbuf.bytes(), &mut |_| {})
-            .map_err(refused)?;
+            .map_err(|e| broken_body(&self.request, e))?;
         self.out.extend_from_slice(&self.inbuf.bytes()[..with_head]);
         let whole = body.is_done();
         if !whole {
@@ -405,7 +398,7 @@ impl Relay {
             let failed = match sent {
                 Ok(answer) => break (held, answer),
                 Err(Sent::Failed(e)) => e,
-                Err(Sent::Unanswered(e)) if idempotent(&asked.method) => e,
+                Err(Sent::Unanswered(e)) if asked.idempotent => e,
                 Err(Sent::Unanswered(e) | Sent::Broken(e)) => {
                     return Err(Failure::Upstream(explain(&e, &upstream.target)));
                 }
@@ -414,7 +407,7 @@ impl Relay {
                 Err(Sent::Bad(reason)) => {
                     return Err(Failure::Upstream(format!("{}: {reason}", upstream.target)));
                 }
-                Err(Sent::BadBody(e)) => return Err(refused(e)),
+                Err(Sent::BadBody(e)) => return Err(broken_body(&self.request, e)),
             };
             // A connection the upstream closed while it was idle: the request goes on
             // another one, if none of it had to be consumed to be sent.
@@ -430,7 +423,7 @@ impl Relay {
         }
         let request_sent = body.is_done();
         self.rbuf.consume(answer.head_len);
-        self.relay_answer(upstream, asked, &answer, held, request_sent)
+        self.relay_answer(upstream, &answer, held, request_sent)
             .await
     }
 
@@ -439,7 +432,6 @@ impl Relay {
     async fn relay_answer(
         &mut self,
         upstream: &Arc<Upstream>,
-        asked: &Asked,
         answer: &Answer,
         held: Held,
         request_sent: bool,
@@ -460,10 +452,7 @@ impl Relay {
                     Err(reason) => {
                         // The application cannot be told with a status any more: its
                         // connection is closed with the answer unfinished.
-                        eprintln!(
-                            "certkeeper egress {}: {} {}: {}: {reason}",
-                            upstream.name, asked.method, asked.path, answer.status
-                        );
+                        upstream.log_failure(&self.request, Some(answer.status), &reason);
                         return Ok(Next::Close);
                     }
                 }
@@ -472,11 +461,11 @@ impl Relay {
             let taken = match body.take(self.rbuf.bytes(), &mut |r| payload.push(r)) {
                 Ok(n) => n,
                 Err(e) => {
-                    eprintln!(
-                        "certkeeper egress {}: {} {}: {}: {} sent a broken answer body ({e}); \
-                         it was cut off",
-                        upstream.name, asked.method, asked.path, answer.status, upstream.target
+                    let reason = format!(
+                        "{} sent a broken answer body ({e}); it was cut off",
+                        upstream.target
                     );
+                    upstream.log_failure(&self.request, Some(answer.status), &reason);
                     return Ok(Next::Close);
                 }
             };
@@ -552,14 +541,7 @@ impl Relay {
         }
         let filled = tokio::time::timeout(timeout, self.rbuf.fill(io, want, true))
             .await
-            .map_err(|_| {
-                format!(
-                    "{} stopped sending the body for {} s (upstream timeout); the answer was \
-                     cut off",
-                    upstream.target,
-                    timeout.as_secs()
-                )
-            })?;
+            .map_err(|_| upstream.body_stalled())?;
         let ended = match filled {
             Ok(0) => true,
             Ok(_) => false,
@@ -604,7 +586,8 @@ impl Relay {
         )
     }
 
-    /// An upstream connection: the one held, an idle pooled one, or a new one.
+    /// An upstream connection: the one held, an idle pooled one, or a new one; and
+    /// whether it has carried a request before.
     async fn acquire(&mut self, upstream: &Arc<Upstream>) -> Result<(Held, bool), Failure> {
         if let Some(mut held) = self.held.take()
             && Arc::ptr_eq(&held.upstream, upstream)
@@ -612,29 +595,23 @@ impl Relay {
         {
             return Ok((held, true));
         }
-        if let Some((io, origin)) = upstream.checkout() {
-            let held = Held {
-                io,
-                upstream: Arc::clone(upstream),
-                origin,
-                since: Instant::now(),
-            };
-            return Ok((held, true));
-        }
-        let io = crate::tls::connect(
-            &upstream.host,
-            upstream.port,
-            Arc::clone(&upstream.config_h1),
-        )
-        .await
-        .map_err(|e| Failure::Upstream(e.to_string()))?;
+        let ((io, origin), reused) = match upstream.checkout() {
+            Some(pooled) => (pooled, true),
+            None => {
+                let config = Arc::clone(&upstream.config_h1);
+                let io = crate::tls::connect(&upstream.host, upstream.port, config)
+                    .await
+                    .map_err(|e| Failure::Upstream(e.to_string()))?;
+                ((io, crate::workers::current()), false)
+            }
+        };
         let held = Held {
             io,
             upstream: Arc::clone(upstream),
-            origin: crate::workers::current(),
+            origin,
             since: Instant::now(),
         };
-        Ok((held, false))
+        Ok((held, reused))
     }
 
     /// The application's connection ends: an idle upstream connection goes back to
@@ -645,35 +622,22 @@ impl Relay {
         }
     }
 
-    /// Answers the application with `status` and a plain-text reason, and logs it.
-    async fn fail(
-        &mut self,
-        upstream: &Upstream,
-        method: &str,
-        path: &str,
-        status: u16,
-        reason: &str,
-        close: bool,
-    ) {
-        eprintln!(
-            "certkeeper egress {}: {method} {path}: {status}: {reason}",
-            upstream.name
-        );
-        let text = format!("certkeeper binding {}: {reason}\n", upstream.name);
+    /// Answers the application with `status` and a plain-text reason, logs it, and
+    /// closes the connection (any rest of the request is not read).
+    async fn fail(&mut self, upstream: &Upstream, status: u16, reason: &str) {
+        upstream.log_failure(&self.request, Some(status), reason);
+        let text = upstream.failure_text(reason);
         let phrase = http::StatusCode::from_u16(status)
             .ok()
             .and_then(|s| s.canonical_reason())
             .unwrap_or("Error");
         let head = format!(
             "HTTP/1.1 {status} {phrase}\r\ncontent-type: text/plain; charset=utf-8\r\n\
-             content-length: {}\r\n{}\r\n",
-            text.len(),
-            if close { "connection: close\r\n" } else { "" }
+             content-length: {}\r\nconnection: close\r\n\r\n",
+            text.len()
         );
         let _ = write_both(&mut self.app, head.as_bytes(), text.as_bytes()).await;
-        if close {
-            let _ = self.app.shutdown().await;
-        }
+        let _ = self.app.shutdown().await;
     }
 }
 
@@ -941,11 +905,9 @@ fn answer_head(
     }))
 }
 
-fn idempotent(method: &str) -> bool {
-    matches!(
-        method,
-        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE"
-    )
+/// The 400 for an application's chunked body that does not follow its framing.
+fn broken_body(request: &str, e: framing::FramingError) -> Failure {
+    Failure::Refused(400, format!("{request}: the request body is broken: {e}"))
 }
 
 /// Writes `a` then `b`, in as few writes as the socket takes.

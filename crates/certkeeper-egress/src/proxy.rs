@@ -15,6 +15,7 @@
 //! multiplexed connection.
 
 use std::convert::Infallible;
+use std::fmt::Display;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +40,7 @@ use tokio::sync::watch;
 
 use crate::EgressError;
 use crate::failure::explain;
+use crate::framing::{ConnectionOptions, is_hop_by_hop};
 use crate::tls::Stream;
 
 pub use crate::tls::CONNECT_TIMEOUT;
@@ -258,6 +260,41 @@ impl Upstream {
         Ok(Connected::H1(Box::new(tls)))
     }
 
+    /// The one log line of a failed call: the binding, the request, the status the
+    /// application got (when it got one) and why.
+    pub(crate) fn log_failure(&self, request: &dyn Display, status: Option<u16>, reason: &str) {
+        match status {
+            Some(status) => eprintln!(
+                "certkeeper egress {}: {request}: {status}: {reason}",
+                self.name
+            ),
+            None => eprintln!("certkeeper egress {}: {request}: {reason}", self.name),
+        }
+    }
+
+    /// The plain-text body of a failure's answer.
+    pub(crate) fn failure_text(&self, reason: &str) -> String {
+        format!("certkeeper binding {}: {reason}\n", self.name)
+    }
+
+    /// Why a 504: nothing came within the upstream timeout.
+    pub(crate) fn no_answer(&self) -> String {
+        format!(
+            "{} sent no response within {} s (upstream timeout)",
+            self.target,
+            self.response_timeout.as_secs()
+        )
+    }
+
+    /// Why an answer was cut off: its body stopped coming for the upstream timeout.
+    pub(crate) fn body_stalled(&self) -> String {
+        format!(
+            "{} stopped sending the body for {} s (upstream timeout); the answer was cut off",
+            self.target,
+            self.response_timeout.as_secs()
+        )
+    }
+
     fn fail(
         &self,
         method: &http::Method,
@@ -265,17 +302,14 @@ impl Upstream {
         status: StatusCode,
         reason: &str,
     ) -> Response<Body> {
-        eprintln!(
-            "certkeeper egress {}: {method} {path}: {}: {reason}",
-            self.name,
-            status.as_u16()
+        self.log_failure(
+            &format_args!("{method} {path}"),
+            Some(status.as_u16()),
+            reason,
         );
-        let body = Full::new(Bytes::from(format!(
-            "certkeeper binding {}: {reason}\n",
-            self.name
-        )))
-        .map_err(|never: Infallible| match never {})
-        .boxed();
+        let body = Full::new(Bytes::from(self.failure_text(reason)))
+            .map_err(|never: Infallible| match never {})
+            .boxed();
         let mut response = Response::new(body);
         *response.status_mut() = status;
         response.headers_mut().insert(
@@ -389,18 +423,9 @@ impl hyper::body::Body for Returning {
                     idle.as_mut().reset(later);
                 }
                 None => {
-                    let reason = format!(
-                        "{} stopped sending the body for {} s (upstream timeout); the \
-                         answer was cut off",
-                        self.upstream.target,
-                        timeout.as_secs()
-                    );
-                    eprintln!(
-                        "certkeeper egress {}: {} {}: {reason}",
-                        self.upstream.name,
-                        self.method,
-                        self.path.path()
-                    );
+                    let reason = self.upstream.body_stalled();
+                    let request = format_args!("{} {}", self.method, self.path.path());
+                    self.upstream.log_failure(&request, None, &reason);
                     return Poll::Ready(Some(Err(reason.into())));
                 }
             }
@@ -658,11 +683,7 @@ impl Lane {
                 // The exchange was handed back to the lane when `send` was dropped:
                 // give up on it and on its connection.
                 self.discard();
-                let reason = format!(
-                    "{} sent no response within {} s (upstream timeout)",
-                    upstream.target,
-                    upstream.response_timeout.as_secs()
-                );
+                let reason = upstream.no_answer();
                 upstream.fail(&method, path.path(), StatusCode::GATEWAY_TIMEOUT, &reason)
             }
         }
@@ -813,66 +834,34 @@ async fn send_h2(
 /// Whether the application's connection ends after this exchange: `Connection: close`,
 /// or HTTP/1.0 without `Connection: keep-alive`.
 fn wants_close<B>(request: &Request<B>) -> bool {
-    let has = |token: &str| {
-        request
-            .headers()
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
-    if request.version() == http::Version::HTTP_10 {
-        !has("keep-alive")
-    } else {
-        has("close")
-    }
+    !connection_options(request.headers()).persistent(request.version() == http::Version::HTTP_10)
 }
 
-/// Headers that belong to one connection, not to the message (RFC 9110 7.6.1).
-/// One pass over the names first: the usual message has none of them, or only
-/// `Connection: keep-alive` (nginx sends it with every answer).
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    const FIXED: [HeaderName; 6] = [
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ];
-    let mut connection = false;
-    let mut others = false;
-    for name in headers.keys() {
-        if name == header::CONNECTION {
-            connection = true;
-        } else if FIXED.contains(name) || name == "keep-alive" || name == "proxy-connection" {
-            others = true;
-        }
-    }
-    if connection {
-        // Connection names further hop-by-hop headers ("close" and "keep-alive" are
-        // options, not names, but removing an absent header is harmless).
-        let named: Vec<HeaderName> = headers
+fn connection_options(headers: &HeaderMap) -> ConnectionOptions<'_> {
+    ConnectionOptions::from_values(
+        headers
             .get_all(header::CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|n| !n.eq_ignore_ascii_case("close") && !n.eq_ignore_ascii_case("keep-alive"))
-            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-            .collect();
-        headers.remove(header::CONNECTION);
-        for name in named {
-            headers.remove(name);
-        }
+            .map(HeaderValue::as_bytes),
+    )
+}
+
+/// Headers that belong to one connection, not to the message (RFC 9110 7.6.1), as
+/// [`framing`](crate::framing) says. One pass over the names first: the usual message
+/// has none of them, or only `Connection: keep-alive` (nginx sends it with every
+/// answer).
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(|n| is_hop_by_hop(n.as_str())) {
+        return;
     }
-    if others {
-        for name in &FIXED {
-            headers.remove(name);
-        }
-        headers.remove("keep-alive");
-        headers.remove("proxy-connection");
+    let options = connection_options(headers);
+    let dropped: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| options.drops(n.as_str()))
+        .cloned()
+        .collect();
+    for name in dropped {
+        headers.remove(name);
     }
 }
 

@@ -332,6 +332,18 @@ fn http(port: u16, method: &str, path: &str, headers: &[&str], body: &[u8]) -> (
 /// body (read by its Content-Length, the connection stays open).
 fn keep_alive_get(s: &mut TcpStream, path: &str) -> (u16, String) {
     write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let (head, body) = read_answer(s, false);
+    assert!(
+        head.to_ascii_lowercase().contains("\r\ncontent-length:"),
+        "a Content-Length: {head}"
+    );
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, String::from_utf8(body).unwrap())
+}
+
+/// Reads one answer from an application's connection: its head, and its body by
+/// Content-Length, by chunks (decoded), or to the end of the connection.
+fn read_answer(s: &mut TcpStream, head_only: bool) -> (String, Vec<u8>) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -339,18 +351,47 @@ fn keep_alive_get(s: &mut TcpStream, path: &str) -> (u16, String) {
         head.push(byte[0]);
     }
     let head = String::from_utf8(head).unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
+    let field = |name: &str| {
+        head.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().unwrap())
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
         })
-        .expect("a Content-Length");
-    let mut body = vec![0u8; length];
-    s.read_exact(&mut body).unwrap();
-    (status, String::from_utf8(body).unwrap())
+    };
+    let mut body = Vec::new();
+    if head_only {
+        return (head, body);
+    }
+    if field("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            while !line.ends_with(b"\r\n") {
+                s.read_exact(&mut byte).unwrap();
+                line.push(byte[0]);
+            }
+            let size = String::from_utf8_lossy(&line);
+            let size = size.trim().split(';').next().unwrap();
+            let size = usize::from_str_radix(size, 16).unwrap();
+            let mut data = vec![0u8; size + 2];
+            s.read_exact(&mut data).unwrap();
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&data[..size]);
+        }
+    } else if let Some(length) = field("content-length") {
+        body.resize(length.parse().unwrap(), 0);
+        s.read_exact(&mut body).unwrap();
+    } else {
+        s.read_to_end(&mut body).unwrap();
+    }
+    (head, body)
+}
+
+/// Writes `request` on an application's connection and reads the whole answer.
+fn ask(s: &mut TcpStream, request: impl AsRef<[u8]>) -> (String, Vec<u8>) {
+    s.write_all(request.as_ref()).unwrap();
+    read_answer(s, false)
 }
 
 /// The value of `key=` in the partner's echo.
@@ -905,53 +946,6 @@ fn large_uploads_stream_through_a_binding_with_flat_memory() {
     }
 }
 
-/// Reads one answer from an application's connection: its head, and its body by
-/// Content-Length, by chunks (decoded), or to the end of the connection.
-fn read_answer(s: &mut TcpStream, head_only: bool) -> (String, Vec<u8>) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    let field = |name: &str| {
-        head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    };
-    let mut body = Vec::new();
-    if head_only {
-        return (head, body);
-    }
-    if field("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            while !line.ends_with(b"\r\n") {
-                s.read_exact(&mut byte).unwrap();
-                line.push(byte[0]);
-            }
-            let size = String::from_utf8_lossy(&line);
-            let size = size.trim().split(';').next().unwrap();
-            let size = usize::from_str_radix(size, 16).unwrap();
-            let mut data = vec![0u8; size + 2];
-            s.read_exact(&mut data).unwrap();
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&data[..size]);
-        }
-    } else if let Some(length) = field("content-length") {
-        body.resize(length.parse().unwrap(), 0);
-        s.read_exact(&mut body).unwrap();
-    } else {
-        s.read_to_end(&mut body).unwrap();
-    }
-    (head, body)
-}
-
 #[test]
 fn a_binding_keeps_the_http_semantics_applications_rely_on() {
     let partner = Partner::start();
@@ -979,8 +973,7 @@ fn a_binding_keeps_the_http_semantics_applications_rely_on() {
         sent += size;
     }
     upload.extend_from_slice(b"0\r\n\r\n");
-    s.write_all(&upload).unwrap();
-    let (head, body) = read_answer(&mut s, false);
+    let (head, body) = ask(&mut s, &upload);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(String::from_utf8_lossy(&body).starts_with("uploaded"));
     let counted: usize = head
@@ -998,8 +991,7 @@ fn a_binding_keeps_the_http_semantics_applications_rely_on() {
     assert_eq!(keep_alive_get(&mut s, "/after-upload").0, 200);
 
     // A chunked answer arrives chunked and whole, and the connection goes on.
-    write!(s, "GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let (head, body) = read_answer(&mut s, false);
+    let (head, body) = ask(&mut s, "GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(
         head.to_ascii_lowercase()
             .contains("transfer-encoding: chunked"),
@@ -1060,12 +1052,10 @@ fn a_binding_keeps_the_http_semantics_applications_rely_on() {
 
     // A request the relay cannot frame gets a 400 that says why, and nothing is sent.
     let mut s = connect();
-    write!(
-        s,
-        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n"
-    )
-    .unwrap();
-    let (head, body) = read_answer(&mut s, false);
+    let (head, body) = ask(
+        &mut s,
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n",
+    );
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
     assert!(
         String::from_utf8_lossy(&body).contains("Content-Length"),
@@ -1134,12 +1124,10 @@ fn a_request_on_a_connection_the_partner_dropped_is_sent_again() {
     assert_eq!(keep_alive_get(&mut s, "/b"), (200, "connection 3\n".into()));
     // A POST is not sent twice: it may have been acted on. The application gets a
     // 502 that says what happened.
-    write!(
-        s,
-        "POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
-    )
-    .unwrap();
-    let (head, body) = read_answer(&mut s, false);
+    let (head, body) = ask(
+        &mut s,
+        "POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
+    );
     assert!(head.starts_with("HTTP/1.1 502"), "{head}");
     assert!(
         String::from_utf8_lossy(&body).contains("closed the connection without an answer"),
