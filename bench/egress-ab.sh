@@ -4,7 +4,9 @@
 # upstream nginx on CPU 0, the relay on CPU 1), the two builds and nginx as the same
 # egress proxy (configured as the harness configures it) alternated PAIRS times, the
 # relay's user and system CPU per request read from /proc for each run, and each
-# build's req/s against nginx's in the same round.
+# build's req/s against nginx's in the same round. CPU 0 carries wrk and the
+# upstream and bounds req/s once the relay has time to spare, so its busy time per
+# request, and the IPIs it sends to wake CPU 1, are reported beside.
 # usage: bench/egress-ab.sh BIN_A BIN_B [PAIRS=5] [SECONDS=4] [PATH=small|64k]
 # Needs: nginx, wrk, openssl (apt-get install -y nginx wrk openssl).
 set -euo pipefail
@@ -59,20 +61,31 @@ UPID=$!
 trap 'kill $UPID 2>/dev/null; rm -rf "$WORK"' EXIT
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$UP) 2>/dev/null && break; sleep 0.1; done
 
-measure() { # PID PORT NAME -> one line: name rps p99 usr sys (us per request)
+# CPU 0's busy time (all of it: wrk, the upstream, their kernel work) and the
+# interrupts that woke the relay's CPU 1 from idle (function-call IPIs), summed over
+# the run; the relay's req/s in this topology is bounded by the first.
+cpu0_and_ipis() {
+  awk '$1 == "cpu0" { printf "%d ", $2 + $3 + $4 + $7 + $8 }' /proc/stat
+  awk '$1 == "CAL:" { printf "%d\n", $3 }' /proc/interrupts
+}
+
+measure() { # PID PORT NAME -> one line: name rps p99 usr sys cpu0 ipis (per request)
   local pid=$1 port=$2 name=$3
   taskset -c 0 wrk -t2 -c32 -d1s "http://127.0.0.1:$port/$ROUTE" >/dev/null
-  local u0 s0 u1 s1 out
+  local u0 s0 u1 s1 c0 c1 i0 i1 out
   read -r u0 s0 < <(awk '{print $14, $15}' /proc/$pid/stat)
+  read -r c0 i0 < <(cpu0_and_ipis)
   out=$(taskset -c 0 wrk -t2 -c32 -d"${SECS}s" --latency "http://127.0.0.1:$port/$ROUTE")
+  read -r c1 i1 < <(cpu0_and_ipis)
   read -r u1 s1 < <(awk '{print $14, $15}' /proc/$pid/stat)
   local tick reqs
   tick=$(getconf CLK_TCK)
   reqs=$(awk '/requests in/{print $1}' <<<"$out")
   awk -v n="$name" -v r="$reqs" -v t="$tick" -v du=$((u1 - u0)) -v ds=$((s1 - s0)) \
+    -v dc=$((c1 - c0)) -v di=$((i1 - i0)) \
     -v rps="$(awk '/Requests\/sec/{print $2}' <<<"$out")" \
     -v p99="$(awk '$1=="99%"{print $2}' <<<"$out")" \
-    'BEGIN { printf "%s %s %s %.2f %.2f\n", n, rps, p99, du*1e6/t/r, ds*1e6/t/r }'
+    'BEGIN { printf "%s %s %s %.2f %.2f %.2f %.3f\n", n, rps, p99, du*1e6/t/r, ds*1e6/t/r, dc*1e6/t/r, di/r }'
 }
 
 run() { # BIN NAME: a certkeeper build as the relay
@@ -101,7 +114,7 @@ run_nginx() { # nginx as the same egress proxy, its one worker measured
 
 {
   for _ in $(seq "$PAIRS"); do run "$A" A; run "$B" B; run_nginx; done
-} | tee "$WORK/runs" | awk '{ printf "  %s: %s req/s, p99 %s, user %s us/req, system %s us/req\n", $1, $2, $3, $4, $5 }'
+} | tee "$WORK/runs" | awk '{ printf "  %s: %s req/s, p99 %s, user %s us/req, system %s us/req, CPU 0 %s us/req, IPIs to CPU 1 %s/req\n", $1, $2, $3, $4, $5, $6, $7 }'
 echo "medians ($ROUTE, $PAIRS rounds of ${SECS}s; N = nginx as the same proxy):"
 python3 - "$WORK/runs" <<'PY'
 import sys, statistics as st
@@ -115,9 +128,11 @@ def ms(v):  # wrk's latency: 850.00us, 1.99ms, 1.02s
 rounds = [rows[i:i + 3] for i in range(0, len(rows) - 2, 3)]
 for name in "ABN":
     mine = [r for r in rows if r[0] == name]
-    line = "  %s: %.0f req/s, p99 %.2f ms, user %.2f us/req, system %.2f us/req" % (
+    line = ("  %s: %.0f req/s, p99 %.2f ms, user %.2f us/req, system %.2f us/req, "
+            "CPU 0 %.2f us/req, IPIs to CPU 1 %.3f/req") % (
         name, st.median(num(r[1]) for r in mine), st.median(ms(r[2]) for r in mine),
-        st.median(num(r[3]) for r in mine), st.median(num(r[4]) for r in mine))
+        st.median(num(r[3]) for r in mine), st.median(num(r[4]) for r in mine),
+        st.median(num(r[5]) for r in mine), st.median(num(r[6]) for r in mine))
     if name != "N":
         ratios = [num(next(x for x in r if x[0] == name)[1]) / num(r[2][1]) for r in rounds]
         line += ", req/s x nginx %.3f (rounds: %s)" % (
