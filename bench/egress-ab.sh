@@ -8,6 +8,8 @@
 # upstream and bounds req/s once the relay has time to spare, so its busy time per
 # request, and the IPIs it sends to wake CPU 1, are reported beside.
 # usage: bench/egress-ab.sh BIN_A BIN_B [PAIRS=5] [SECONDS=4] [PATH=small|64k]
+# PROXY_QUOTA=50 caps each proxy at 50% of a core (a cgroup CPU quota), so that the
+# proxy, not CPU 0, bounds req/s: how the proxies compare when they are the bottleneck.
 # Needs: nginx, wrk, openssl (apt-get install -y nginx wrk openssl).
 set -euo pipefail
 A=$(realpath "$1") B=$(realpath "$2") PAIRS=${3:-5} SECS=${4:-4} ROUTE=${5:-small}
@@ -58,7 +60,19 @@ head -c 65536 /dev/zero | tr '\0' x >"$WORK/up/64k.bin"
 EOF
 setsid taskset -c 0 nginx -c "$WORK/up/nginx.conf" >/dev/null 2>&1 </dev/null &
 UPID=$!
-trap 'kill $UPID 2>/dev/null; rm -rf "$WORK"' EXIT
+CAP=
+if [[ -n ${PROXY_QUOTA:-} ]]; then
+  if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then # cgroup v2
+    CAP=/sys/fs/cgroup/egress-ab.$$
+    mkdir "$CAP" && echo "$((PROXY_QUOTA * 100)) 10000" >"$CAP/cpu.max"
+  else # cgroup v1
+    CAP=/sys/fs/cgroup/cpu/egress-ab.$$
+    mkdir "$CAP" && echo 10000 >"$CAP/cpu.cfs_period_us" &&
+      echo "$((PROXY_QUOTA * 100))" >"$CAP/cpu.cfs_quota_us"
+  fi
+fi
+cap() { [[ -z $CAP ]] || echo "$1" >"$CAP/cgroup.procs"; }
+trap 'kill $UPID 2>/dev/null; rm -rf "$WORK"; [[ -z $CAP ]] || rmdir "$CAP"' EXIT
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$UP) 2>/dev/null && break; sleep 0.1; done
 
 # CPU 0's busy time (all of it: wrk, the upstream, their kernel work) and the
@@ -97,6 +111,7 @@ run() { # BIN NAME: a certkeeper build as the relay
     --listen "127.0.0.1:$LISTEN" >/dev/null
   setsid taskset -c 1 "$bin" --home "$h" agent --socket "$h/a.sock" >/dev/null 2>&1 </dev/null &
   local pid=$!
+  cap "$pid"
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$LISTEN) 2>/dev/null && break; sleep 0.1; done
   measure "$pid" "$LISTEN" "$2"
   kill "$pid"; wait "$pid" 2>/dev/null || true
@@ -108,6 +123,7 @@ run_nginx() { # nginx as the same egress proxy, its one worker measured
   local master=$! worker=
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PROXY) 2>/dev/null && break; sleep 0.1; done
   for _ in $(seq 50); do worker=$(pgrep -P "$master" | head -1) && [[ -n $worker ]] && break; sleep 0.1; done
+  cap "$worker"
   measure "$worker" "$PROXY" N
   kill "$master"; wait "$master" 2>/dev/null || true
 }
@@ -115,7 +131,7 @@ run_nginx() { # nginx as the same egress proxy, its one worker measured
 {
   for _ in $(seq "$PAIRS"); do run "$A" A; run "$B" B; run_nginx; done
 } | tee "$WORK/runs" | awk '{ printf "  %s: %s req/s, p99 %s, user %s us/req, system %s us/req, CPU 0 %s us/req, IPIs to CPU 1 %s/req\n", $1, $2, $3, $4, $5, $6, $7 }'
-echo "medians ($ROUTE, $PAIRS rounds of ${SECS}s; N = nginx as the same proxy):"
+echo "medians ($ROUTE, $PAIRS rounds of ${SECS}s${PROXY_QUOTA:+, each proxy capped at $PROXY_QUOTA% of a core}; N = nginx as the same proxy):"
 python3 - "$WORK/runs" <<'PY'
 import sys, statistics as st
 rows = [l.split() for l in open(sys.argv[1])]
