@@ -331,13 +331,9 @@ impl Relay {
         out.extend_from_slice(upstream.host_header.as_bytes());
         out.extend_from_slice(b"\r\n");
         for h in headers.iter() {
-            if options.drops(h.name) || h.name.eq_ignore_ascii_case("host") {
-                continue;
+            if !options.drops(h.name) && !h.name.eq_ignore_ascii_case("host") {
+                push_field(out, h);
             }
-            out.extend_from_slice(h.name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(h.value);
-            out.extend_from_slice(b"\r\n");
         }
         if framing == Framing::Chunked {
             out.extend_from_slice(b"transfer-encoding: chunked\r\n");
@@ -849,12 +845,8 @@ fn answer_head(
             },
         }
     };
-    let upstream_keeps = framing != Framing::UntilClose
-        && if response.version == Some(0) {
-            options.keep_alive
-        } else {
-            !options.close
-        };
+    let upstream_keeps =
+        framing != Framing::UntilClose && options.persistent(response.version == Some(0));
     let dechunk = asked.http10 && framing == Framing::Chunked;
     let close_app =
         !interim && (asked.close || cut_short || framing == Framing::UntilClose || dechunk);
@@ -882,10 +874,7 @@ fn answer_head(
             !options.drops(h.name)
         };
         if keep {
-            out.extend_from_slice(h.name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(h.value);
-            out.extend_from_slice(b"\r\n");
+            push_field(out, h);
         }
     }
     if close_app {
@@ -903,6 +892,14 @@ fn answer_head(
         close_app,
         dechunk,
     }))
+}
+
+/// Appends one header field line, as it came.
+fn push_field(out: &mut Vec<u8>, field: &httparse::Header<'_>) {
+    out.extend_from_slice(field.name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(field.value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The 400 for an application's chunked body that does not follow its framing.

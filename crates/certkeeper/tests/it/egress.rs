@@ -394,6 +394,12 @@ fn ask(s: &mut TcpStream, request: impl AsRef<[u8]>) -> (String, Vec<u8>) {
     read_answer(s, false)
 }
 
+/// Asserts that an answer `ask` read has `status` and a body that says `why`.
+fn assert_refused((head, body): &(String, Vec<u8>), status: u16, why: &str) {
+    assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{head}");
+    assert!(String::from_utf8_lossy(body).contains(why), "{body:?}");
+}
+
 /// The value of `key=` in the partner's echo.
 fn echoed(body: &str, key: &str) -> String {
     body.split(&format!("{key}="))
@@ -1052,15 +1058,11 @@ fn a_binding_keeps_the_http_semantics_applications_rely_on() {
 
     // A request the relay cannot frame gets a 400 that says why, and nothing is sent.
     let mut s = connect();
-    let (head, body) = ask(
+    let answer = ask(
         &mut s,
         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n",
     );
-    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
-    assert!(
-        String::from_utf8_lossy(&body).contains("Content-Length"),
-        "{body:?}"
-    );
+    assert_refused(&answer, 400, "Content-Length");
 }
 
 /// A partner that answers one request per connection, then closes the connection
@@ -1124,15 +1126,11 @@ fn a_request_on_a_connection_the_partner_dropped_is_sent_again() {
     assert_eq!(keep_alive_get(&mut s, "/b"), (200, "connection 3\n".into()));
     // A POST is not sent twice: it may have been acted on. The application gets a
     // 502 that says what happened.
-    let (head, body) = ask(
+    let answer = ask(
         &mut s,
         "POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
     );
-    assert!(head.starts_with("HTTP/1.1 502"), "{head}");
-    assert!(
-        String::from_utf8_lossy(&body).contains("closed the connection without an answer"),
-        "{body:?}"
-    );
+    assert_refused(&answer, 502, "closed the connection without an answer");
     drop(agent);
 }
 
