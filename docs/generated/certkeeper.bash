@@ -879,7 +879,7 @@ _certkeeper() {
             return 0
             ;;
         certkeeper__subcmd__path)
-            opts="-h -V --at --purpose --home --json --help --version"
+            opts="-h -V --at --purpose --socket --home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -891,6 +891,10 @@ _certkeeper() {
                     ;;
                 --purpose)
                     COMPREPLY=($(compgen -W "client-auth server-auth any" -- "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --home)
@@ -1003,12 +1007,16 @@ _certkeeper() {
             return 0
             ;;
         certkeeper__subcmd__show)
-            opts="-h -V --home --json --help --version"
+            opts="-h -V --socket --home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --home)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

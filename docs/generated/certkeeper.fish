@@ -80,6 +80,7 @@ complete -c certkeeper -n "__fish_certkeeper_using_subcommand list" -l home -d '
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand list" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand list" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand show" -l socket -d 'The agent\'s socket, asked when this user cannot open the home [env: CERTKEEPER_SOCKET]' -r -F
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand show" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand show" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand show" -s h -l help -d 'Print help'
@@ -88,6 +89,7 @@ complete -c certkeeper -n "__fish_certkeeper_using_subcommand path" -l at -d 'Va
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand path" -l purpose -d 'What the certificate must be good for' -r -f -a "client-auth\t'TLS client authentication (clientAuth EKU)'
 server-auth\t'TLS server authentication (serverAuth EKU)'
 any\t'No extended key usage requirement'"
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand path" -l socket -d 'The agent\'s socket, asked when this user cannot open the home [env: CERTKEEPER_SOCKET]' -r -F
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand path" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand path" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand path" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -80,6 +80,7 @@ disallowed\:"Explicitly distrusted"))' \
 ;;
 (show)
 _arguments "${_arguments_options[@]}" : \
+'--socket=[The agent'\''s socket, asked when this user cannot open the home \[env\: CERTKEEPER_SOCKET\]]:PATH:_files' \
 '--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
 '--json[Print one JSON document on stdout instead of text]' \
 '-h[Print help]' \
@@ -95,6 +96,7 @@ _arguments "${_arguments_options[@]}" : \
 '--purpose=[What the certificate must be good for]:PURPOSE:((client-auth\:"TLS client authentication (clientAuth EKU)"
 server-auth\:"TLS server authentication (serverAuth EKU)"
 any\:"No extended key usage requirement"))' \
+'--socket=[The agent'\''s socket, asked when this user cannot open the home \[env\: CERTKEEPER_SOCKET\]]:PATH:_files' \
 '--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
 '--json[Print one JSON document on stdout instead of text]' \
 '-h[Print help (see more with '\''--help'\'')]' \

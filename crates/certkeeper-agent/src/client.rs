@@ -12,7 +12,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::de::DeserializeOwned;
 
 use crate::protocol::{
-    Code, Envelope, Hello, KeyInfo, MAX_MESSAGE, Request, Response, Signature, VERSION, frame,
+    Anchors, BindingInfo, Code, Described, Envelope, Hello, KeyInfo, MAX_ANSWER, Request, Response,
+    Signature, VERSION, frame,
 };
 
 /// How long one request may take.
@@ -110,7 +111,7 @@ impl AgentClient {
         let mut len = [0u8; 4];
         self.stream.read_exact(&mut len).map_err(lost)?;
         let n = u32::from_be_bytes(len) as usize;
-        if n > MAX_MESSAGE {
+        if n > MAX_ANSWER {
             return Err(ClientError::Protocol(format!("answer of {n} bytes")));
         }
         let mut buf = vec![0u8; n];
@@ -143,6 +144,35 @@ impl AgentClient {
     pub fn resolve(&mut self, reference: &str) -> Result<KeyInfo, ClientError> {
         self.call(Request::Resolve {
             reference: reference.to_string(),
+        })
+    }
+
+    /// What `show` and `path` need about a key this caller may use.
+    pub fn describe(&mut self, reference: &str) -> Result<Described, ClientError> {
+        self.call(Request::Describe {
+            reference: reference.to_string(),
+        })
+    }
+
+    /// The trust anchors `root` or a CA REF stands for in the agent's home.
+    pub fn trust(&mut self, server_ca: &str) -> Result<Vec<Vec<u8>>, ClientError> {
+        let answer: Anchors = self.call(Request::Trust {
+            server_ca: server_ca.to_string(),
+        })?;
+        answer
+            .anchors
+            .iter()
+            .map(|a| {
+                B64.decode(a)
+                    .map_err(|e| ClientError::Protocol(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// A binding whose key this caller may use.
+    pub fn binding(&mut self, name: &str) -> Result<BindingInfo, ClientError> {
+        self.call(Request::Binding {
+            name: name.to_string(),
         })
     }
 

@@ -1,6 +1,6 @@
-//! The agent's wire protocol, version 1: each message is a 4-byte big-endian length
-//! followed by that many bytes of UTF-8 JSON. Every request carries `"v": 1` and an
-//! `"op"`; every response carries `"v": 1` and either `"ok"` or `"error"`. Errors
+//! The agent's wire protocol, version 2: each message is a 4-byte big-endian length
+//! followed by that many bytes of UTF-8 JSON. Every request carries `"v": 2` and an
+//! `"op"`; every response carries `"v": 2` and either `"ok"` or `"error"`. Errors
 //! cross the socket as stable codes ([`Code`]), never as Display text of internals.
 
 use serde::{Deserialize, Serialize};
@@ -21,9 +21,12 @@ pub const SCHEMES: &[rustls::SignatureScheme] = &[
 ];
 
 /// The protocol version this build speaks.
-pub const VERSION: u32 = 1;
-/// The largest message either side accepts.
+pub const VERSION: u32 = 2;
+/// The largest request the agent accepts.
 pub const MAX_MESSAGE: usize = 64 * 1024;
+/// The largest answer a client accepts: `describe` and `trust` carry certificates
+/// (a home's root store may hold a few hundred).
+pub const MAX_ANSWER: usize = 4 * 1024 * 1024;
 
 /// A request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +40,24 @@ pub enum Request {
     Resolve {
         /// A REF as the CLI takes it.
         reference: String,
+    },
+    /// Everything public that `show` and `path` need about a key the caller may use:
+    /// the entry's facts and the certificates that could be on its path.
+    Describe {
+        /// A REF as the CLI takes it.
+        reference: String,
+    },
+    /// The trust anchors for checking a partner's server certificate: `root` (the
+    /// home's root store) or a REF naming one CA certificate. For callers who may use
+    /// at least one key.
+    Trust {
+        /// `root` or a REF.
+        server_ca: String,
+    },
+    /// A binding, for `request --binding` by a caller who may use its key.
+    Binding {
+        /// The binding's name.
+        name: String,
     },
     /// Signs `data` with the key of `thumbprint` under `scheme`.
     Sign {
@@ -159,6 +180,50 @@ pub struct KeyInfo {
     /// The issuing CAs on its certification path (nearest first), base64 DER.
     #[serde(default)]
     pub chain: Vec<String>,
+}
+
+/// `describe`'s answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Described {
+    /// The key, with its chain.
+    pub key: KeyInfo,
+    /// The entry's store.
+    pub store: String,
+    /// Its export name.
+    pub export_name: Option<String>,
+    /// Whether the key may leave the home in a .pfx.
+    pub exportable: bool,
+    /// Certificates that could be on its path, with their stores.
+    pub candidates: Vec<Candidate>,
+}
+
+/// A certificate of the home with its store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Candidate {
+    /// Base64 DER.
+    pub certificate: String,
+    /// `root`, `intermediate`, `other`, `personal` or `disallowed`.
+    pub store: String,
+}
+
+/// `trust`'s answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Anchors {
+    /// Trust anchors, base64 DER.
+    pub anchors: Vec<String>,
+}
+
+/// `binding`'s answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BindingInfo {
+    /// The binding's name.
+    pub name: String,
+    /// The upstream base URL.
+    pub upstream: String,
+    /// The thumbprint of the certificate it presents now.
+    pub thumbprint: String,
+    /// How it checks the upstream: `root`, `system` or a REF.
+    pub server_ca: String,
 }
 
 /// `sign`'s answer.

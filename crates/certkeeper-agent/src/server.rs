@@ -22,7 +22,8 @@ use crate::audit::AuditLog;
 use crate::peer::Caller;
 use crate::protocol::SCHEMES;
 use crate::protocol::{
-    Code, Envelope, Hello, KeyInfo, MAX_MESSAGE, Request, Response, Signature, VERSION, frame,
+    Anchors, BindingInfo, Candidate, Code, Described, Envelope, Hello, KeyInfo, MAX_ANSWER,
+    MAX_MESSAGE, Request, Response, Signature, VERSION, frame,
 };
 
 /// How long a connection may sit idle between requests.
@@ -204,6 +205,9 @@ impl Agent {
             })),
             Request::Keys => self.keys(caller),
             Request::Resolve { reference } => self.resolve(caller, &reference),
+            Request::Describe { reference } => self.describe(caller, &reference),
+            Request::Trust { server_ca } => self.trust(caller, &server_ca),
+            Request::Binding { name } => self.binding(caller, &name),
             Request::Sign {
                 thumbprint,
                 scheme,
@@ -309,54 +313,232 @@ impl Agent {
         Response::ok(json(&keys))
     }
 
+    /// The one entry `reference` names among the keys `caller` may use. Root and the
+    /// home's owner see every entry; anyone else learns nothing about entries whose
+    /// keys they may not use (no subjects, no counts): "no key you may use matches",
+    /// audited as a denial.
+    fn usable(
+        &self,
+        caller: &Caller,
+        home: &Home,
+        cache: &mut Cache,
+        op: &str,
+        reference: &str,
+    ) -> Result<Entry, Response> {
+        let privileged = self.privileged(caller);
+        let matches = match home.matching(reference) {
+            Ok(m) => m,
+            Err(StoreError::BadReference { detail, .. }) => {
+                return Err(Response::error(
+                    Code::BadRequest,
+                    format!("{reference:?} is not a REF: {detail}"),
+                ));
+            }
+            Err(_) => {
+                return Err(Response::error(
+                    Code::Internal,
+                    "the home could not be read",
+                ));
+            }
+        };
+        // The administrator's log names what was asked for; the caller is told nothing.
+        let asked = match matches.as_slice() {
+            [one] => Some(one.thumbprint.clone()),
+            _ => None,
+        };
+        let found: Vec<Entry> = if privileged {
+            matches
+        } else {
+            matches
+                .into_iter()
+                .filter(|e| e.has_key && self.may_use(caller, home, cache, &e.thumbprint))
+                .collect()
+        };
+        match found.len() {
+            0 if privileged => Err(Response::error(
+                Code::NotFound,
+                format!("no certificate matches {reference:?}"),
+            )),
+            0 => {
+                self.audit.record(
+                    caller,
+                    op,
+                    asked.as_deref(),
+                    "denied",
+                    Some(&format!(
+                        "no key this caller may use matches {}",
+                        printable(reference)
+                    )),
+                );
+                Err(Response::error(
+                    Code::Denied,
+                    format!(
+                        "uid {} may use no key that matches {reference:?}; if it exists, the \
+                         administrator can grant it: certkeeper grant {reference} {}",
+                        caller.uid,
+                        principal_of(caller)
+                    ),
+                ))
+            }
+            1 => {
+                let entry = found.into_iter().next().expect("one element");
+                if !entry.has_key {
+                    return Err(Response::error(
+                        Code::NoKey,
+                        format!("{} has no private key", entry.subject),
+                    ));
+                }
+                Ok(entry)
+            }
+            n => Err(Response::error(
+                Code::Ambiguous,
+                format!(
+                    "{reference:?} matches {n} keys: {}; use a thumbprint",
+                    found
+                        .iter()
+                        .map(Entry::describe)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            )),
+        }
+    }
+
+    fn privileged(&self, caller: &Caller) -> bool {
+        caller.uid == 0 || caller.uid == self.owner_uid
+    }
+
     fn resolve(&self, caller: &Caller, reference: &str) -> Response {
         let home = self.home();
         let mut cache = self.fresh_cache(&home);
-        let entry = match home.resolve(reference) {
+        let entry = match self.usable(caller, &home, &mut cache, "resolve", reference) {
             Ok(e) => e,
-            Err(StoreError::NotFound { .. }) => {
-                return Response::error(
-                    Code::NotFound,
-                    format!("no certificate matches {reference:?}"),
-                );
-            }
-            Err(StoreError::Ambiguous { candidates, .. }) => {
-                return Response::error(
-                    Code::Ambiguous,
-                    format!(
-                        "{reference:?} matches {} certificates; use a thumbprint",
-                        candidates.len()
-                    ),
-                );
-            }
-            Err(_) => {
-                return Response::error(
-                    Code::NotFound,
-                    format!("no certificate matches {reference:?}"),
-                );
-            }
+            Err(r) => return r,
         };
-        if !entry.has_key {
-            return Response::error(Code::NoKey, format!("{} has no private key", entry.subject));
-        }
-        if !self.may_use(caller, &home, &mut cache, &entry.thumbprint) {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        Response::ok(json(&key_info(&entry, chain_of(&home, &entry, now))))
+    }
+
+    fn describe(&self, caller: &Caller, reference: &str) -> Response {
+        let home = self.home();
+        let mut cache = self.fresh_cache(&home);
+        let entry = match self.usable(caller, &home, &mut cache, "describe", reference) {
+            Ok(e) => e,
+            Err(r) => return r,
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let Ok(candidates) = home.path_candidates(&entry) else {
+            return Response::error(Code::Internal, "the home could not be read");
+        };
+        Response::ok(json(&Described {
+            key: key_info(&entry, chain_of(&home, &entry, now)),
+            store: entry.store.as_str().to_string(),
+            export_name: entry.export_name.clone(),
+            exportable: entry.exportable,
+            candidates: candidates
+                .iter()
+                .map(|(cert, store)| Candidate {
+                    certificate: B64.encode(&cert.der),
+                    store: store.as_str().to_string(),
+                })
+                .collect(),
+        }))
+    }
+
+    /// Whether `caller` may use at least one key (root and the owner may use all).
+    fn uses_some_key(&self, caller: &Caller, home: &Home, cache: &mut Cache) -> bool {
+        self.privileged(caller)
+            || home
+                .list(Some(certkeeper_store::StoreName::Personal))
+                .unwrap_or_default()
+                .iter()
+                .any(|e| e.has_key && self.may_use(caller, home, cache, &e.thumbprint))
+    }
+
+    fn trust(&self, caller: &Caller, server_ca: &str) -> Response {
+        let home = self.home();
+        let mut cache = self.fresh_cache(&home);
+        if !self.uses_some_key(caller, &home, &mut cache) {
             self.audit.record(
                 caller,
-                "resolve",
-                Some(&entry.thumbprint),
+                "trust",
+                None,
                 "denied",
-                Some("not in the key ACL"),
+                Some("may use no key of this home"),
             );
             return denied(caller);
         }
+        let anchors: Vec<String> = if server_ca == "root" {
+            match home.list(Some(certkeeper_store::StoreName::Root)) {
+                Ok(roots) => roots.iter().map(|e| B64.encode(&e.der)).collect(),
+                Err(_) => return Response::error(Code::Internal, "the home could not be read"),
+            }
+        } else {
+            // Only CA certificates: a partner's trust anchor, never someone's leaf.
+            match home.resolve(server_ca) {
+                Ok(e) if e.is_ca => vec![B64.encode(&e.der)],
+                Ok(_) | Err(StoreError::NotFound { .. }) => {
+                    return Response::error(
+                        Code::NotFound,
+                        format!("no CA certificate matches {server_ca:?}"),
+                    );
+                }
+                Err(StoreError::Ambiguous { .. }) => {
+                    return Response::error(
+                        Code::Ambiguous,
+                        format!("{server_ca:?} matches several certificates; use a thumbprint"),
+                    );
+                }
+                Err(_) => return Response::error(Code::Internal, "the home could not be read"),
+            }
+        };
+        Response::ok(json(&Anchors { anchors }))
+    }
+
+    fn binding(&self, caller: &Caller, name: &str) -> Response {
+        let home = self.home();
+        let mut cache = self.fresh_cache(&home);
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let chain: Vec<String> = home
-            .path_issuers(&entry, now, false)
-            .unwrap_or_default()
-            .iter()
-            .map(|e| B64.encode(&e.der))
-            .collect();
-        Response::ok(json(&key_info(&entry, chain)))
+        let found = home.binding(name).ok().and_then(|b| {
+            let entry = home.resolve_current(&b.cert, now).ok()?;
+            Some((b, entry))
+        });
+        match found {
+            Some((b, entry))
+                if entry.has_key && self.may_use(caller, &home, &mut cache, &entry.thumbprint) =>
+            {
+                Response::ok(json(&BindingInfo {
+                    name: b.name,
+                    upstream: b.upstream,
+                    thumbprint: entry.thumbprint,
+                    server_ca: b.server_ca,
+                }))
+            }
+            // The same answer whether the binding does not exist or is not this
+            // caller's to use.
+            _ if !self.privileged(caller) => {
+                self.audit.record(
+                    caller,
+                    "binding",
+                    None,
+                    "denied",
+                    Some("no binding this caller may use has that name"),
+                );
+                Response::error(
+                    Code::Denied,
+                    format!(
+                        "uid {} may use no binding named {name:?}; if it exists, the \
+                         administrator can grant its certificate: certkeeper grant REF {}",
+                        caller.uid,
+                        principal_of(caller)
+                    ),
+                )
+            }
+            _ => Response::error(
+                Code::NotFound,
+                format!("no binding named {name:?} whose certificate has its key"),
+            ),
+        }
     }
 
     fn sign(&self, caller: &Caller, thumbprint: &str, scheme: &str, data: &str) -> Response {
@@ -463,10 +645,34 @@ fn denied(caller: &Caller) -> Response {
     Response::error(
         Code::Denied,
         format!(
-            "uid {} may not use this key (grant it with: certkeeper grant REF uid:{} or user:NAME)",
-            caller.uid, caller.uid
+            "uid {} may not use this key (grant it with: certkeeper grant REF {})",
+            caller.uid,
+            principal_of(caller)
         ),
     )
+}
+
+/// The issuing CAs a TLS client presents with `entry` (nearest first, no root).
+fn chain_of(home: &Home, entry: &Entry, now: i64) -> Vec<String> {
+    home.path_issuers(entry, now, false)
+        .unwrap_or_default()
+        .iter()
+        .map(|e| B64.encode(&e.der))
+        .collect()
+}
+
+/// A caller's REF as the audit log shows it: quoted, at most 80 characters.
+fn printable(reference: &str) -> String {
+    let short: String = reference.chars().take(80).collect();
+    format!("{short:?}")
+}
+
+/// How an administrator names this caller in a grant: `user:NAME`, else `uid:N`.
+fn principal_of(caller: &Caller) -> String {
+    match Principal::user_name(caller.uid) {
+        Some(name) => format!("user:{name}"),
+        None => format!("uid:{}", caller.uid),
+    }
 }
 
 fn key_info(entry: &Entry, chain: Vec<String>) -> KeyInfo {
@@ -514,6 +720,13 @@ fn parse(body: &[u8]) -> Result<Request, Response> {
 }
 
 async fn write(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
-    let body = serde_json::to_vec(response).map_err(std::io::Error::other)?;
+    let mut body = serde_json::to_vec(response).map_err(std::io::Error::other)?;
+    if body.len() > MAX_ANSWER {
+        let too_big = Response::error(
+            Code::Internal,
+            format!("the answer would exceed {MAX_ANSWER} bytes"),
+        );
+        body = serde_json::to_vec(&too_big).map_err(std::io::Error::other)?;
+    }
     stream.write_all(&frame(&body)).await
 }

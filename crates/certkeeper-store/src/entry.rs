@@ -145,6 +145,31 @@ impl Entry {
         })
     }
 
+    /// An entry described by someone else (the agent, to a caller who cannot open the
+    /// home): the certificate's own fields, with the home's facts about it given.
+    pub fn from_certificate(cert: &certkeeper_core::Certificate, facts: EntryFacts) -> Self {
+        Entry {
+            thumbprint: cert.thumbprint.clone(),
+            sha1: cert.sha1.clone(),
+            store: facts.store,
+            name: facts.name,
+            subject: cert.subject.clone(),
+            issuer: cert.issuer.clone(),
+            not_before: cert.not_before,
+            not_after: cert.not_after,
+            has_key: facts.has_key,
+            is_ca: cert.is_ca,
+            self_signed: cert.self_signed,
+            export_name: facts.export_name,
+            exportable: facts.exportable,
+            key_algorithm: facts.key_algorithm,
+            key_id: cert.key_id.clone(),
+            subject_der: cert.subject_der.clone(),
+            issuer_der: cert.issuer_der.clone(),
+            der: cert.der.clone(),
+        }
+    }
+
     /// A one-line description for lists of candidates.
     pub fn describe(&self) -> String {
         format!(
@@ -158,4 +183,21 @@ impl Entry {
                 .unwrap_or_default()
         )
     }
+}
+
+/// What the home knows of an entry beyond its certificate.
+#[derive(Debug, Clone)]
+pub struct EntryFacts {
+    /// Its store.
+    pub store: StoreName,
+    /// Friendly name.
+    pub name: Option<String>,
+    /// Export name.
+    pub export_name: Option<String>,
+    /// Whether its key is stored.
+    pub has_key: bool,
+    /// Whether the key may leave the home.
+    pub exportable: bool,
+    /// The key's algorithm.
+    pub key_algorithm: Option<String>,
 }

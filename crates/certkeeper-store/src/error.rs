@@ -13,6 +13,16 @@ pub enum StoreError {
         /// The directory.
         dir: PathBuf,
     },
+    /// The home exists but belongs to another user, who alone may open it.
+    #[error("the home {dir} belongs to {owner} and this user ({user}) cannot open it")]
+    NotOwner {
+        /// The directory.
+        dir: PathBuf,
+        /// Its owner, as "root (uid 0)".
+        owner: String,
+        /// The calling user, as "appsvc (uid 1001)".
+        user: String,
+    },
     /// A file operation failed.
     #[error("{path}: {source}")]
     Io {

@@ -74,6 +74,9 @@ impl Home {
     /// Creates the home if needed (idempotent): directory 0700, database, master
     /// key 0600, export directory. Returns whether anything was created.
     pub fn init(dir: &Path) -> Result<(Home, bool), StoreError> {
+        if let Some(not_owner) = not_owner(dir) {
+            return Err(not_owner);
+        }
         let mut created = false;
         if !dir.join(DB_FILE).exists() || !dir.join(MASTER_KEY_FILE).exists() {
             crate::fs::create_dir(dir, 0o700)?;
@@ -93,12 +96,21 @@ impl Home {
 
     /// Opens an existing home.
     pub fn open(dir: &Path) -> Result<Home, StoreError> {
+        if let Some(not_owner) = not_owner(dir) {
+            return Err(not_owner);
+        }
         if !dir.join(DB_FILE).exists() {
             return Err(StoreError::NotInitialized {
                 dir: dir.to_path_buf(),
             });
         }
         Home::open_db(dir)
+    }
+
+    /// Whether `dir` exists but belongs to another user whose home this user cannot
+    /// open (a service account pointing CERTKEEPER_HOME at the administrator's home).
+    pub fn is_foreign(dir: &Path) -> bool {
+        not_owner(dir).is_some()
     }
 
     fn open_db(dir: &Path) -> Result<Home, StoreError> {
@@ -523,4 +535,33 @@ fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
+}
+
+/// `Some(NotOwner)` when `dir` exists, is not ours, and we are not root: another
+/// user's home is never opened (its files are 0600 anyway), so say whose it is
+/// rather than "no home here".
+fn not_owner(dir: &Path) -> Option<StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid();
+    if me.is_root() {
+        return None;
+    }
+    let who = |uid: u32| match Principal::user_name(uid) {
+        Some(name) => format!("{name} (uid {uid})"),
+        None => format!("uid {uid}"),
+    };
+    let owner = match std::fs::metadata(dir) {
+        Ok(meta) if meta.uid() == me.as_raw() => return None,
+        Ok(meta) => who(meta.uid()),
+        // A parent directory closed to this user: the home is someone else's.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            "another user (a directory above it is closed to this user)".to_string()
+        }
+        Err(_) => return None,
+    };
+    Some(StoreError::NotOwner {
+        dir: dir.to_path_buf(),
+        owner,
+        user: who(me.as_raw()),
+    })
 }

@@ -18,9 +18,9 @@ mod schema;
 pub mod seal;
 
 pub use bindings::Binding;
-pub use entry::{Entry, StoreName};
+pub use entry::{Entry, EntryFacts, StoreName};
 pub use error::StoreError;
 pub use home::{Home, Setting};
 pub use import::{ImportOptions, ImportReport, Imported, StoreChoice};
-pub use paths::PathCheck;
+pub use paths::{PathCheck, check_candidates};
 pub use principal::Principal;

@@ -48,11 +48,24 @@ impl Home {
         at: i64,
         purpose: Purpose,
     ) -> Result<PathCheck, StoreError> {
+        let candidates = self.path_candidates(entry)?;
+        check_candidates(entry, &candidates, at, purpose)
+    }
+
+    /// The certificates of the home that could be on `entry`'s path, each with its
+    /// store: every certificate reachable by following issuer names (at most
+    /// [`MAX_CANDIDATES`]) and every distrusted one. Public certificates only: the
+    /// agent hands this to callers who may use `entry`'s key, so that `path` works
+    /// for them without opening the home.
+    pub fn path_candidates(
+        &self,
+        entry: &Entry,
+    ) -> Result<Vec<(Certificate, StoreName)>, StoreError> {
         let leaf = Certificate::from_der(&entry.der)?;
         let mut gathered: Vec<(Certificate, StoreName)> = Vec::new();
         let mut seen_names: HashSet<Vec<u8>> = HashSet::new();
         let mut seen_certs: HashSet<String> = HashSet::from([entry.thumbprint.clone()]);
-        let mut names = vec![leaf.issuer_der.clone()];
+        let mut names = vec![leaf.issuer_der];
         while let Some(name) = names.pop() {
             if !seen_names.insert(name.clone()) || gathered.len() >= MAX_CANDIDATES {
                 continue;
@@ -79,22 +92,7 @@ impl Home {
                 gathered.push((cert, StoreName::Disallowed));
             }
         }
-        let pool: Vec<PoolCert<'_>> = gathered
-            .iter()
-            .map(|(cert, store)| PoolCert {
-                cert,
-                trust: trust_of(*store),
-            })
-            .collect();
-        let mut query = Query::new(&leaf, &pool, at);
-        query.purpose = purpose;
-        let report = validate(&query);
-        let mut stores: HashMap<String, StoreName> = gathered
-            .iter()
-            .map(|(c, s)| (c.thumbprint.clone(), *s))
-            .collect();
-        stores.insert(entry.thumbprint.clone(), entry.store);
-        Ok(PathCheck { report, stores })
+        Ok(gathered)
     }
 
     /// The issuing CAs on `entry`'s certification path at `at` (the valid path, else
@@ -123,4 +121,31 @@ impl Home {
         }
         Ok(issuers)
     }
+}
+
+/// Checks `entry`'s path among `candidates` (from [`Home::path_candidates`], here or
+/// in the agent) at `at` for `purpose`.
+pub fn check_candidates(
+    entry: &Entry,
+    candidates: &[(Certificate, StoreName)],
+    at: i64,
+    purpose: Purpose,
+) -> Result<PathCheck, StoreError> {
+    let leaf = Certificate::from_der(&entry.der)?;
+    let pool: Vec<PoolCert<'_>> = candidates
+        .iter()
+        .map(|(cert, store)| PoolCert {
+            cert,
+            trust: trust_of(*store),
+        })
+        .collect();
+    let mut query = Query::new(&leaf, &pool, at);
+    query.purpose = purpose;
+    let report = validate(&query);
+    let mut stores: HashMap<String, StoreName> = candidates
+        .iter()
+        .map(|(c, s)| (c.thumbprint.clone(), *s))
+        .collect();
+    stores.insert(entry.thumbprint.clone(), entry.store);
+    Ok(PathCheck { report, stores })
 }

@@ -75,6 +75,10 @@ pub enum Command {
         /// The entry: thumbprint (or ≥ 8-digit prefix), friendly name, export name, or subject:TEXT.
         #[arg(value_name = "REF")]
         reference: String,
+        /// The agent's socket, asked when this user cannot open the home [env:
+        /// CERTKEEPER_SOCKET].
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
     },
 
     /// Show the certification path (root first) and whether it is valid, with the fix.
@@ -94,6 +98,10 @@ pub enum Command {
         /// What the certificate must be good for.
         #[arg(long, value_enum, default_value = "client-auth")]
         purpose: PurposeArg,
+        /// The agent's socket, asked when this user cannot open the home [env:
+        /// CERTKEEPER_SOCKET].
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
     },
 
     /// Move an entry to another store (the MMC's drag between folders).

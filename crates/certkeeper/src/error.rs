@@ -53,11 +53,19 @@ impl From<StoreError> for CliError {
     fn from(e: StoreError) -> Self {
         let code = match &e {
             StoreError::NotFound { .. } | StoreError::Ambiguous { .. } => NOT_FOUND,
-            StoreError::ReadOnly { .. } | StoreError::NonExportable { .. } => DENIED,
+            StoreError::ReadOnly { .. }
+            | StoreError::NonExportable { .. }
+            | StoreError::NotOwner { .. } => DENIED,
             _ => USAGE,
         };
         let message = match &e {
             StoreError::Format(f) => format_message(f),
+            StoreError::NotOwner { dir, owner, .. } => format!(
+                "{e}; administer it as {owner} or root (sudo), or use the keys granted to this \
+                 user through the agent: certkeeper keycheck|request|show|path REF \
+                 --socket {}",
+                crate::commands::agent_socket(dir).display()
+            ),
             _ => e.to_string(),
         };
         CliError { code, message }

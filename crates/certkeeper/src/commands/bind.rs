@@ -6,11 +6,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use certkeeper_egress::request::{Answer, Call, send};
 use certkeeper_egress::tls::{ServerTrust, agent_client_config};
-use certkeeper_store::{Binding, Home};
+use certkeeper_store::Binding;
 use http::{HeaderName, HeaderValue, Method};
 
-use super::Context;
 use super::agent::socket_path;
+use super::{Access, Context};
 use crate::cli::RequestArgs;
 use crate::error::CliError;
 use crate::output;
@@ -98,54 +98,8 @@ pub fn list(ctx: &Context) -> Result<u8, CliError> {
 }
 
 pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
-    // The home is read only when it must be (a binding, or --server-ca root); other
-    // users call with --cert and --server-ca system or a CA file.
-    let home = || Home::open(&ctx.home_dir).map_err(CliError::from);
-    let (reference, url, server_ca) = match &args.binding {
-        Some(name) => {
-            let b = home()?.binding(name)?;
-            let url = if args.url.starts_with("https://") {
-                args.url.clone()
-            } else {
-                format!(
-                    "{}{}",
-                    b.upstream.trim_end_matches('/'),
-                    ensure_slash(&args.url)
-                )
-            };
-            (b.cert, url, args.server_ca.clone().unwrap_or(b.server_ca))
-        }
-        None => {
-            let cert = args.cert.clone().ok_or_else(|| {
-                CliError::usage("give the client certificate with --cert REF or --binding NAME")
-            })?;
-            (
-                cert,
-                args.url.clone(),
-                args.server_ca.clone().unwrap_or_else(|| "root".into()),
-            )
-        }
-    };
-    let url: http::Uri = url
-        .parse()
-        .map_err(|e| CliError::usage(format!("{url:?} is not a URL: {e}")))?;
-    let trust = if args.insecure {
-        eprintln!(
-            "certkeeper: WARNING: --insecure: the server's certificate is NOT verified; anyone on the path can read and change this call"
-        );
-        ServerTrust::Insecure
-    } else {
-        let opened = if server_ca == "root"
-            || !std::path::Path::new(&server_ca).exists() && server_ca != "system"
-        {
-            Some(home()?)
-        } else {
-            None
-        };
-        ServerTrust::named(opened.as_ref(), &server_ca)
-            .map_err(|e| CliError::usage(e.to_string()))?
-    };
-
+    let plan = plan(ctx, args)?;
+    let (reference, url, trust) = (plan.reference, plan.url, plan.trust);
     let socket = socket_path(args.socket.clone(), &ctx.home_dir);
     let (config, resolver, info) =
         agent_client_config(&socket, &reference, &trust, &[b"h2", b"http/1.1"])?;
@@ -196,6 +150,105 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
         }
     }
     Ok(0)
+}
+
+/// What a request needs before it connects: the client certificate's REF, the URL and
+/// how to check the server.
+struct Plan {
+    reference: String,
+    url: http::Uri,
+    trust: ServerTrust,
+}
+
+/// Reads the binding and the trust anchors from the home when this user may open it,
+/// else from the agent (a granted service account: the home stays private). The home
+/// is not needed at all for `--cert REF` with `--server-ca system` or a CA file.
+fn plan(ctx: &Context, args: &RequestArgs) -> Result<Plan, CliError> {
+    let given_ca = args.server_ca.clone();
+    let local_ca = |ca: &str| ca == "system" || std::path::Path::new(ca).exists();
+    let needs_home =
+        args.binding.is_some() || (!args.insecure && !given_ca.as_deref().is_some_and(local_ca));
+    let mut access = if needs_home {
+        Some(ctx.access(args.socket.clone())?)
+    } else {
+        None
+    };
+    let (reference, url, server_ca) = match &args.binding {
+        Some(name) => {
+            let (cert, upstream, server_ca) = match access.as_mut() {
+                Some(Access::Home(home)) => {
+                    let b = home.binding(name)?;
+                    (b.cert, b.upstream, b.server_ca)
+                }
+                Some(Access::Agent(client)) => {
+                    let b = client.binding(name)?;
+                    (b.thumbprint, b.upstream, b.server_ca)
+                }
+                None => unreachable!("a binding needs the home or the agent"),
+            };
+            let url = if args.url.starts_with("https://") {
+                args.url.clone()
+            } else {
+                format!(
+                    "{}{}",
+                    upstream.trim_end_matches('/'),
+                    ensure_slash(&args.url)
+                )
+            };
+            (cert, url, given_ca.unwrap_or(server_ca))
+        }
+        None => {
+            let cert = args.cert.clone().ok_or_else(|| {
+                CliError::usage("give the client certificate with --cert REF or --binding NAME")
+            })?;
+            (
+                cert,
+                args.url.clone(),
+                given_ca.unwrap_or_else(|| "root".into()),
+            )
+        }
+    };
+    let url: http::Uri = url
+        .parse()
+        .map_err(|e| CliError::usage(format!("{url:?} is not a URL: {e}")))?;
+    let trust = if args.insecure {
+        eprintln!(
+            "certkeeper: WARNING: --insecure: the server's certificate is NOT verified; anyone on the path can read and change this call"
+        );
+        ServerTrust::Insecure
+    } else if local_ca(&server_ca) {
+        ServerTrust::named(None, &server_ca).map_err(|e| CliError::usage(e.to_string()))?
+    } else {
+        if access.is_none() {
+            access = Some(ctx.access(args.socket.clone())?);
+        }
+        match access.as_mut() {
+            Some(Access::Home(home)) => ServerTrust::named(Some(home), &server_ca)
+                .map_err(|e| CliError::usage(e.to_string()))?,
+            Some(Access::Agent(client)) => {
+                let anchors = client.trust(&server_ca)?;
+                if anchors.is_empty() {
+                    return Err(CliError::usage(
+                        "the home's root store is empty: ask the administrator to import the \
+                         partner's root CA (certkeeper import FILE --store root), or use \
+                         --server-ca system or a CA file",
+                    ));
+                }
+                ServerTrust::Roots(
+                    anchors
+                        .into_iter()
+                        .map(rustls_pki_types::CertificateDer::from)
+                        .collect(),
+                )
+            }
+            None => unreachable!("access was just set"),
+        }
+    };
+    Ok(Plan {
+        reference,
+        url,
+        trust,
+    })
 }
 
 fn ensure_slash(path: &str) -> String {

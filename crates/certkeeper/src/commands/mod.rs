@@ -6,6 +6,7 @@ mod config;
 mod demo;
 mod doctor;
 mod export;
+mod granted;
 mod import;
 mod list;
 mod path;
@@ -32,6 +33,46 @@ impl Context {
     pub fn open(&self) -> Result<Home, CliError> {
         Ok(Home::open(&self.home_dir)?)
     }
+
+    /// For the commands a granted non-owner may run (`show`, `path`, `request`): the
+    /// home when this user may open it, else the agent, which answers only about the
+    /// keys this user may use. A user with no home of its own asks the agent too.
+    pub fn access(&self, socket: Option<PathBuf>) -> Result<Access, CliError> {
+        match Home::open(&self.home_dir) {
+            Ok(home) => Ok(Access::Home(Box::new(home))),
+            Err(
+                e @ (certkeeper_store::StoreError::NotOwner { .. }
+                | certkeeper_store::StoreError::NotInitialized { .. }),
+            ) => {
+                let foreign = matches!(e, certkeeper_store::StoreError::NotOwner { .. });
+                if !foreign && nix::unistd::geteuid().is_root() {
+                    return Err(e.into());
+                }
+                let socket = agent::socket_path(socket, &self.home_dir);
+                match certkeeper_agent::AgentClient::connect(&socket) {
+                    Ok(client) => Ok(Access::Agent(client)),
+                    // Without a home of its own and without an agent, the home is
+                    // what is missing.
+                    Err(_) if !foreign => Err(e.into()),
+                    Err(unreachable) => Err(unreachable.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Where a command's answers come from.
+pub enum Access {
+    /// The home, opened by its owner (or root).
+    Home(Box<Home>),
+    /// The agent, for a user who cannot open the home.
+    Agent(certkeeper_agent::AgentClient),
+}
+
+/// The agent's socket for the home `dir`, by the default rules (for messages).
+pub fn agent_socket(dir: &std::path::Path) -> PathBuf {
+    agent::socket_path(None, dir)
 }
 
 /// Runs a command; returns the exit code for success paths (0, or 1 when a check
@@ -45,12 +86,13 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Init => init(&ctx),
         Command::Import(args) => import::run(&ctx, &args),
         Command::List { store } => list::run(&ctx, store.map(Into::into)),
-        Command::Show { reference } => show::run(&ctx, &reference),
+        Command::Show { reference, socket } => show::run(&ctx, &reference, socket),
         Command::Path {
             reference,
             at,
             purpose,
-        } => path::run(&ctx, &reference, at.as_deref(), purpose),
+            socket,
+        } => path::run(&ctx, &reference, at.as_deref(), purpose, socket),
         Command::Move { reference, to } => {
             let home = ctx.open()?;
             let entry = home.resolve(&reference)?;

@@ -3,10 +3,12 @@
 //! when it is not valid, the reason and the command that fixes it.
 
 use certkeeper_core::path::{Problem, Purpose, Status};
-use certkeeper_store::{Entry, PathCheck, StoreName};
+use std::path::PathBuf;
+
+use certkeeper_store::{Entry, PathCheck, StoreName, check_candidates};
 use serde_json::json;
 
-use super::Context;
+use super::{Access, Context, granted};
 use crate::cli::PurposeArg;
 use crate::error::CliError;
 use crate::output;
@@ -16,15 +18,25 @@ pub fn run(
     reference: &str,
     at: Option<&str>,
     purpose: PurposeArg,
+    socket: Option<PathBuf>,
 ) -> Result<u8, CliError> {
-    let home = ctx.open()?;
-    let entry = home.resolve(reference)?;
     let at = match at {
         Some(text) => parse_time(text)?,
         None => output::now(),
     };
     let purpose = purpose.into();
-    let check = home.check_path(&entry, at, purpose)?;
+    let (entry, check) = match ctx.access(socket)? {
+        Access::Home(home) => {
+            let entry = home.resolve(reference)?;
+            let check = home.check_path(&entry, at, purpose)?;
+            (entry, check)
+        }
+        Access::Agent(mut client) => {
+            let d = granted::describe(&mut client, reference)?;
+            let check = check_candidates(&d.entry, &d.candidates, at, purpose)?;
+            (d.entry, check)
+        }
+    };
     let report = &check.report;
     if ctx.json {
         output::json(&path_json(&check))?;

@@ -1,23 +1,39 @@
 //! `certkeeper show REF`: what the Windows certificate dialog shows on its General
 //! and Details tabs, plus the key, its permissions and the export name.
 
-use certkeeper_core::Certificate;
+use std::path::PathBuf;
 
-use super::Context;
+use certkeeper_core::Certificate;
+use certkeeper_core::path::Purpose;
+use certkeeper_store::check_candidates;
+
 use super::list::entry_json;
+use super::{Access, Context, granted};
 use crate::error::CliError;
 use crate::output;
 
-pub fn run(ctx: &Context, reference: &str) -> Result<u8, CliError> {
-    let home = ctx.open()?;
-    let entry = home.resolve(reference)?;
+pub fn run(ctx: &Context, reference: &str, socket: Option<PathBuf>) -> Result<u8, CliError> {
+    // The ACL is the administrator's business: a granted non-owner learns only that
+    // it may use the key (acl is None).
+    let (entry, acl, path_check) = match ctx.access(socket)? {
+        Access::Home(home) => {
+            let entry = home.resolve(reference)?;
+            let acl: Vec<String> = home
+                .acl(&entry.thumbprint)?
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let path_check = super::path::check_now(&home, &entry);
+            (entry, Some(acl), path_check)
+        }
+        Access::Agent(mut client) => {
+            let d = granted::describe(&mut client, reference)?;
+            let path_check =
+                check_candidates(&d.entry, &d.candidates, output::now(), Purpose::ClientAuth).ok();
+            (d.entry, None, path_check)
+        }
+    };
     let cert = Certificate::from_der(&entry.der)?;
-    let acl: Vec<String> = home
-        .acl(&entry.thumbprint)?
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    let path_check = super::path::check_now(&home, &entry);
 
     if ctx.json {
         let mut v = entry_json(&entry);
@@ -107,10 +123,10 @@ pub fn run(ctx: &Context, reference: &str) -> Result<u8, CliError> {
         line(
             &mut t,
             "Key permissions:",
-            &if acl.is_empty() {
-                "(owner and root only)".into()
-            } else {
-                acl.join(", ")
+            &match &acl {
+                None => "this user may use it (through the agent)".into(),
+                Some(acl) if acl.is_empty() => "(owner and root only)".into(),
+                Some(acl) => acl.join(", "),
             },
         );
     }

@@ -16,7 +16,7 @@ use certkeeper_testkit::{KeyKind, Pki, Spec};
 use crate::common::{Env, stderr};
 
 /// The binary, copied where every uid can execute it (the build tree may not be).
-fn shared_binary() -> &'static Path {
+pub fn shared_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("certkeeper-bin-{}", std::process::id()));
@@ -182,7 +182,12 @@ fn keys_are_used_by_root_the_granted_and_nobody_else() {
     // A stranger: denied, exit 4, one line.
     let out = keycheck_as(&agent, "partner", Some((4321, 4321)));
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(stderr(&out).contains("uid 4321 may not use this key"));
+    // The same answer as for a name that does not exist: nothing about the key.
+    assert!(
+        stderr(&out).contains("uid 4321 may use no key that matches \"partner\""),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(stderr(&out).lines().count(), 1);
 
     // Granted by uid, then revoked while the agent runs: takes effect at once.
@@ -320,22 +325,22 @@ fn hostile_requests_get_errors_and_the_agent_keeps_serving() {
         raw_exchange(&agent.socket, &garbage).unwrap()["error"]["code"],
         "bad_request"
     );
-    let future = framed(r#"{"v": 2, "op": "hello"}"#);
+    let future = framed(r#"{"v": 3, "op": "hello"}"#);
     let answer = raw_exchange(&agent.socket, &future).unwrap();
     assert_eq!(answer["error"]["code"], "unsupported_version");
     assert!(
         answer["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("version 1")
+            .contains("version 2")
     );
-    let unknown = framed(r#"{"v": 1, "op": "export_private_key", "thumbprint": "x"}"#);
+    let unknown = framed(r#"{"v": 2, "op": "export_private_key", "thumbprint": "x"}"#);
     assert_eq!(
         raw_exchange(&agent.socket, &unknown).unwrap()["error"]["code"],
         "bad_request"
     );
     let bad_scheme =
-        framed(r#"{"v": 1, "op": "sign", "thumbprint": "00", "scheme": "MD5", "data": ""}"#);
+        framed(r#"{"v": 2, "op": "sign", "thumbprint": "00", "scheme": "MD5", "data": ""}"#);
     assert_eq!(
         raw_exchange(&agent.socket, &bad_scheme).unwrap()["error"]["code"],
         "unsupported_scheme"
@@ -344,7 +349,7 @@ fn hostile_requests_get_errors_and_the_agent_keeps_serving() {
     {
         let mut s = UnixStream::connect(&agent.socket).unwrap();
         s.write_all(&100u32.to_be_bytes()).unwrap();
-        s.write_all(b"{\"v\": 1, \"").unwrap();
+        s.write_all(b"{\"v\": 2, \"").unwrap();
     }
     // A stranger asking to sign by thumbprint directly is denied without key bytes.
     let thumb = env.json(&["show", "partner"])["thumbprint"]
@@ -363,7 +368,7 @@ fn hostile_requests_get_errors_and_the_agent_keeps_serving() {
     cmd.arg(format!(
         r#"import socket,struct,json,sys
 s=socket.socket(socket.AF_UNIX); s.connect({sock:?})
-m=json.dumps({{"v":1,"op":"sign","thumbprint":"{thumb}","scheme":"ECDSA_NISTP256_SHA256","data":"aGk="}}).encode()
+m=json.dumps({{"v":2,"op":"sign","thumbprint":"{thumb}","scheme":"ECDSA_NISTP256_SHA256","data":"aGk="}}).encode()
 s.sendall(struct.pack(">I",len(m))+m); n=struct.unpack(">I",s.recv(4))[0]; print(s.recv(n).decode())"#,
         sock = agent.socket.display().to_string()
     ));

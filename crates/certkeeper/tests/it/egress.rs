@@ -71,8 +71,9 @@ fn backend(delay: Duration, answer: &'static [u8], hold: Duration) -> u16 {
 }
 
 /// The partner's side: a server PKI, a client PKI it trusts, and nginx.
-struct Partner {
-    client_ca: TestCert,
+pub struct Partner {
+    pub client_root: TestCert,
+    pub client_ca: TestCert,
     server_root: TestCert,
     _dir: tempfile::TempDir,
     nginx: Child,
@@ -94,7 +95,7 @@ struct Partner {
 }
 
 impl Partner {
-    fn start() -> Partner {
+    pub fn start() -> Partner {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let client_root = TestCert::self_signed(&Spec::ca("Partner Client Root"));
@@ -248,6 +249,7 @@ http {{
             .expect("openssl is needed by the egress tests");
         wait_for_port(strict_port);
         Partner {
+            client_root,
             client_ca,
             server_root,
             _dir: dir,
@@ -263,7 +265,7 @@ http {{
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.port)
     }
 
@@ -283,7 +285,7 @@ impl Drop for Partner {
 
 /// A home holding the partner's client certificate (name "partner", with its CA) and
 /// the partner's server root in `root`.
-fn home_for(partner: &Partner) -> Env {
+pub fn home_for(partner: &Partner) -> Env {
     let env = Env::new();
     let leaf = partner.client_ca.issue(&Spec::client("client.example"));
     let f = env.write("leaf.pem", format!("{}{}", leaf.pem(), leaf.key_pem()));
@@ -303,7 +305,7 @@ fn request(env: &Env, agent: &RunningAgent, args: &[&str]) -> std::process::Outp
 }
 
 /// A plain HTTP/1.1 request to a binding's listener, as an application makes it.
-fn http(port: u16, method: &str, path: &str, headers: &[&str], body: &[u8]) -> (u16, String) {
+pub fn http(port: u16, method: &str, path: &str, headers: &[&str], body: &[u8]) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut head = format!(
@@ -417,7 +419,7 @@ fn bind(env: &Env, partner: &Partner, name: &str, upstream: &str) -> u16 {
 }
 
 /// Binds `name` to `upstream` with the certificate `cert`, on a free port.
-fn bind_cert(env: &Env, name: &str, cert: &str, upstream: &str) -> u16 {
+pub fn bind_cert(env: &Env, name: &str, cert: &str, upstream: &str) -> u16 {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     env.ok(&[
