@@ -53,7 +53,9 @@ impl From<StoreError> for CliError {
     fn from(e: StoreError) -> Self {
         let code = match &e {
             StoreError::NotFound { .. } | StoreError::Ambiguous { .. } => NOT_FOUND,
-            StoreError::ReadOnly { .. } | StoreError::NonExportable { .. } => DENIED,
+            StoreError::ReadOnly { .. }
+            | StoreError::NonExportable { .. }
+            | StoreError::ExportDir { .. } => DENIED,
             _ => USAGE,
         };
         let message = match &e {
