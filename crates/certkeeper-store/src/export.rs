@@ -138,9 +138,9 @@ impl Home {
                 .optional()
                 .map_err(|e| self.db_err(e))
         };
-        if let Some(thumbprint) = holder(
-            "SELECT thumbprint FROM entries WHERE export_name = ?1 AND thumbprint != ?2",
-        )? {
+        if let Some(thumbprint) =
+            holder("SELECT thumbprint FROM entries WHERE export_name = ?1 AND thumbprint != ?2")?
+        {
             return Err(StoreError::ExportNameTaken {
                 name: name.into(),
                 thumbprint,
@@ -159,11 +159,7 @@ impl Home {
     }
 
     /// Commits `name` as the entry's export name; returns the one it had.
-    fn record_export_name(
-        &self,
-        entry: &Entry,
-        name: &str,
-    ) -> Result<Option<String>, StoreError> {
+    fn record_export_name(&self, entry: &Entry, name: &str) -> Result<Option<String>, StoreError> {
         let db_path = self.db_path();
         let db = |e| StoreError::db(&db_path, e);
         let tx = rusqlite::Transaction::new_unchecked(
@@ -342,6 +338,9 @@ fn describe(bytes: &[u8]) -> (Option<String>, String) {
                 &found.cert.thumbprint[..16]
             ),
         ),
-        None => (None, format!("a file that is not a certificate ({} bytes)", bytes.len())),
+        None => (
+            None,
+            format!("a file that is not a certificate ({} bytes)", bytes.len()),
+        ),
     }
 }

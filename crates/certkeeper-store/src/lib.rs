@@ -22,6 +22,6 @@ pub use bindings::Binding;
 pub use entry::{Entry, StoreName};
 pub use error::{ExportDirProblem, StoreError};
 pub use home::{Home, Setting};
-pub use import::{ImportOptions, ImportReport, Imported, StoreChoice};
+pub use import::{BindingFollows, ImportOptions, ImportReport, Imported, Renamed, StoreChoice};
 pub use paths::PathCheck;
 pub use principal::Principal;

@@ -347,7 +347,11 @@ fn check_entry(
                 Some(blocked) => f.add(
                     "export",
                     subject,
-                    if principals.is_empty() { "warn" } else { "fail" },
+                    if principals.is_empty() {
+                        "warn"
+                    } else {
+                        "fail"
+                    },
                     format!(
                         "{} holds this certificate but {} cannot read it: {} is mode {:04o}",
                         path.display(),
