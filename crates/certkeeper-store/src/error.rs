@@ -201,10 +201,9 @@ impl ExportDirProblem {
                 "is a symbolic link; point export_dir at the real directory: certkeeper config \
                  export_dir $(realpath {d})"
             ),
-            ExportDirProblem::NotADirectory => format!(
-                "is not a directory; remove it or choose another: certkeeper config export_dir DIR \
-                 (was {d})"
-            ),
+            ExportDirProblem::NotADirectory => "is not a directory; remove it, or choose \
+                 another: certkeeper config export_dir DIR"
+                .to_string(),
             ExportDirProblem::Owner { owner, expected } => format!(
                 "is owned by uid {owner}, not by the home's owner (uid {expected}) or root; \
                  fix it with: chown {expected} {d}"

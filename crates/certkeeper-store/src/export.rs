@@ -204,9 +204,12 @@ impl Home {
                 .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(path)
         };
+        // With O_DIRECTORY, Linux reports a symbolic link as ENOTDIR: ask lstat which.
         let classify = |e: std::io::Error| match e.raw_os_error() {
-            Some(libc::ELOOP) => refuse(ExportDirProblem::Symlink),
-            Some(libc::ENOTDIR) => refuse(ExportDirProblem::NotADirectory),
+            Some(libc::ELOOP | libc::ENOTDIR) => match std::fs::symlink_metadata(path) {
+                Ok(m) if m.file_type().is_symlink() => refuse(ExportDirProblem::Symlink),
+                _ => refuse(ExportDirProblem::NotADirectory),
+            },
             _ => StoreError::io(path, e),
         };
         let mut created = false;
