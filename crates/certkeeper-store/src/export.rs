@@ -347,3 +347,62 @@ fn describe(bytes: &[u8]) -> (Option<String>, String) {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use certkeeper_testkit::{Spec, TestCert};
+
+    use crate::{Home, ImportOptions, Setting, StoreError};
+
+    #[test]
+    fn a_commit_that_fails_leaves_the_export_file_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut home, _) = Home::init(&dir.path().join("home")).unwrap();
+        let leaf = TestCert::self_signed(&Spec::client("partner.example"));
+        let contents = certkeeper_core::read_file(leaf.pem().as_bytes(), None).unwrap();
+        let report = home.import(contents, &ImportOptions::default()).unwrap();
+        let entry = home.entry(&report.imported[0].thumbprint).unwrap().unwrap();
+        let exports = dir.path().join("exports");
+        std::fs::create_dir(&exports).unwrap();
+        std::fs::set_permissions(&exports, std::fs::Permissions::from_mode(0o755)).unwrap();
+        home.set_setting(Setting::ExportDir, exports.to_str().unwrap())
+            .unwrap();
+        std::fs::write(exports.join("partner.cer"), b"last year's").unwrap();
+
+        // A deferred foreign key makes the commit itself fail, after the update.
+        home.conn
+            .execute_batch(
+                "CREATE TABLE t(x REFERENCES entries(thumbprint) DEFERRABLE INITIALLY DEFERRED);
+                 CREATE TRIGGER t AFTER UPDATE OF export_name ON entries
+                 BEGIN INSERT INTO t VALUES ('no such entry'); END;",
+            )
+            .unwrap();
+        match home.export_as(&entry, "partner.cer", true) {
+            Err(StoreError::Database { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            std::fs::read(exports.join("partner.cer")).unwrap(),
+            b"last year's"
+        );
+        assert_eq!(std::fs::read_dir(&exports).unwrap().count(), 1);
+        assert_eq!(
+            home.entry(&entry.thumbprint).unwrap().unwrap().export_name,
+            None
+        );
+
+        home.conn.execute_batch("DROP TRIGGER t").unwrap();
+        let exported = home.export_as(&entry, "partner.cer", true).unwrap();
+        assert_eq!(std::fs::read(&exported.path).unwrap(), entry.der);
+        assert_eq!(
+            home.entry(&entry.thumbprint)
+                .unwrap()
+                .unwrap()
+                .export_name
+                .as_deref(),
+            Some("partner.cer")
+        );
+    }
+}
