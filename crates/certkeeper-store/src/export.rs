@@ -75,7 +75,7 @@ impl Home {
         // Refused before anything is written; checked again in the transaction.
         self.check_export_name(entry, name)?;
         let dir_path = self.export_dir()?;
-        let dir = self.open_export_dir(&dir_path)?;
+        let dir = self.open_export_dir(&dir_path, true)?;
         let path = dir_path.join(name);
         let before = match read_existing(&dir, &dir_path, name)? {
             None => Previous::Nothing,
@@ -121,12 +121,17 @@ impl Home {
         Ok(Exported { path, before })
     }
 
-    /// The export directory that `export --as` would use, checked as it would be
-    /// (created when missing). For doctor and the tests.
-    pub fn checked_export_dir(&self) -> Result<PathBuf, StoreError> {
+    /// The export directory, checked as `export --as` checks it, if it exists (not
+    /// created): `Ok(None)` when it does not exist. For doctor.
+    pub fn checked_export_dir(&self) -> Result<Option<PathBuf>, StoreError> {
         let dir = self.export_dir()?;
-        self.open_export_dir(&dir)?;
-        Ok(dir)
+        match self.open_export_dir(&dir, false) {
+            Ok(_) => Ok(Some(dir)),
+            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Refuses an export name another entry holds, or that is another entry's
@@ -189,8 +194,9 @@ impl Home {
     }
 
     /// Opens the export directory without following a symbolic link, creating it
-    /// (mode 0755, whatever the umask) when missing, and checks it on the descriptor.
-    fn open_export_dir(&self, path: &Path) -> Result<File, StoreError> {
+    /// (mode 0755, whatever the umask) when missing and `create`, and checks it on the
+    /// descriptor.
+    fn open_export_dir(&self, path: &Path, create: bool) -> Result<File, StoreError> {
         let home_owner = std::fs::metadata(self.dir())
             .map_err(|e| StoreError::io(self.dir(), e))?
             .uid();
@@ -215,7 +221,7 @@ impl Home {
         let mut created = false;
         let dir = match open() {
             Ok(dir) => dir,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if create && e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(parent) = path.parent().filter(|p| !p.exists()) {
                     std::fs::DirBuilder::new()
                         .recursive(true)

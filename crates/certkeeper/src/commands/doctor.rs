@@ -335,51 +335,59 @@ fn check_entry(
     // Export file present and holding this certificate.
     if let Some(name) = &entry.export_name {
         let path = home.export_dir()?.join(name);
-        match std::fs::read(&path) {
-            Ok(bytes) if bytes == entry.der => match unreadable(&path, principals) {
-                None => f.add(
-                    "export",
-                    subject,
-                    "ok",
-                    format!("{} holds this certificate", path.display()),
-                    None,
-                ),
-                Some(blocked) => f.add(
-                    "export",
-                    subject,
-                    if principals.is_empty() {
-                        "warn"
-                    } else {
-                        "fail"
-                    },
-                    format!(
-                        "{} holds this certificate but {} cannot read it: {} is mode {:04o}",
-                        path.display(),
-                        blocked.who,
-                        blocked.at.display(),
-                        blocked.mode
+        // A directory `export --as` would refuse (its message carries the fix).
+        let refused = match home.checked_export_dir() {
+            Err(e @ certkeeper_store::StoreError::ExportDir { .. }) => Err(e.to_string()),
+            _ => Ok(()),
+        };
+        match refused.map(|()| std::fs::read(&path)) {
+            Err(problem) => f.add("export", subject, "fail", problem, None),
+            Ok(read) => match read {
+                Ok(bytes) if bytes == entry.der => match unreadable(&path, principals) {
+                    None => f.add(
+                        "export",
+                        subject,
+                        "ok",
+                        format!("{} holds this certificate", path.display()),
+                        None,
                     ),
-                    Some(format!(
-                        "chmod {} {}",
-                        if blocked.at == path { "o+r" } else { "o+x" },
-                        blocked.at.display()
-                    )),
+                    Some(blocked) => f.add(
+                        "export",
+                        subject,
+                        if principals.is_empty() {
+                            "warn"
+                        } else {
+                            "fail"
+                        },
+                        format!(
+                            "{} holds this certificate but {} cannot read it: {} is mode {:04o}",
+                            path.display(),
+                            blocked.who,
+                            blocked.at.display(),
+                            blocked.mode
+                        ),
+                        Some(format!(
+                            "chmod {} {}",
+                            if blocked.at == path { "o+r" } else { "o+x" },
+                            blocked.at.display()
+                        )),
+                    ),
+                },
+                Ok(_) => f.add(
+                    "export",
+                    subject,
+                    "fail",
+                    format!("{} holds another certificate", path.display()),
+                    Some(format!("certkeeper export {r} --as {name} --force")),
+                ),
+                Err(_) => f.add(
+                    "export",
+                    subject,
+                    "fail",
+                    format!("{} is missing", path.display()),
+                    Some(format!("certkeeper export {r} --as {name}")),
                 ),
             },
-            Ok(_) => f.add(
-                "export",
-                subject,
-                "fail",
-                format!("{} holds another certificate", path.display()),
-                Some(format!("certkeeper export {r} --as {name}")),
-            ),
-            Err(_) => f.add(
-                "export",
-                subject,
-                "fail",
-                format!("{} is missing", path.display()),
-                Some(format!("certkeeper export {r} --as {name}")),
-            ),
         }
     }
 

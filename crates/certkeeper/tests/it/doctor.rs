@@ -196,6 +196,35 @@ fn each_broken_thing_is_one_failing_line_with_its_fix() {
     assert_eq!(fails.len(), 1, "{fails:?}");
     assert_eq!(fails[0].2, format!("chmod o+r {}", file.display()));
 
+    // Another certificate in the export's place; then a directory anyone may write.
+    let (env, agent, pki) = healthy();
+    let exports = env.dir.path().join("home-exports");
+    std::fs::write(exports.join("partner.cer"), &pki.inter.der).unwrap();
+    let fails = failing(&doctor(&env, &agent, &[]).1);
+    assert_eq!(fails.len(), 1, "{fails:?}");
+    assert_eq!(
+        fails[0].1,
+        format!(
+            "{} holds another certificate",
+            exports.join("partner.cer").display()
+        )
+    );
+    assert_eq!(
+        fails[0].2,
+        "certkeeper export partner --as partner.cer --force"
+    );
+    std::fs::set_permissions(&exports, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let fails = failing(&doctor(&env, &agent, &[]).1);
+    assert_eq!(fails.len(), 1, "{fails:?}");
+    assert_eq!(
+        fails[0].1,
+        format!(
+            "export directory {0} is writable by group or others (mode 0777); fix it with: \
+             chmod go-w {0}",
+            exports.display()
+        )
+    );
+
     // The certificate expired (seen from the future).
     let (env, agent, _) = healthy();
     let fails = failing(&doctor(&env, &agent, &["--at", "2099-01-01"]).1);
