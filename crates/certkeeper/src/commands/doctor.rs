@@ -380,13 +380,28 @@ fn check_entry(
                     format!("{} holds another certificate", path.display()),
                     Some(format!("certkeeper export {r} --as {name} --force")),
                 ),
-                Err(_) => f.add(
-                    "export",
-                    subject,
-                    "fail",
-                    format!("{} is missing", path.display()),
-                    Some(format!("certkeeper export {r} --as {name}")),
-                ),
+                Err(_) => {
+                    // Exports were once written inside the home, where applications
+                    // cannot read them.
+                    let inside = home.dir().join("exports").join(name);
+                    let detail = if inside.is_file() {
+                        format!(
+                            "{} is missing ({} is inside the private home; export again to \
+                             write it where applications read it)",
+                            path.display(),
+                            inside.display()
+                        )
+                    } else {
+                        format!("{} is missing", path.display())
+                    };
+                    f.add(
+                        "export",
+                        subject,
+                        "fail",
+                        detail,
+                        Some(format!("certkeeper export {r} --as {name}")),
+                    );
+                }
             },
         }
     }

@@ -173,6 +173,19 @@ fn each_broken_thing_is_one_failing_line_with_its_fix() {
         "{fails:?}"
     );
     assert_eq!(fails[0].2, "certkeeper export partner --as partner.cer");
+    // Where an older certkeeper wrote it, inside the private home: said so.
+    let inside = env.home.join("exports/partner.cer");
+    std::fs::create_dir(env.home.join("exports")).unwrap();
+    std::fs::write(&inside, b"der").unwrap();
+    let fails = failing(&doctor(&env, &agent, &[]).1);
+    assert!(
+        fails[0].1.ends_with(&format!(
+            "is missing ({} is inside the private home; export again to write it where \
+             applications read it)",
+            inside.display()
+        )),
+        "{fails:?}"
+    );
 
     // The export where the service principal cannot reach it, or cannot read it.
     let (env, agent, _) = healthy();

@@ -539,6 +539,47 @@ fn export_as_over_another_certificate_needs_force_and_says_what_it_replaced() {
 }
 
 #[test]
+fn a_rename_keeps_the_export_name_and_an_export_name_is_no_friendly_name() {
+    let env = Env::new();
+    let pki = Pki::new();
+    let f = env.write(
+        "leaf.pem",
+        format!("{}{}", pki.leaf.pem(), pki.leaf.key_pem()),
+    );
+    env.ok(&["import", &f, "--name", "partner"]);
+    env.ok(&["export", "partner", "--as", "partner.cer"]);
+    let out = env.ok(&["import", &f, "--name", "partner-2026"]);
+    assert!(
+        out.contains("renamed partner -> partner-2026; export name partner.cer unchanged"),
+        "{out}"
+    );
+    let shown = env.json(&["show", "partner.cer"]);
+    assert_eq!(shown["name"], "partner-2026");
+    assert_eq!(shown["export_name"], "partner.cer");
+
+    // Another certificate may not take the export name as its friendly name: the REF
+    // partner.cer would then name two certificates.
+    let thumbprint = shown["thumbprint"].as_str().unwrap();
+    let other = env.write("other.pem", pki.inter.pem());
+    let out = env.run(&["import", &other, "--name", "partner.cer"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "certkeeper: {other}: \"partner.cer\" is already the export name of {thumbprint}; \
+             choose another"
+        )
+    );
+    assert_eq!(env.json(&["show", "partner.cer"])["thumbprint"], thumbprint);
+    // Nor the reverse.
+    env.ok(&["import", &other, "--name", "issuing"]);
+    let out = env.run(&["export", "partner-2026", "--as", "issuing"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("\"issuing\" is already the friendly name of "));
+}
+
+#[test]
 fn non_exportable_keys_never_leave_in_a_pfx() {
     let env = Env::new();
     let pki = Pki::new();
