@@ -351,7 +351,7 @@ _certkeeper() {
             return 0
             ;;
         certkeeper__subcmd__export)
-            opts="-h -V --format --out --chain --as --legacy --password-env --password-file --password-stdin --home --json --help --version"
+            opts="-h -V --format --out --chain --as --force --legacy --password-env --password-file --password-stdin --home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -117,6 +117,7 @@ complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -l passwor
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -l password-file -d 'Read the password from the first line of this file' -r -F
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -l chain -d 'Include the issuing CAs found in the home (pem, p7b, pfx)'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -l force -d 'With --as: replace a file that holds another certificate'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -l legacy -d 'For pfx: 3DES and SHA-1 MAC, for Windows Server 2016 and older and Java 8'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -l password-stdin -d 'Read the password from standard input (up to the first newline)'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand export" -l json -d 'Print one JSON document on stdout instead of text'
@@ -198,7 +199,7 @@ complete -c certkeeper -n "__fish_certkeeper_using_subcommand man" -s h -l help 
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand man" -s V -l version -d 'Print version'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand config" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand config" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c certkeeper -n "__fish_certkeeper_using_subcommand config" -s h -l help -d 'Print help'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand config" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand config" -s V -l version -d 'Print version'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "init" -d 'Create the home (idempotent): database, master key (mode 0600), settings'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "import" -d 'Import certificates and keys from PEM, DER, PKCS#7 (.p7b) or PKCS#12 (.pfx) files'

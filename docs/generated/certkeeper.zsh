@@ -145,6 +145,7 @@ pfx\:"PKCS#12 with the private key (.pfx); needs a password option"))' \
 '--password-file=[Read the password from the first line of this file]:FILE:_files' \
 '--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
 '--chain[Include the issuing CAs found in the home (pem, p7b, pfx)]' \
+'--force[With --as\: replace a file that holds another certificate]' \
 '--legacy[For pfx\: 3DES and SHA-1 MAC, for Windows Server 2016 and older and Java 8]' \
 '--password-stdin[Read the password from standard input (up to the first newline)]' \
 '--json[Print one JSON document on stdout instead of text]' \
@@ -328,8 +329,8 @@ _arguments "${_arguments_options[@]}" : \
 _arguments "${_arguments_options[@]}" : \
 '--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
 '--json[Print one JSON document on stdout instead of text]' \
-'-h[Print help]' \
-'--help[Print help]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
 '-V[Print version]' \
 '--version[Print version]' \
 '::key -- The setting:_default' \

@@ -136,6 +136,33 @@ pub enum StoreError {
         /// The entry that has it.
         thumbprint: String,
     },
+    /// The export file already holds another certificate (or something else).
+    #[error("{path} already holds {holder}; give --force to replace it")]
+    ExportFileTaken {
+        /// The file.
+        path: PathBuf,
+        /// What it holds ("CN=Old Partner (thumbprint 1a2b...)").
+        holder: String,
+    },
+    /// The export directory cannot be trusted or written.
+    #[error("export directory {dir} {problem}", problem = problem.describe(dir))]
+    ExportDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong with it.
+        problem: ExportDirProblem,
+    },
+    /// A friendly name that is another entry's export name (or the reverse): a REF
+    /// naming one would then match both.
+    #[error("{name:?} is already the {what} of {thumbprint}; choose another")]
+    NameClash {
+        /// The name.
+        name: String,
+        /// "export name" or "friendly name".
+        what: &'static str,
+        /// The other entry.
+        thumbprint: String,
+    },
     /// A setting or value that does not exist or does not parse.
     #[error("{0}")]
     InvalidSetting(String),
@@ -145,6 +172,65 @@ pub enum StoreError {
     /// A value given by the user that does not fit.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// Why the export directory is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportDirProblem {
+    /// It is a symbolic link.
+    Symlink,
+    /// It is not a directory.
+    NotADirectory,
+    /// Someone other than the home's owner or root owns it.
+    Owner {
+        /// Its owner.
+        owner: u32,
+        /// The home's owner.
+        expected: u32,
+    },
+    /// Group or others may write into it.
+    Writable {
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The export file's name is taken by something that is not a regular file.
+    TargetNotAFile {
+        /// The file name.
+        name: String,
+    },
+    /// It cannot be written (read-only file system or permissions).
+    ReadOnly,
+}
+
+impl ExportDirProblem {
+    /// The problem and its fix, after "export directory DIR ".
+    fn describe(&self, dir: &std::path::Path) -> String {
+        let d = dir.display();
+        match self {
+            ExportDirProblem::Symlink => format!(
+                "is a symbolic link; point export_dir at the real directory: certkeeper config \
+                 export_dir $(realpath {d})"
+            ),
+            ExportDirProblem::NotADirectory => "is not a directory; remove it, or choose \
+                 another: certkeeper config export_dir DIR"
+                .to_string(),
+            ExportDirProblem::Owner { owner, expected } => format!(
+                "is owned by uid {owner}, not by the home's owner (uid {expected}) or root; \
+                 fix it with: chown {expected} {d}"
+            ),
+            ExportDirProblem::Writable { mode } => format!(
+                "is writable by group or others (mode {mode:04o}); fix it with: chmod go-w {d}"
+            ),
+            ExportDirProblem::TargetNotAFile { name } => format!(
+                "holds {name} that is not a regular file (a symbolic link or a directory); \
+                 remove it: rm {}",
+                dir.join(name).display()
+            ),
+            ExportDirProblem::ReadOnly => "cannot be written (read-only file system or \
+                 permissions); nothing was written"
+                .to_string(),
+        }
+    }
 }
 
 impl StoreError {

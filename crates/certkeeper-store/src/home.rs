@@ -27,7 +27,8 @@ pub struct Home {
 /// The settings of a home, with their defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Setting {
-    /// Where `export --as` writes (default `<home>/exports`).
+    /// Where `export --as` writes (default `<home>-exports`, beside the home: the
+    /// applications read it, and the home is private to its owner).
     ExportDir,
     /// The principals every personal key must grant (comma-separated).
     ServicePrincipals,
@@ -72,7 +73,7 @@ impl Setting {
 
 impl Home {
     /// Creates the home if needed (idempotent): directory 0700, database, master
-    /// key 0600, export directory. Returns whether anything was created.
+    /// key 0600. Returns whether anything was created.
     pub fn init(dir: &Path) -> Result<(Home, bool), StoreError> {
         if let Some(not_owner) = not_owner(dir) {
             return Err(not_owner);
@@ -87,10 +88,6 @@ impl Home {
             MasterKey::create(&key_path)?;
         }
         let home = Home::open_db(dir)?;
-        let exports = home.export_dir()?;
-        if !exports.exists() {
-            crate::fs::create_dir(&exports, 0o755)?;
-        }
         Ok((home, created))
     }
 
@@ -218,7 +215,7 @@ impl Home {
             .optional()
             .map_err(|e| self.db_err(e))?;
         Ok(stored.unwrap_or_else(|| match setting {
-            Setting::ExportDir => self.dir.join("exports").display().to_string(),
+            Setting::ExportDir => default_export_dir(&self.dir).display().to_string(),
             Setting::ServicePrincipals => String::new(),
             Setting::ExpiryWarningDays => "30".into(),
             Setting::UpstreamTimeout => "60".into(),
@@ -477,48 +474,20 @@ impl Home {
         let plain = self.master_key()?.unseal(&entry.thumbprint, &sealed)?;
         Ok(PrivateKey::from_pkcs8_der(&plain)?)
     }
+}
 
-    /// Records `name` as the entry's export name and writes its DER to
-    /// `<export_dir>/name`; on any failure neither happens.
-    pub fn export_as(&mut self, entry: &Entry, name: &str) -> Result<PathBuf, StoreError> {
-        if name.is_empty()
-            || name.contains('/')
-            || name == "."
-            || name == ".."
-            || name.contains('\0')
-        {
-            return Err(StoreError::Invalid(format!(
-                "export name {name:?} must be a plain file name (like partner.cer)"
-            )));
+/// `<home>-exports`: beside the home, which is 0700, so that other users can read
+/// the exported certificates (`/var/lib/certkeeper` -> `/var/lib/certkeeper-exports`).
+pub fn default_export_dir(home: &Path) -> PathBuf {
+    let home = std::fs::canonicalize(home).unwrap_or_else(|_| home.to_path_buf());
+    match (home.parent(), home.file_name()) {
+        (Some(parent), Some(name)) => {
+            let mut sibling = name.to_os_string();
+            sibling.push("-exports");
+            parent.join(sibling)
         }
-        let path = self.export_dir()?.join(name);
-        let db_path = self.db_path();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| StoreError::db(&db_path, e))?;
-        let holder: Option<String> = tx
-            .query_row(
-                "SELECT thumbprint FROM entries WHERE export_name = ?1 AND thumbprint != ?2",
-                params![name, entry.thumbprint],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| StoreError::db(&db_path, e))?;
-        if let Some(thumbprint) = holder {
-            return Err(StoreError::ExportNameTaken {
-                name: name.into(),
-                thumbprint,
-            });
-        }
-        tx.execute(
-            "UPDATE entries SET export_name = ?1 WHERE thumbprint = ?2",
-            params![name, entry.thumbprint],
-        )
-        .map_err(|e| StoreError::db(&db_path, e))?;
-        crate::fs::write_atomic(&path, &entry.der, 0o644)?;
-        tx.commit().map_err(|e| StoreError::db(&db_path, e))?;
-        Ok(path)
+        // The root directory as a home: nothing beside it.
+        _ => home.join("exports"),
     }
 }
 

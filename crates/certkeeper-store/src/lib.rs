@@ -2,13 +2,14 @@
 //!
 //! A home is a directory (mode 0700) holding `certkeeper.db` (SQLite in WAL mode, so
 //! the CLI and the agent can open it at once), `master.key` (32 random bytes, mode
-//! 0600) and the default export directory. Certificates live in the database as DER;
+//! 0600); the default export directory is beside it (`<home>-exports`). Certificates live in the database as DER;
 //! private keys live there sealed with the master key (AES-256-GCM, the entry's
 //! thumbprint as associated data), never in clear.
 
 pub mod bindings;
 pub mod entry;
 pub mod error;
+pub mod export;
 pub mod fs;
 pub mod home;
 pub mod import;
@@ -19,8 +20,8 @@ pub mod seal;
 
 pub use bindings::Binding;
 pub use entry::{Entry, EntryFacts, StoreName};
-pub use error::StoreError;
+pub use error::{ExportDirProblem, StoreError};
 pub use home::{Home, Setting};
-pub use import::{ImportOptions, ImportReport, Imported, StoreChoice};
+pub use import::{BindingFollows, ImportOptions, ImportReport, Imported, Renamed, StoreChoice};
 pub use paths::{PathCheck, check_candidates};
 pub use principal::Principal;

@@ -125,9 +125,12 @@ pub enum Command {
 
     /// Export a certificate: public part as DER by default; PEM, PKCS#7, or .pfx with the key.
     ///
-    /// With `--as NAME` the DER certificate is written to `<export_dir>/NAME` and NAME
-    /// is recorded as the entry's export name: the agreed name (partner.cer) that is the
-    /// same on every front-end.
+    /// With `--as NAME` the DER certificate is written to `<export_dir>/NAME` (mode 0644)
+    /// and NAME is recorded as the entry's export name: the agreed name (partner.cer)
+    /// that is the same on every front-end. The export directory is by default
+    /// `<home>-exports` beside the home (e.g. /var/lib/certkeeper-exports), readable by
+    /// the applications; it must not be a symbolic link nor writable by group or others.
+    /// A file there that holds another certificate is replaced only with --force.
     #[command(after_help = "Examples:\n  \
         certkeeper export partner --as partner.cer\n  \
         certkeeper export partner --format pem --chain --out partner-chain.pem\n  \
@@ -292,6 +295,12 @@ pub enum Command {
 
     /// Show or change settings: export_dir, service_principals, expiry_warning_days,
     /// upstream_timeout.
+    ///
+    /// export_dir: where `export --as` writes the public certificates, readable by other
+    /// users (directory 0755, files 0644). Default: `<home>-exports` beside the home, e.g.
+    /// /var/lib/certkeeper-exports for the home /var/lib/certkeeper (the home itself is
+    /// 0700). It must be owned by the home's owner or root, not a symbolic link, and not
+    /// writable by group or others.
     #[command(after_help = "Examples:\n  \
         certkeeper config\n  \
         certkeeper config export_dir /srv/certificates\n  \
@@ -345,6 +354,9 @@ pub struct ExportArgs {
     /// Write the DER to <export_dir>/NAME and record NAME as the export name.
     #[arg(long = "as", value_name = "NAME")]
     pub as_name: Option<String>,
+    /// With --as: replace a file that holds another certificate.
+    #[arg(long, requires = "as_name")]
+    pub force: bool,
     /// For pfx: 3DES and SHA-1 MAC, for Windows Server 2016 and older and Java 8.
     #[arg(long)]
     pub legacy: bool,

@@ -226,7 +226,7 @@ async fn demo() -> Result<usize, CliError> {
     ));
 
     s.step("Export the public certificate under the agreed name partner.cer");
-    let exported = home.export_as(&entry, "partner.cer")?;
+    let exported = home.export_as(&entry, "partner.cer", false)?.path;
     s.say(&format!(
         "{} (DER, {} bytes, identical to the imported certificate)",
         exported.display(),

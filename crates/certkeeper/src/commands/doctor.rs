@@ -335,28 +335,74 @@ fn check_entry(
     // Export file present and holding this certificate.
     if let Some(name) = &entry.export_name {
         let path = home.export_dir()?.join(name);
-        match std::fs::read(&path) {
-            Ok(bytes) if bytes == entry.der => f.add(
-                "export",
-                subject,
-                "ok",
-                format!("{} holds this certificate", path.display()),
-                None,
-            ),
-            Ok(_) => f.add(
-                "export",
-                subject,
-                "fail",
-                format!("{} holds another certificate", path.display()),
-                Some(format!("certkeeper export {r} --as {name}")),
-            ),
-            Err(_) => f.add(
-                "export",
-                subject,
-                "fail",
-                format!("{} is missing", path.display()),
-                Some(format!("certkeeper export {r} --as {name}")),
-            ),
+        // A directory `export --as` would refuse (its message carries the fix).
+        let refused = match home.checked_export_dir() {
+            Err(e @ certkeeper_store::StoreError::ExportDir { .. }) => Err(e.to_string()),
+            _ => Ok(()),
+        };
+        match refused.map(|()| std::fs::read(&path)) {
+            Err(problem) => f.add("export", subject, "fail", problem, None),
+            Ok(read) => match read {
+                Ok(bytes) if bytes == entry.der => match unreadable(&path, principals) {
+                    None => f.add(
+                        "export",
+                        subject,
+                        "ok",
+                        format!("{} holds this certificate", path.display()),
+                        None,
+                    ),
+                    Some(blocked) => f.add(
+                        "export",
+                        subject,
+                        if principals.is_empty() {
+                            "warn"
+                        } else {
+                            "fail"
+                        },
+                        format!(
+                            "{} holds this certificate but {} cannot read it: {} is mode {:04o}",
+                            path.display(),
+                            blocked.who,
+                            blocked.at.display(),
+                            blocked.mode
+                        ),
+                        Some(format!(
+                            "chmod {} {}",
+                            if blocked.at == path { "o+r" } else { "o+x" },
+                            blocked.at.display()
+                        )),
+                    ),
+                },
+                Ok(_) => f.add(
+                    "export",
+                    subject,
+                    "fail",
+                    format!("{} holds another certificate", path.display()),
+                    Some(format!("certkeeper export {r} --as {name} --force")),
+                ),
+                Err(_) => {
+                    // Exports were once written inside the home, where applications
+                    // cannot read them.
+                    let inside = home.dir().join("exports").join(name);
+                    let detail = if inside.is_file() {
+                        format!(
+                            "{} is missing ({} is inside the private home; export again to \
+                             write it where applications read it)",
+                            path.display(),
+                            inside.display()
+                        )
+                    } else {
+                        format!("{} is missing", path.display())
+                    };
+                    f.add(
+                        "export",
+                        subject,
+                        "fail",
+                        detail,
+                        Some(format!("certkeeper export {r} --as {name}")),
+                    );
+                }
+            },
         }
     }
 
@@ -387,6 +433,78 @@ fn check_entry(
         );
     }
     Ok(())
+}
+
+/// Who cannot read an exported file, and the first path on the way that stops them.
+struct Blocked {
+    who: String,
+    at: PathBuf,
+    mode: u32,
+}
+
+/// The first service principal (or, with none configured, other users) that cannot
+/// read `file`: search permission on every directory above it, read permission on
+/// it, judged from the owner, group and mode bits.
+fn unreadable(file: &std::path::Path, principals: &[Principal]) -> Option<Blocked> {
+    use std::os::unix::fs::MetadataExt;
+    // (who, uid if one user, the groups they are in)
+    let mut readers: Vec<(String, Option<u32>, Vec<u32>)> = Vec::new();
+    for p in principals {
+        match p.resolve() {
+            Some((true, uid)) => {
+                let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                    .ok()
+                    .flatten();
+                let groups = user
+                    .map(|u| {
+                        let name = std::ffi::CString::new(u.name).unwrap_or_default();
+                        nix::unistd::getgrouplist(&name, u.gid)
+                            .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
+                            .unwrap_or_else(|_| vec![u.gid.as_raw()])
+                    })
+                    .unwrap_or_default();
+                readers.push((p.to_string(), Some(uid), groups));
+            }
+            Some((false, gid)) => readers.push((p.to_string(), None, vec![gid])),
+            None => {}
+        }
+    }
+    if principals.is_empty() {
+        readers.push(("other users".into(), None, Vec::new()));
+    }
+    let mut steps: Vec<(PathBuf, u32)> = file
+        .ancestors()
+        .skip(1)
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(|d| (d.to_path_buf(), 0o1))
+        .collect();
+    steps.reverse();
+    steps.push((file.to_path_buf(), 0o4));
+    for (who, uid, groups) in readers {
+        for (at, need) in &steps {
+            let Ok(meta) = std::fs::metadata(at) else {
+                continue;
+            };
+            let mode = meta.mode() & 0o7777;
+            let bits = if uid == Some(0) {
+                0o7
+            } else if uid == Some(meta.uid()) {
+                mode >> 6
+            } else if groups.contains(&meta.gid()) {
+                mode >> 3
+            } else {
+                mode
+            };
+            if bits & need == 0 {
+                return Some(Blocked {
+                    who,
+                    at: at.clone(),
+                    mode,
+                });
+            }
+        }
+    }
+    None
 }
 
 fn check_binding(

@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 
 use certkeeper_core::{Certificate, pkcs7, pkcs12};
+use certkeeper_store::export::Previous;
 
 use super::Context;
 use crate::cli::{ExportArgs, ExportFormat};
@@ -20,17 +21,39 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> Result<u8, CliError> {
                 "--as writes the DER certificate alone: drop --format and --chain",
             ));
         }
-        let path = home.export_as(&entry, name)?;
+        let exported = home.export_as(&entry, name, args.force)?;
+        let path = &exported.path;
+        let (state, replaced) = match &exported.before {
+            Previous::Nothing => ("written", None),
+            Previous::Same => ("unchanged", None),
+            Previous::SameReencoded => ("rewritten", None),
+            Previous::Replaced(what) => ("replaced", Some(what.as_str())),
+        };
         if ctx.json {
-            output::json(
-                &serde_json::json!({"thumbprint": entry.thumbprint, "export_name": name, "path": path}),
-            )?;
+            output::json(&serde_json::json!({
+                "thumbprint": entry.thumbprint, "export_name": name, "path": path,
+                "file": state, "replaced": replaced,
+            }))?;
         } else {
-            output::print_stdout(&format!(
-                "exported {} as {}\n",
-                entry.subject,
-                path.display()
-            ))?;
+            let text = match &exported.before {
+                Previous::Nothing => format!("exported {} as {}\n", entry.subject, path.display()),
+                Previous::Same => format!(
+                    "{} already holds {}; nothing to write\n",
+                    path.display(),
+                    entry.subject
+                ),
+                Previous::SameReencoded => format!(
+                    "exported {} as {} (it held the same certificate as PEM; now DER)\n",
+                    entry.subject,
+                    path.display()
+                ),
+                Previous::Replaced(what) => format!(
+                    "exported {} as {}; replaced {what}\n",
+                    entry.subject,
+                    path.display()
+                ),
+            };
+            output::print_stdout(&text)?;
         }
         return Ok(0);
     }

@@ -2,7 +2,7 @@
 //! transaction; every file reported; exit non-zero if any failed.
 
 use certkeeper_core::read_file;
-use certkeeper_store::{Home, ImportOptions, StoreChoice};
+use certkeeper_store::{Home, ImportOptions, Imported, Renamed, StoreChoice};
 
 use super::Context;
 use crate::cli::{ImportArgs, ImportStoreArg};
@@ -72,6 +72,12 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<u8, CliError> {
                         i.subject,
                         &i.thumbprint[..16]
                     ));
+                    if let Some(renamed) = &i.renamed {
+                        text.push_str(&format!(
+                            "               {}\n",
+                            rename_line(&home, i, renamed)
+                        ));
+                    }
                     let mut row = serde_json::to_value(i).unwrap_or_default();
                     row["file"] = shown.clone().into();
                     // Each personal entry this import touched: is its path valid now?
@@ -117,6 +123,31 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<u8, CliError> {
     }
     // Each failure was reported above; the exit code is the first failure's.
     Ok(first_error.map_or(0, |e| e.code))
+}
+
+/// "renamed partner -> partner-2026; binding partner-api now uses partner-2026".
+fn rename_line(home: &Home, item: &Imported, renamed: &Renamed) -> String {
+    let mut line = format!("renamed {} -> {}", renamed.from, renamed.to);
+    for b in &renamed.bindings {
+        let what = match b.field {
+            "cert" => format!("binding {} now uses {}", b.binding, b.to),
+            _ => format!("binding {}'s server CA is now {}", b.binding, b.to),
+        };
+        line.push_str("; ");
+        line.push_str(&what);
+        if b.to != renamed.to {
+            line.push_str(&format!(
+                " (the name {} names another certificate)",
+                renamed.to
+            ));
+        }
+    }
+    if let Ok(Some(entry)) = home.entry(&item.thumbprint)
+        && let Some(export_name) = entry.export_name
+    {
+        line.push_str(&format!("; export name {export_name} unchanged"));
+    }
+    line
 }
 
 /// "cannot read: no such file" and the like, without Rust's "(os error 2)".

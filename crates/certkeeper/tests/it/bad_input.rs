@@ -2,6 +2,7 @@
 //! file and the problem, exit 2, and leaves the home as it was; so do a full disk, a
 //! read-only home and a killed process.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -307,4 +308,78 @@ fn a_killed_import_leaves_all_or_nothing() {
     // The home is sound: a full import works.
     env.ok(&["import", &file]);
     assert_eq!(entries(&env).len(), 600);
+}
+
+#[test]
+fn a_failed_export_leaves_the_export_name_and_the_file_as_they_were() {
+    let Some(fs) = Tmpfs::mount("1m") else { return };
+    let env = Env::new();
+    let pki = Pki::new();
+    let f = env.write(
+        "leaf.pem",
+        format!("{}{}", pki.leaf.pem(), pki.leaf.key_pem()),
+    );
+    env.ok(&["import", &f, "--name", "partner"]);
+    env.ok(&["export", "partner", "--as", "old.cer"]);
+    let exports = fs.path().join("exports");
+    std::fs::create_dir(&exports).unwrap();
+    std::fs::set_permissions(&exports, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.ok(&["config", "export_dir", exports.to_str().unwrap()]);
+    let export_name = || env.json(&["show", "partner"])["export_name"].clone();
+    let listing = || {
+        let mut names: Vec<String> = std::fs::read_dir(&exports)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    // Another certificate under the agreed name, to be replaced with --force.
+    let other = TestCert::self_signed(&Spec::client("other.example"));
+    std::fs::write(exports.join("new.cer"), &other.der).unwrap();
+
+    // The export directory's disk is full.
+    let filler = fs.path().join("filler");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k"])
+        .arg(format!("of={}", filler.display()))
+        .output();
+    let out = env.run(&["export", "partner", "--as", "new.cer", "--force"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("disk is full") && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(export_name(), "old.cer");
+    assert_eq!(listing(), ["new.cer"]);
+    assert_eq!(std::fs::read(exports.join("new.cer")).unwrap(), other.der);
+    std::fs::remove_file(&filler).unwrap();
+
+    // The export directory is read-only.
+    fs.remount("ro");
+    let out = env.run(&["export", "partner", "--as", "new.cer", "--force"]);
+    fs.remount("rw");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains(&format!(
+            "export directory {} cannot be written",
+            exports.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(export_name(), "old.cer");
+    assert_eq!(listing(), ["new.cer"]);
+    assert_eq!(std::fs::read(exports.join("new.cer")).unwrap(), other.der);
+
+    // Room again: both change together.
+    env.ok(&["export", "partner", "--as", "new.cer", "--force"]);
+    assert_eq!(export_name(), "new.cer");
+    assert_eq!(
+        std::fs::read(exports.join("new.cer")).unwrap(),
+        pki.leaf.der
+    );
 }

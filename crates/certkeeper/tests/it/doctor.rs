@@ -2,6 +2,8 @@
 //! clean machine; every command's help shows an example; the generated man page and
 //! completions match the CLI definition.
 
+use std::os::unix::fs::PermissionsExt;
+
 use certkeeper_testkit::{ExtendedKeyUsagePurpose, Pki, Spec};
 use serde_json::Value;
 
@@ -12,6 +14,8 @@ use crate::common::{Env, stderr};
 /// granted, the export written, a binding, and the agent running.
 fn healthy() -> (Env, RunningAgent, Pki) {
     let env = Env::new();
+    // As /var/lib: other users may pass through to the export directory beside the home.
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let pki = Pki::new();
     let f = env.write(
         "leaf.pem",
@@ -159,15 +163,80 @@ fn each_broken_thing_is_one_failing_line_with_its_fix() {
 
     // The export deleted.
     let (env, agent, _) = healthy();
-    std::fs::remove_file(env.home.join("exports/partner.cer")).unwrap();
+    let exports = env.dir.path().join("home-exports");
+    std::fs::remove_file(exports.join("partner.cer")).unwrap();
     let fails = failing(&doctor(&env, &agent, &[]).1);
     assert_eq!(fails.len(), 1, "{fails:?}");
     assert_eq!(fails[0].0, "export");
     assert!(
-        fails[0].1.ends_with("exports/partner.cer is missing"),
+        fails[0].1 == format!("{} is missing", exports.join("partner.cer").display()),
         "{fails:?}"
     );
     assert_eq!(fails[0].2, "certkeeper export partner --as partner.cer");
+    // Where an older certkeeper wrote it, inside the private home: said so.
+    let inside = env.home.join("exports/partner.cer");
+    std::fs::create_dir(env.home.join("exports")).unwrap();
+    std::fs::write(&inside, b"der").unwrap();
+    let fails = failing(&doctor(&env, &agent, &[]).1);
+    assert!(
+        fails[0].1.ends_with(&format!(
+            "is missing ({} is inside the private home; export again to write it where \
+             applications read it)",
+            inside.display()
+        )),
+        "{fails:?}"
+    );
+
+    // The export where the service principal cannot reach it, or cannot read it.
+    let (env, agent, _) = healthy();
+    let dir = env.dir.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let fails = failing(&doctor(&env, &agent, &[]).1);
+    assert_eq!(fails.len(), 1, "{fails:?}");
+    assert_eq!(fails[0].0, "export");
+    assert!(
+        fails[0].1.ends_with(&format!(
+            "but user:nobody cannot read it: {} is mode 0700",
+            dir.display()
+        )),
+        "{fails:?}"
+    );
+    assert_eq!(fails[0].2, format!("chmod o+x {}", dir.display()));
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = dir.join("home-exports/partner.cer");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let fails = failing(&doctor(&env, &agent, &[]).1);
+    assert_eq!(fails.len(), 1, "{fails:?}");
+    assert_eq!(fails[0].2, format!("chmod o+r {}", file.display()));
+
+    // Another certificate in the export's place; then a directory anyone may write.
+    let (env, agent, pki) = healthy();
+    let exports = env.dir.path().join("home-exports");
+    std::fs::write(exports.join("partner.cer"), &pki.inter.der).unwrap();
+    let fails = failing(&doctor(&env, &agent, &[]).1);
+    assert_eq!(fails.len(), 1, "{fails:?}");
+    assert_eq!(
+        fails[0].1,
+        format!(
+            "{} holds another certificate",
+            exports.join("partner.cer").display()
+        )
+    );
+    assert_eq!(
+        fails[0].2,
+        "certkeeper export partner --as partner.cer --force"
+    );
+    std::fs::set_permissions(&exports, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let fails = failing(&doctor(&env, &agent, &[]).1);
+    assert_eq!(fails.len(), 1, "{fails:?}");
+    assert_eq!(
+        fails[0].1,
+        format!(
+            "export directory {0} is writable by group or others (mode 0777); fix it with: \
+             chmod go-w {0}",
+            exports.display()
+        )
+    );
 
     // The certificate expired (seen from the future).
     let (env, agent, _) = healthy();

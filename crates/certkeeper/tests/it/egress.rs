@@ -823,6 +823,72 @@ fn a_binding_relays_plain_http_with_the_certificate_and_follows_renewal() {
 }
 
 #[test]
+fn a_reimport_under_another_name_keeps_the_binding_serving() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let leaf = env.path("leaf.pem");
+    let agent = RunningAgent::start(&env);
+    let port = bind(&env, &partner, "partner-api", &partner.url("/api"));
+    wait_for_port(port);
+    let (status, body) = http(port, "GET", "/", &[], b"");
+    assert_eq!(status, 200, "{body}");
+    let serial = echoed(&body, "serial");
+
+    // The same .pfx again under the name the new contract uses.
+    let out = env.ok(&["import", &leaf, "--name", "partner-2026"]);
+    assert!(
+        out.contains("renamed partner -> partner-2026; binding partner-api now uses partner-2026"),
+        "{out}"
+    );
+    let bindings = env.json(&["bindings"]);
+    assert_eq!(bindings[0]["cert"], "partner-2026", "{bindings}");
+    // The agent reads the change within a second; the binding keeps serving the
+    // same certificate.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (status, body) = http(port, "GET", "/", &[], b"");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(echoed(&body, "serial"), serial);
+    assert_eq!(echoed(&body, "verify"), "SUCCESS");
+
+    // And back, as JSON.
+    let json = env.json(&["import", &leaf, "--name", "partner"]);
+    assert_eq!(
+        json["imported"][0]["renamed"],
+        serde_json::json!({"from": "partner-2026", "to": "partner", "bindings": [
+            {"binding": "partner-api", "field": "cert", "from": "partner-2026", "to": "partner"}
+        ]}),
+        "{json}"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let (status, body) = http(port, "GET", "/", &[], b"");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(echoed(&body, "serial"), serial);
+    // doctor agrees: the binding still finds its certificate (the home lacks the
+    // partner's client root, so its path check has its own complaint).
+    let out = env.run(&[
+        "doctor",
+        "--json",
+        "--socket",
+        agent.socket.to_str().unwrap(),
+    ]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let binding: Vec<&serde_json::Value> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["subject"] == "binding partner-api")
+        .collect();
+    assert!(!binding.is_empty(), "{rows}");
+    assert!(
+        binding.iter().all(|r| r["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("certificate CN=client.example")),
+        "{binding:?}"
+    );
+}
+
+#[test]
 fn a_dead_upstream_is_a_fast_502() {
     let partner = Partner::start();
     let env = home_for(&partner);

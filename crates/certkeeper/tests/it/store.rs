@@ -359,6 +359,226 @@ fn export_as_records_the_agreed_name_and_writes_der_there() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `setpriv` as nobody (uid 65534, no groups): what an ungranted user can do.
+fn as_nobody(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn export_as_writes_beside_the_private_home_where_other_users_read_it() {
+    let env = Env::new();
+    // As /var/lib: other users may pass through.
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pki = Pki::new();
+    let file = pfx(&env, &pki, "p.pfx", "pw", &[]);
+    env.run_env(&["import", &file, "--password-env", "PW"], "PW", "pw");
+    let exports = env.dir.path().join("home-exports");
+    assert_eq!(
+        env.ok(&["config", "export_dir"]).trim(),
+        exports.display().to_string()
+    );
+    // A restrictive umask narrows neither the directory nor the file.
+    let bin = env!("CARGO_BIN_EXE_certkeeper");
+    let home = env.home.display().to_string();
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "umask 077 && exec \"$0\" --home \"$1\" export partner --as partner.cer",
+        ])
+        .args([bin, &home])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let exported = exports.join("partner.cer");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!(
+            "exported {} as {}",
+            certkeeper_core::Certificate::from_der(&pki.leaf.der)
+                .unwrap()
+                .subject,
+            exported.display()
+        )
+    );
+    assert_eq!(mode(&exports), 0o755);
+    assert_eq!(mode(&exported), 0o644);
+    assert_eq!(mode(&env.home), 0o700);
+
+    // An ungranted user reads the certificate, and not the home.
+    let read = as_nobody(&["cat", exported.to_str().unwrap()]);
+    assert!(read.status.success(), "{}", stderr(&read));
+    assert_eq!(read.stdout, pki.leaf.der);
+    let db = env.home.join("certkeeper.db");
+    let denied = as_nobody(&["cat", db.to_str().unwrap()]);
+    assert!(!denied.status.success());
+    assert!(
+        stderr(&denied).contains("Permission denied"),
+        "{}",
+        stderr(&denied)
+    );
+}
+
+#[test]
+fn an_export_directory_that_cannot_be_trusted_is_refused_with_its_fix() {
+    let env = Env::new();
+    let pki = Pki::new();
+    let file = pfx(&env, &pki, "p.pfx", "pw", &[]);
+    env.run_env(&["import", &file, "--password-env", "PW"], "PW", "pw");
+    let real = env.dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let refused = |dir: &std::path::Path, why: &str| {
+        env.ok(&["config", "export_dir", dir.to_str().unwrap()]);
+        let out = env.run(&["export", "partner", "--as", "partner.cer"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(4), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with(&format!("certkeeper: export directory {} ", dir.display()))
+                && err.contains(why),
+            "{err}"
+        );
+        assert!(!dir.join("partner.cer").exists());
+        assert_eq!(
+            env.json(&["show", "partner"])["export_name"],
+            serde_json::Value::Null
+        );
+    };
+
+    let link = env.dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    refused(&link, "is a symbolic link");
+    assert!(!real.join("partner.cer").exists());
+
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o777)).unwrap();
+    refused(
+        &real,
+        &format!(
+            "is writable by group or others (mode 0777); fix it with: chmod go-w {}",
+            real.display()
+        ),
+    );
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    std::os::unix::fs::chown(&real, Some(65534), None).unwrap();
+    refused(
+        &real,
+        "is owned by uid 65534, not by the home's owner (uid 0) or root",
+    );
+    std::os::unix::fs::chown(&real, Some(0), None).unwrap();
+
+    // A symbolic link in the file's place is not followed.
+    let elsewhere = env.dir.path().join("elsewhere.cer");
+    std::fs::write(&elsewhere, "keep").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, real.join("partner.cer")).unwrap();
+    env.ok(&["config", "export_dir", real.to_str().unwrap()]);
+    let out = env.run(&["export", "partner", "--as", "partner.cer", "--force"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "keep");
+}
+
+#[test]
+fn export_as_over_another_certificate_needs_force_and_says_what_it_replaced() {
+    let env = Env::new();
+    let pki = Pki::new();
+    let file = pfx(&env, &pki, "p.pfx", "pw", &[]);
+    env.run_env(&["import", &file, "--password-env", "PW"], "PW", "pw");
+    let exports = env.dir.path().join("home-exports");
+    std::fs::create_dir(&exports).unwrap();
+    let target = exports.join("partner.cer");
+    // Last year's certificate, left by hand under the agreed name.
+    let old = TestCert::self_signed(&Spec::client("old-partner.example"));
+    std::fs::write(&target, &old.der).unwrap();
+    let old_subject = certkeeper_core::Certificate::from_der(&old.der)
+        .unwrap()
+        .subject;
+
+    let out = env.run(&["export", "partner", "--as", "partner.cer"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{} already holds {old_subject} (thumbprint ",
+            target.display()
+        )) && err.trim_end().ends_with("give --force to replace it"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), old.der);
+    assert_eq!(
+        env.json(&["show", "partner"])["export_name"],
+        serde_json::Value::Null
+    );
+
+    let out = env.ok(&["export", "partner", "--as", "partner.cer", "--force"]);
+    assert!(
+        out.contains(&format!("; replaced {old_subject} (thumbprint ")),
+        "{out}"
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), pki.leaf.der);
+    assert_eq!(env.json(&["show", "partner"])["export_name"], "partner.cer");
+
+    // The same certificate again: nothing to do, no --force needed.
+    let json = env.json(&["export", "partner", "--as", "partner.cer"]);
+    assert_eq!(json["file"], "unchanged");
+    assert_eq!(std::fs::read(&target).unwrap(), pki.leaf.der);
+    // And the same one as PEM is rewritten as DER without --force.
+    std::fs::write(&target, pki.leaf.pem()).unwrap();
+    let json = env.json(&["export", "partner", "--as", "partner.cer"]);
+    assert_eq!(json["file"], "rewritten");
+    assert_eq!(std::fs::read(&target).unwrap(), pki.leaf.der);
+}
+
+#[test]
+fn a_rename_keeps_the_export_name_and_an_export_name_is_no_friendly_name() {
+    let env = Env::new();
+    let pki = Pki::new();
+    let f = env.write(
+        "leaf.pem",
+        format!("{}{}", pki.leaf.pem(), pki.leaf.key_pem()),
+    );
+    env.ok(&["import", &f, "--name", "partner"]);
+    env.ok(&["export", "partner", "--as", "partner.cer"]);
+    let out = env.ok(&["import", &f, "--name", "partner-2026"]);
+    assert!(
+        out.contains("renamed partner -> partner-2026; export name partner.cer unchanged"),
+        "{out}"
+    );
+    let shown = env.json(&["show", "partner.cer"]);
+    assert_eq!(shown["name"], "partner-2026");
+    assert_eq!(shown["export_name"], "partner.cer");
+
+    // Another certificate may not take the export name as its friendly name: the REF
+    // partner.cer would then name two certificates.
+    let thumbprint = shown["thumbprint"].as_str().unwrap();
+    let other = env.write("other.pem", pki.inter.pem());
+    let out = env.run(&["import", &other, "--name", "partner.cer"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "certkeeper: {other}: \"partner.cer\" is already the export name of {thumbprint}; \
+             choose another"
+        )
+    );
+    assert_eq!(env.json(&["show", "partner.cer"])["thumbprint"], thumbprint);
+    // Nor the reverse.
+    env.ok(&["import", &other, "--name", "issuing"]);
+    let out = env.run(&["export", "partner-2026", "--as", "issuing"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("\"issuing\" is already the friendly name of "));
+}
+
 #[test]
 fn non_exportable_keys_never_leave_in_a_pfx() {
     let env = Env::new();
