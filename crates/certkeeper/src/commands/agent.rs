@@ -72,6 +72,9 @@ pub fn serve(ctx: &Context, socket: Option<PathBuf>) -> Result<u8, CliError> {
     })?;
     let _ = std::fs::remove_file(&socket);
     eprintln!("certkeeper agent: stopped");
+    if ctx.json {
+        output::json(&serde_json::json!({"stopped": true, "socket": socket}))?;
+    }
     Ok(0)
 }
 
