@@ -73,9 +73,10 @@ pub fn prompt(question: &str) -> Result<Option<Password>, CliError> {
     quiet.local_flags.remove(LocalFlags::ECHO);
     // The Enter key still ends the prompt's line.
     quiet.local_flags.insert(LocalFlags::ECHONL);
+    // Echo off before the prompt shows, so that nothing typed after it is echoed.
+    tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &quiet).map_err(terminal)?;
     eprint!("{question}");
     let _ = std::io::stderr().flush();
-    tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &quiet).map_err(terminal)?;
     let mut line = Zeroizing::new(String::new());
     let read = stdin.lock().read_line(&mut line);
     let restored = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &saved);

@@ -7,5 +7,6 @@ mod corpus;
 mod doctor;
 mod egress;
 mod formats;
+mod output;
 mod paths;
 mod store;
