@@ -128,6 +128,7 @@ fn every_command_with_json_prints_one_document_on_errors() {
         (&["completions", "no-such-shell"], "usage", 2),
         (&["list", "--store", "nowhere"], "usage", 2),
         (&["nosuch-command"], "usage", 2),
+        (&[], "usage", 2),
         (
             &["request", "https://a.example/", "--key", "k.pem"],
             "usage",
