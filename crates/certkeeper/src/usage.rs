@@ -52,10 +52,6 @@ pub fn clap_failure(e: &clap::Error, args: &[OsString], json: bool) -> ExitCode 
 
 /// The usage error: clap's first line, and its tip (or a curl equivalent) as the fix.
 fn usage_error(e: &clap::Error, hint: Option<String>) -> CliError {
-    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-        return CliError::usage("a command is needed")
-            .with_fix("certkeeper help lists the commands");
-    }
     let rendered = e.render().to_string();
     let message = rendered
         .lines()

@@ -1633,3 +1633,48 @@ fn request_takes_the_curl_options_people_type() {
         assert_eq!(err.lines().count(), 1, "{flag}: {err}");
     }
 }
+
+#[test]
+fn request_with_json_gives_a_body_that_is_not_text_as_base64() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let agent = RunningAgent::start(&env);
+    // openssl s_server -WWW serves the files of its directory.
+    let dir = tempfile::tempdir().unwrap();
+    let binary: &[u8] = &[0xff, 0xfe, 0x00, 0x80, b'x'];
+    std::fs::write(dir.path().join("blob.bin"), binary).unwrap();
+    let server = partner.server_root.issue(&Spec::server("localhost"));
+    std::fs::write(dir.path().join("s.pem"), server.pem()).unwrap();
+    std::fs::write(dir.path().join("s.key"), server.key_pem()).unwrap();
+    let port = free_port();
+    let mut s_server = Command::new("openssl")
+        .args([
+            "s_server", "-quiet", "-WWW", "-cert", "s.pem", "-key", "s.key", "-accept",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl is needed by the egress tests");
+    wait_for_port(port);
+    let out = request(
+        &env,
+        &agent,
+        &[
+            &format!("https://localhost:{port}/blob.bin"),
+            "--cert",
+            "partner",
+            "--json",
+        ],
+    );
+    let _ = s_server.kill();
+    let _ = s_server.wait();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["body_base64"], true, "{v}");
+    assert_eq!(v["body"], "//4AgHg=", "{v}");
+    assert_eq!(v["tls"]["client_certificate_requested"], false, "{v}");
+}
