@@ -133,7 +133,7 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
         Some(file) => cacert(file)?,
         None => server_ca,
     };
-    let from_file = std::path::Path::new(&reference).is_file();
+    let from_file = args.cert.is_some() && std::path::Path::new(&reference).is_file();
     let reference = if from_file {
         thumbprint_of(&reference)?
     } else {
@@ -191,6 +191,7 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
         .build()
         .map_err(|e| CliError::new(Kind::Environment, format!("cannot start the runtime: {e}")))?;
     // Where the body goes: a file (-o), a buffer for the JSON document, or stdout.
+    let body = Rc::new(RefCell::new(Vec::new()));
     let sink: Rc<RefCell<Box<dyn Write>>> = Rc::new(RefCell::new(match &args.output {
         Some(path) => Box::new(std::fs::File::create(path).map_err(|e| {
             CliError::input(format!(
@@ -199,10 +200,9 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
                 super::import::io_reason(&e).trim_start_matches("cannot read: ")
             ))
         })?),
-        None if ctx.json => Box::new(Vec::new()),
+        None if ctx.json => Box::new(Shared(Rc::clone(&body))),
         None => Box::new(std::io::stdout()),
     }));
-    let body = Rc::new(RefCell::new(Vec::new()));
     let verbose = args.verbose;
     let include = args.include && !ctx.json;
     let asked = Arc::clone(&resolver);
@@ -228,11 +228,7 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
         connect: args.connect_timeout,
         total: args.max_time,
     };
-    let mut out: Box<dyn Write> = if ctx.json && args.output.is_none() {
-        Box::new(Shared(Rc::clone(&body)))
-    } else {
-        Box::new(SharedSink(Rc::clone(&sink)))
-    };
+    let mut out = SharedSink(Rc::clone(&sink));
     let answer = runtime
         .block_on(send_with(
             &call,
