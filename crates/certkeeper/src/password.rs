@@ -35,20 +35,23 @@ impl PasswordArgs {
             })?;
             return Ok(Some(Password::new(value)));
         }
-        let raw =
-            if let Some(path) = &self.password_file {
-                Zeroizing::new(std::fs::read(path).map_err(|e| {
-                    CliError::usage(format!("--password-file {}: {e}", path.display()))
-                })?)
-            } else if self.password_stdin {
-                let mut buf = Zeroizing::new(Vec::new());
-                std::io::stdin()
-                    .read_to_end(&mut buf)
-                    .map_err(|e| CliError::usage(format!("--password-stdin: {e}")))?;
-                buf
-            } else {
-                return Ok(None);
-            };
+        let raw = if let Some(path) = &self.password_file {
+            Zeroizing::new(std::fs::read(path).map_err(|e| {
+                CliError::input(format!(
+                    "--password-file {}: {}",
+                    path.display(),
+                    crate::commands::io_reason(&e)
+                ))
+            })?)
+        } else if self.password_stdin {
+            let mut buf = Zeroizing::new(Vec::new());
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| CliError::usage(format!("--password-stdin: {e}")))?;
+            buf
+        } else {
+            return Ok(None);
+        };
         let text = std::str::from_utf8(&raw)
             .map_err(|_| CliError::usage("the password is not UTF-8 text"))?;
         let line = text.split('\n').next().unwrap_or("");

@@ -420,9 +420,9 @@ fn build_call(args: &RequestArgs, url: http::Uri) -> Result<Call, CliError> {
     let body = match &args.data {
         None => Bytes::new(),
         Some(d) => match d.strip_prefix('@') {
-            Some(file) => Bytes::from(
-                std::fs::read(file).map_err(|e| CliError::usage(format!("-d @{file}: {e}")))?,
-            ),
+            Some(file) => Bytes::from(std::fs::read(file).map_err(|e| {
+                CliError::input(format!("-d @{file}: {}", super::import::io_reason(&e)))
+            })?),
             None => Bytes::from(d.clone()),
         },
     };

@@ -11,6 +11,8 @@ mod list;
 mod path;
 mod show;
 
+pub use import::io_reason;
+
 use std::path::PathBuf;
 
 use certkeeper_store::{Home, Principal};

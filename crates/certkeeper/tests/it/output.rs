@@ -358,7 +358,11 @@ fn a_ref_names_the_certificate_by_its_issued_to_names() {
         "{err}"
     );
     let out = env.run(&["show", "partne"]);
-    assert!(stderr(&out).contains("partner"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("closest names: partner"),
+        "{}",
+        stderr(&out)
+    );
     // A short thumbprint prefix says how long one must be.
     let out = env.run(&["show", &thumbprint[..6]]);
     assert_eq!(out.status.code(), Some(2));
