@@ -927,7 +927,7 @@ _certkeeper() {
             return 0
             ;;
         certkeeper__subcmd__request)
-            opts="-X -H -d -i -v -f -h -V --cert --binding --request --header --data --soap-action --soap12 --include --verbose --fail --server-ca --insecure --socket --home --json --help --version"
+            opts="-X -H -d -i -v -f -k -o -m -s -h -V --cert --binding --request --header --data --soap-action --soap12 --include --verbose --fail --server-ca --cacert --insecure --output --max-time --connect-timeout --silent --socket --home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -970,6 +970,30 @@ _certkeeper() {
                     return 0
                     ;;
                 --server-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-time)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -161,20 +161,25 @@ complete -c certkeeper -n "__fish_certkeeper_using_subcommand bindings" -l home 
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand bindings" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand bindings" -s h -l help -d 'Print help'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand bindings" -s V -l version -d 'Print version'
-complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l cert -d 'The client certificate (a REF)' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l cert -d 'The client certificate: a REF, or the certificate\'s file (PEM or DER) whose entry in the home is used' -r
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l binding -d 'Use a binding\'s certificate, upstream and server trust' -r
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s X -l request -d 'The method (default GET, or POST with -d)' -r
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s H -l header -d 'A header, "Name: value" (repeatable)' -r
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s d -l data -d 'The body, or @FILE to read it from a file' -r
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l soap-action -d 'SOAP 1.1: POST with Content-Type text/xml and this SOAPAction' -r
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l server-ca -d 'How to verify the server: root (the home\'s root store), system, a REF or a CA file' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l cacert -d 'Verify the server with the CA certificates in this file (as --server-ca FILE)' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s o -l output -d 'Write the body (and with -i the head) to this file instead of stdout' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s m -l max-time -d 'Give up when the whole call takes longer than this (seconds, e.g. 30 or 2.5)' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l connect-timeout -d 'Give up when connecting (TCP and TLS) takes longer than this (seconds)' -r
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l socket -d 'The agent\'s socket [env: CERTKEEPER_SOCKET]' -r -F
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l soap12 -d 'SOAP 1.2: Content-Type application/soap+xml (with --soap-action as its action)'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s i -l include -d 'Print the response status line and headers before the body'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s v -l verbose -d 'Show TLS details, the certificates and the exchange on stderr'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s f -l fail -d 'Exit 1 when the upstream answers with an HTTP error (400 or more)'
-complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l insecure -d 'Do not verify the server\'s certificate at all (says so loudly)'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s k -l insecure -d 'Do not verify the server\'s certificate at all (says so loudly)'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s s -l silent -d 'No notes on stderr (such as the upstream\'s error status); errors are still shown'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s V -l version -d 'Print version'

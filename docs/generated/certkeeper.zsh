@@ -252,7 +252,7 @@ _arguments "${_arguments_options[@]}" : \
 ;;
 (request)
 _arguments "${_arguments_options[@]}" : \
-'(--binding)--cert=[The client certificate (a REF)]:REF:_default' \
+'(--binding)--cert=[The client certificate\: a REF, or the certificate'\''s file (PEM or DER) whose entry in the home is used]:REF|FILE:_default' \
 '--binding=[Use a binding'\''s certificate, upstream and server trust]:NAME:_default' \
 '-X+[The method (default GET, or POST with -d)]:METHOD:_default' \
 '--request=[The method (default GET, or POST with -d)]:METHOD:_default' \
@@ -262,6 +262,12 @@ _arguments "${_arguments_options[@]}" : \
 '--data=[The body, or @FILE to read it from a file]:DATA:_default' \
 '--soap-action=[SOAP 1.1\: POST with Content-Type text/xml and this SOAPAction]:ACTION:_default' \
 '--server-ca=[How to verify the server\: root (the home'\''s root store), system, a REF or a CA file]:CA:_default' \
+'(--server-ca)--cacert=[Verify the server with the CA certificates in this file (as --server-ca FILE)]:FILE:_files' \
+'-o+[Write the body (and with -i the head) to this file instead of stdout]:FILE:_files' \
+'--output=[Write the body (and with -i the head) to this file instead of stdout]:FILE:_files' \
+'-m+[Give up when the whole call takes longer than this (seconds, e.g. 30 or 2.5)]:SECS:_default' \
+'--max-time=[Give up when the whole call takes longer than this (seconds, e.g. 30 or 2.5)]:SECS:_default' \
+'--connect-timeout=[Give up when connecting (TCP and TLS) takes longer than this (seconds)]:SECS:_default' \
 '--socket=[The agent'\''s socket \[env\: CERTKEEPER_SOCKET\]]:PATH:_files' \
 '--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
 '--soap12[SOAP 1.2\: Content-Type application/soap+xml (with --soap-action as its action)]' \
@@ -271,7 +277,10 @@ _arguments "${_arguments_options[@]}" : \
 '--verbose[Show TLS details, the certificates and the exchange on stderr]' \
 '-f[Exit 1 when the upstream answers with an HTTP error (400 or more)]' \
 '--fail[Exit 1 when the upstream answers with an HTTP error (400 or more)]' \
+'-k[Do not verify the server'\''s certificate at all (says so loudly)]' \
 '--insecure[Do not verify the server'\''s certificate at all (says so loudly)]' \
+'-s[No notes on stderr (such as the upstream'\''s error status); errors are still shown]' \
+'--silent[No notes on stderr (such as the upstream'\''s error status); errors are still shown]' \
 '--json[Print one JSON document on stdout instead of text]' \
 '-h[Print help (see more with '\''--help'\'')]' \
 '--help[Print help (see more with '\''--help'\'')]' \

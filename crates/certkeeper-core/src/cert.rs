@@ -253,6 +253,29 @@ impl Certificate {
         self.subject.clone()
     }
 
+    /// The names an administrator reads as "Issued to": the subject's common names and
+    /// the DNS names of the subject alternative name, without duplicates.
+    pub fn issued_to_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        if let Ok((_, cert)) = X509Certificate::from_der(&self.der) {
+            names.extend(
+                cert.subject()
+                    .iter_common_name()
+                    .filter_map(|cn| cn.as_str().ok())
+                    .map(str::to_string),
+            );
+        }
+        names.extend(
+            self.san
+                .iter()
+                .filter_map(|n| n.strip_prefix("DNS:"))
+                .map(str::to_string),
+        );
+        let mut seen = std::collections::HashSet::new();
+        names.retain(|n| !n.is_empty() && seen.insert(n.to_lowercase()));
+        names
+    }
+
     /// The raw subjectPublicKey bits (the BIT STRING's content), for key matching.
     pub fn public_key_bits(&self) -> Vec<u8> {
         match x509_parser::x509::SubjectPublicKeyInfo::from_der(&self.spki_der) {

@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Uri};
@@ -55,11 +56,57 @@ pub struct Answer {
     pub tls: TlsInfo,
 }
 
+/// Time limits of one call (curl's `--connect-timeout` and `--max-time`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// For the TCP connection and the TLS handshake together.
+    pub connect: Option<Duration>,
+    /// For the whole call, up to the last byte of the body.
+    pub total: Option<Duration>,
+}
+
 /// Makes the call; the response body is written to `out` as it arrives; `head` is
 /// called with the response head before the body (for `-i` and `-v`).
 pub async fn send(
     call: &Call,
     config: Arc<ClientConfig>,
+    head: &mut dyn FnMut(&Answer),
+    out: &mut dyn Write,
+) -> Result<Answer, EgressError> {
+    send_with(call, config, Limits::default(), head, out).await
+}
+
+/// [`send`] within time limits.
+pub async fn send_with(
+    call: &Call,
+    config: Arc<ClientConfig>,
+    limits: Limits,
+    head: &mut dyn FnMut(&Answer),
+    out: &mut dyn Write,
+) -> Result<Answer, EgressError> {
+    let Some(total) = limits.total else {
+        return exchange(call, config, limits.connect, head, out).await;
+    };
+    tokio::time::timeout(total, exchange(call, config, limits.connect, head, out))
+        .await
+        .unwrap_or_else(|_| {
+            Err(EgressError::Call(format!(
+                "{}: the call did not finish within {}",
+                call.url,
+                seconds(total)
+            )))
+        })
+}
+
+/// "2 s", "0.5 s".
+fn seconds(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
+async fn exchange(
+    call: &Call,
+    config: Arc<ClientConfig>,
+    connect: Option<Duration>,
     head: &mut dyn FnMut(&Answer),
     out: &mut dyn Write,
 ) -> Result<Answer, EgressError> {
@@ -76,7 +123,17 @@ pub async fn send(
     let port = call.url.port_u16().unwrap_or(443);
     let target = format!("{host}:{port}");
     let fail = |e: &(dyn std::error::Error + 'static)| EgressError::Call(explain(e, &target));
-    let tls = crate::tls::connect(host, port, config).await?;
+    let tls = match connect {
+        None => crate::tls::connect(host, port, config).await?,
+        Some(limit) => tokio::time::timeout(limit, crate::tls::connect(host, port, config))
+            .await
+            .map_err(|_| {
+                EgressError::Call(format!(
+                    "could not connect to {target} (TCP and TLS) within {}",
+                    seconds(limit)
+                ))
+            })??,
+    };
     let (_, session) = tls.get_ref();
     let info = TlsInfo {
         version: session

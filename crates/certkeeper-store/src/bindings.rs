@@ -102,6 +102,7 @@ impl Home {
             .find(|b| b.name == name)
             .ok_or_else(|| StoreError::NotFound {
                 reference: format!("binding {name}"),
+                closest: Vec::new(),
             })
     }
 
@@ -155,6 +156,7 @@ impl Home {
         if n == 0 {
             return Err(StoreError::NotFound {
                 reference: format!("binding {name}"),
+                closest: Vec::new(),
             });
         }
         Ok(())
@@ -194,6 +196,7 @@ impl Home {
                     Some((.., thumbprint)) => {
                         self.entry(&thumbprint)?.ok_or(StoreError::NotFound {
                             reference: reference.into(),
+                            closest: Vec::new(),
                         })
                     }
                     None => Err(StoreError::Ambiguous {

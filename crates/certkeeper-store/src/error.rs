@@ -76,10 +76,12 @@ pub enum StoreError {
         thumbprint: String,
     },
     /// No entry matches the reference.
-    #[error("no certificate matches {reference:?}")]
+    #[error("no certificate matches {reference:?}{}", closest_text(closest))]
     NotFound {
         /// What the user typed.
         reference: String,
+        /// Names in the home close to it (at most five, closest first).
+        closest: Vec<String>,
     },
     /// Several entries match the reference.
     #[error("{reference:?} matches {} certificates: {}", candidates.len(), candidates.join("; "))]
@@ -270,6 +272,15 @@ impl StoreError {
             }
         }
         StoreError::Database { path, source }
+    }
+}
+
+/// "; closest names: a, b" (or nothing).
+fn closest_text(closest: &[String]) -> String {
+    if closest.is_empty() {
+        String::new()
+    } else {
+        format!("; closest names: {}", closest.join(", "))
     }
 }
 

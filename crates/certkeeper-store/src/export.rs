@@ -183,6 +183,7 @@ impl Home {
             .map_err(db)?
             .ok_or_else(|| StoreError::NotFound {
                 reference: entry.thumbprint.clone(),
+                closest: Vec::new(),
             })?;
         tx.execute(
             "UPDATE entries SET export_name = ?1 WHERE thumbprint = ?2",

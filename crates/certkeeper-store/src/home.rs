@@ -165,8 +165,11 @@ impl Home {
                 known: schema::VERSION,
             });
         }
-        for sql in schema::MIGRATIONS.iter().skip(found as usize) {
+        for (from, sql) in (0_i64..).zip(schema::MIGRATIONS).skip(found as usize) {
             tx.execute_batch(sql).map_err(db)?;
+            if from + 1 == schema::ENTRY_NAMES_VERSION {
+                schema::fill_names(&tx).map_err(db)?;
+            }
         }
         tx.pragma_update(None, "user_version", schema::VERSION)
             .map_err(db)?;
@@ -333,6 +336,7 @@ impl Home {
         match found.len() {
             0 => Err(StoreError::NotFound {
                 reference: reference.into(),
+                closest: self.closest_names(reference)?,
             }),
             1 => Ok(found.into_iter().next().expect("one element")),
             _ => Err(StoreError::Ambiguous {
@@ -364,7 +368,57 @@ impl Home {
         if found.is_empty() {
             found = self.query_entries("e.name = ?1 OR e.export_name = ?1", &[&reference_trim])?;
         }
+        if found.is_empty() {
+            found = self.query_entries(
+                "e.thumbprint IN (SELECT thumbprint FROM entry_names WHERE name = ?1)",
+                &[&reference_trim],
+            )?;
+        }
+        if found.is_empty()
+            && !hex.is_empty()
+            && hex.len() < 8
+            && hex.chars().all(|c| c.is_ascii_hexdigit())
+        {
+            return Err(StoreError::BadReference {
+                reference: reference.into(),
+                detail: "use at least 8 hex digits of the thumbprint".into(),
+            });
+        }
         Ok(found)
+    }
+
+    /// Up to five friendly, export and "Issued to" names close to `reference` (a
+    /// small edit distance, or one starts with the other), closest first.
+    fn closest_names(&self, reference: &str) -> Result<Vec<String>, StoreError> {
+        let wanted = reference.trim().to_lowercase();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT name FROM entries WHERE name IS NOT NULL
+                 UNION SELECT export_name FROM entries WHERE export_name IS NOT NULL
+                 UNION SELECT name FROM entry_names",
+            )
+            .map_err(|e| self.db_err(e))?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.db_err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.db_err(e))?;
+        let limit = (wanted.chars().count() / 3).clamp(1, 3);
+        let mut close: Vec<(usize, String)> = names
+            .into_iter()
+            .filter_map(|name| {
+                let lower = name.to_lowercase();
+                let distance = edit_distance(&wanted, &lower);
+                let prefix = wanted.chars().count() >= 3
+                    && (lower.starts_with(&wanted) || wanted.starts_with(&lower));
+                (distance <= limit || prefix).then_some((distance, name))
+            })
+            .collect();
+        close.sort();
+        let mut seen = std::collections::HashSet::new();
+        close.retain(|(_, n)| seen.insert(n.to_lowercase()));
+        Ok(close.into_iter().take(5).map(|(_, n)| n).collect())
     }
 
     /// Moves an entry to another store.
@@ -533,4 +587,22 @@ fn not_owner(dir: &Path) -> Option<StoreError> {
         owner,
         user: who(me.as_raw()),
     })
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }

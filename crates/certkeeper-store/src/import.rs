@@ -293,6 +293,8 @@ impl Home {
                         ],
                     )
                     .map_err(|e| StoreError::db(&db_path, e))?;
+                    crate::schema::insert_names(&tx, &cert.thumbprint, cert)
+                        .map_err(|e| StoreError::db(&db_path, e))?;
                     target
                 }
                 Some((store, old_name, _)) => {

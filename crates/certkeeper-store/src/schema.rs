@@ -1,7 +1,11 @@
 //! The database schema and its migrations (`PRAGMA user_version`).
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
+
+/// The version that added `entry_names`; migrating to it also fills the table from
+/// the stored certificates (`Home::migrate`).
+pub const ENTRY_NAMES_VERSION: i64 = 4;
 
 /// Migrations, index i upgrades version i to i+1.
 pub const MIGRATIONS: &[&str] = &[
@@ -61,4 +65,44 @@ CREATE TABLE bindings (
     created_at   INTEGER NOT NULL
 );
 "#,
+    // 4: the subject's common names and SAN DNS names ("Issued to"), so that a REF
+    // matches them through an index.
+    r#"
+CREATE TABLE entry_names (
+    thumbprint   TEXT NOT NULL REFERENCES entries(thumbprint) ON DELETE CASCADE,
+    name         TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (thumbprint, name)
+);
+CREATE INDEX entry_names_name ON entry_names(name);
+"#,
 ];
+
+/// Records the "Issued to" names of an entry (inside the caller's transaction).
+pub fn insert_names(
+    tx: &rusqlite::Connection,
+    thumbprint: &str,
+    cert: &certkeeper_core::Certificate,
+) -> rusqlite::Result<()> {
+    let mut stmt =
+        tx.prepare_cached("INSERT OR IGNORE INTO entry_names(thumbprint, name) VALUES (?1, ?2)")?;
+    for name in cert.issued_to_names() {
+        stmt.execute(rusqlite::params![thumbprint, name])?;
+    }
+    Ok(())
+}
+
+/// Fills `entry_names` from the DER of every stored entry (the migration to
+/// version 4). An entry whose DER no longer parses gets no names.
+pub fn fill_names(tx: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare("SELECT thumbprint, der FROM entries")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    for row in rows {
+        let (thumbprint, der) = row?;
+        if let Ok(cert) = certkeeper_core::Certificate::from_der(&der) {
+            insert_names(tx, &thumbprint, &cert)?;
+        }
+    }
+    Ok(())
+}

@@ -242,6 +242,8 @@ pub enum Command {
     ///
     /// The body goes to stdout; -i adds the response headers, -v shows the TLS version,
     /// cipher suite, the client certificate presented and the server's chain on stderr.
+    /// With --json stdout holds one document: status, headers, body (base64 when
+    /// body_base64 is true, i.e. the body is not UTF-8 text) and the TLS details.
     #[command(after_help = "Examples:\n  \
         certkeeper request https://api.partner.example/status --cert partner -v\n  \
         certkeeper request https://api.partner.example/soap --cert partner -d @order.xml --soap-action urn:submitOrder\n  \
@@ -448,8 +450,9 @@ impl From<PurposeArg> for certkeeper_core::path::Purpose {
 pub struct RequestArgs {
     /// The URL (https://...), or a path relative to --binding's upstream.
     pub url: String,
-    /// The client certificate (a REF).
-    #[arg(long, value_name = "REF", conflicts_with = "binding")]
+    /// The client certificate: a REF, or the certificate's file (PEM or DER) whose
+    /// entry in the home is used.
+    #[arg(long, value_name = "REF|FILE", conflicts_with = "binding")]
     pub cert: Option<String>,
     /// Use a binding's certificate, upstream and server trust.
     #[arg(long, value_name = "NAME")]
@@ -481,10 +484,35 @@ pub struct RequestArgs {
     /// How to verify the server: root (the home's root store), system, a REF or a CA file.
     #[arg(long, value_name = "CA")]
     pub server_ca: Option<String>,
+    /// Verify the server with the CA certificates in this file (as --server-ca FILE).
+    #[arg(long, value_name = "FILE", conflicts_with = "server_ca")]
+    pub cacert: Option<PathBuf>,
     /// Do not verify the server's certificate at all (says so loudly).
-    #[arg(long)]
+    #[arg(short = 'k', long)]
     pub insecure: bool,
+    /// Write the body (and with -i the head) to this file instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Give up when the whole call takes longer than this (seconds, e.g. 30 or 2.5).
+    #[arg(short = 'm', long = "max-time", value_name = "SECS", value_parser = seconds)]
+    pub max_time: Option<std::time::Duration>,
+    /// Give up when connecting (TCP and TLS) takes longer than this (seconds).
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    pub connect_timeout: Option<std::time::Duration>,
+    /// No notes on stderr (such as the upstream's error status); errors are still shown.
+    #[arg(short = 's', long)]
+    pub silent: bool,
     /// The agent's socket [env: CERTKEEPER_SOCKET].
     #[arg(long, value_name = "PATH")]
     pub socket: Option<std::path::PathBuf>,
+}
+
+/// A positive number of seconds (`30`, `2.5`).
+fn seconds(text: &str) -> Result<std::time::Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() && secs < 1e9 => {
+            Ok(std::time::Duration::from_secs_f64(secs))
+        }
+        _ => Err(format!("{text:?} is not a positive number of seconds")),
+    }
 }

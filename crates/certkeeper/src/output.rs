@@ -1,6 +1,7 @@
 //! Printing: JSON documents on stdout, times as RFC 3339, a closed pipe is not an error.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -31,11 +32,20 @@ pub fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// Set once a JSON document is on stdout: `--json` promises exactly one.
+static JSON_WRITTEN: AtomicBool = AtomicBool::new(false);
+
 /// Prints one JSON document on stdout.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| CliError::usage(format!("JSON output: {e}")))?;
+    JSON_WRITTEN.store(true, Ordering::SeqCst);
     print_stdout(&format!("{text}\n"))
+}
+
+/// Whether a JSON document was printed already.
+pub fn json_written() -> bool {
+    JSON_WRITTEN.load(Ordering::SeqCst)
 }
 
 /// Writes text on stdout; a closed pipe ends quietly.

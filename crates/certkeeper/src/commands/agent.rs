@@ -10,7 +10,7 @@ use certkeeper_agent::signer::verifies;
 use certkeeper_agent::{AgentClient, AgentSigningKey};
 
 use super::Context;
-use crate::error::CliError;
+use crate::error::{CliError, Kind};
 use crate::output;
 
 /// `--socket`, else `CERTKEEPER_SOCKET`, else `/run/certkeeper/agent.sock` for root or
@@ -35,7 +35,8 @@ pub fn socket_path(flag: Option<PathBuf>, home_dir: &Path) -> PathBuf {
 
 pub fn serve(ctx: &Context, socket: Option<PathBuf>) -> Result<u8, CliError> {
     let socket = socket_path(socket, &ctx.home_dir);
-    let agent = Agent::open(&ctx.home_dir).map_err(|e| CliError::usage(e.to_string()))?;
+    let agent =
+        Agent::open(&ctx.home_dir).map_err(|e| CliError::new(Kind::Environment, e.to_string()))?;
     // On one CPU (a small VM, or pinned with taskset/CPUAffinity) a work-stealing
     // scheduler is pure overhead for the relay: run everything on one thread.
     let cpus = std::thread::available_parallelism()
@@ -72,6 +73,9 @@ pub fn serve(ctx: &Context, socket: Option<PathBuf>) -> Result<u8, CliError> {
     })?;
     let _ = std::fs::remove_file(&socket);
     eprintln!("certkeeper agent: stopped");
+    if ctx.json {
+        output::json(&serde_json::json!({"stopped": true, "socket": socket}))?;
+    }
     Ok(0)
 }
 

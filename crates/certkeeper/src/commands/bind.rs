@@ -1,10 +1,12 @@
 //! `bind`, `unbind`, `bindings` and `request`.
 
+use std::cell::RefCell;
 use std::io::Write;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use certkeeper_egress::request::{Answer, Call, send};
+use certkeeper_egress::request::{Answer, Call, Limits, send_with};
 use certkeeper_egress::tls::{ServerTrust, agent_client_config};
 use certkeeper_store::Binding;
 use http::{HeaderName, HeaderValue, Method};
@@ -12,7 +14,7 @@ use http::{HeaderName, HeaderValue, Method};
 use super::agent::socket_path;
 use super::{Access, Context};
 use crate::cli::RequestArgs;
-use crate::error::CliError;
+use crate::error::{CliError, Kind};
 use crate::output;
 
 pub fn bind(
@@ -99,10 +101,24 @@ pub fn list(ctx: &Context) -> Result<u8, CliError> {
 
 pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
     let plan = plan(ctx, args)?;
-    let (reference, url, trust) = (plan.reference, plan.url, plan.trust);
+    let (reference, url, trust, from_file) = (plan.reference, plan.url, plan.trust, plan.from_file);
     let socket = socket_path(args.socket.clone(), &ctx.home_dir);
     let (config, resolver, info) =
-        agent_client_config(&socket, &reference, &trust, &[b"h2", b"http/1.1"])?;
+        agent_client_config(&socket, &reference, &trust, &[b"h2", b"http/1.1"]).map_err(|e| {
+            let e = CliError::from(e);
+            match (&args.cert, e.kind) {
+                (Some(file), Kind::NotFound) if from_file => CliError::new(
+                    Kind::NotFound,
+                    format!(
+                        "--cert {file}: its certificate (sha256 {reference}) is not in the home"
+                    ),
+                )
+                .with_fix(format!(
+                    "import it with its key: certkeeper import <the .pfx or key file of {file}>"
+                )),
+                _ => e,
+            }
+        })?;
 
     let call = build_call(args, url)?;
     if args.verbose {
@@ -116,9 +132,22 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::usage(format!("cannot start the runtime: {e}")))?;
+        .map_err(|e| CliError::new(Kind::Environment, format!("cannot start the runtime: {e}")))?;
+    // Where the body goes: a file (-o), a buffer for the JSON document, or stdout.
+    let body = Rc::new(RefCell::new(Vec::new()));
+    let sink: Rc<RefCell<Box<dyn Write>>> = Rc::new(RefCell::new(match &args.output {
+        Some(path) => Box::new(std::fs::File::create(path).map_err(|e| {
+            CliError::input(format!(
+                "-o {}: cannot create: {}",
+                path.display(),
+                super::import::io_reason(&e).trim_start_matches("cannot read: ")
+            ))
+        })?),
+        None if ctx.json => Box::new(Shared(Rc::clone(&body))),
+        None => Box::new(std::io::stdout()),
+    }));
     let verbose = args.verbose;
-    let include = args.include;
+    let include = args.include && !ctx.json;
     let asked = Arc::clone(&resolver);
     let mut on_head = |answer: &Answer| {
         if verbose {
@@ -130,7 +159,7 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
                 head.push_str(&format!("{k}: {}\r\n", v.to_str().unwrap_or("<binary>")));
             }
             head.push_str("\r\n");
-            let _ = output::print_stdout(&head);
+            let _ = sink.borrow_mut().write_all(head.as_bytes());
         } else if verbose {
             eprintln!("< {:?} {}", answer.version, answer.status);
             for (k, v) in &answer.headers {
@@ -138,13 +167,42 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
             }
         }
     };
-    let mut stdout = std::io::stdout().lock();
+    let limits = Limits {
+        connect: args.connect_timeout,
+        total: args.max_time,
+    };
+    let mut out = SharedSink(Rc::clone(&sink));
     let answer = runtime
-        .block_on(send(&call, Arc::new(config), &mut on_head, &mut stdout))
-        .map_err(|e| CliError::usage(e.to_string()))?;
-    let _ = stdout.flush();
+        .block_on(send_with(
+            &call,
+            Arc::new(config),
+            limits,
+            &mut on_head,
+            &mut out,
+        ))
+        .map_err(CliError::from)?;
+    drop(out);
+    match sink.borrow_mut().flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(CliError::new(
+                Kind::Environment,
+                format!("writing the body: {e}"),
+            ));
+        }
+        _ => {}
+    }
+    if ctx.json {
+        output::json(&answer_json(
+            &answer,
+            &body.borrow(),
+            args.output.as_deref(),
+            resolver.was_asked(),
+        ))?;
+    }
     if answer.status.as_u16() >= 400 {
-        eprintln!("certkeeper: the upstream answered {}", answer.status);
+        if !args.silent {
+            eprintln!("certkeeper: the upstream answered {}", answer.status);
+        }
         if args.fail {
             return Ok(1);
         }
@@ -158,13 +216,19 @@ struct Plan {
     reference: String,
     url: http::Uri,
     trust: ServerTrust,
+    /// `--cert` named a certificate file (the reference is its thumbprint).
+    from_file: bool,
 }
 
 /// Reads the binding and the trust anchors from the home when this user may open it,
 /// else from the agent (a granted service account: the home stays private). The home
 /// is not needed at all for `--cert REF` with `--server-ca system` or a CA file.
 fn plan(ctx: &Context, args: &RequestArgs) -> Result<Plan, CliError> {
-    let given_ca = args.server_ca.clone();
+    // curl's --cacert is --server-ca FILE.
+    let given_ca = match &args.cacert {
+        Some(file) => Some(cacert(file)?),
+        None => args.server_ca.clone(),
+    };
     let local_ca = |ca: &str| ca == "system" || std::path::Path::new(ca).exists();
     let needs_home =
         args.binding.is_some() || (!args.insecure && !given_ca.as_deref().is_some_and(local_ca));
@@ -208,6 +272,13 @@ fn plan(ctx: &Context, args: &RequestArgs) -> Result<Plan, CliError> {
             )
         }
     };
+    // --cert also takes the certificate's file: its entry is found by thumbprint.
+    let from_file = args.cert.is_some() && std::path::Path::new(&reference).is_file();
+    let reference = if from_file {
+        thumbprint_of(&reference)?
+    } else {
+        reference
+    };
     let url: http::Uri = url
         .parse()
         .map_err(|e| CliError::usage(format!("{url:?} is not a URL: {e}")))?;
@@ -248,7 +319,123 @@ fn plan(ctx: &Context, args: &RequestArgs) -> Result<Plan, CliError> {
         reference,
         url,
         trust,
+        from_file,
     })
+}
+
+
+/// The `request --json` document.
+fn answer_json(
+    answer: &Answer,
+    body: &[u8],
+    written_to: Option<&std::path::Path>,
+    asked: bool,
+) -> serde_json::Value {
+    use base64::Engine as _;
+    // One string per header name; repeated fields joined with ", " (RFC 9110 5.3).
+    let mut headers = serde_json::Map::new();
+    for name in answer.headers.keys() {
+        let values: Vec<String> = answer
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        headers.insert(name.to_string(), values.join(", ").into());
+    }
+    let (body, base64) = match (written_to, std::str::from_utf8(body)) {
+        (Some(_), _) => (serde_json::Value::Null, false),
+        (None, Ok(text)) => (text.into(), false),
+        (None, Err(_)) => (
+            base64::engine::general_purpose::STANDARD
+                .encode(body)
+                .into(),
+            true,
+        ),
+    };
+    let chain: Vec<serde_json::Value> = answer
+        .tls
+        .server_chain
+        .iter()
+        .map(|der| match certkeeper_core::Certificate::from_der(der.as_ref()) {
+            Ok(c) => serde_json::json!({
+                "subject": c.subject, "issuer": c.issuer, "not_after": output::rfc3339(c.not_after),
+            }),
+            Err(_) => serde_json::json!({"subject": null, "issuer": null, "not_after": null}),
+        })
+        .collect();
+    serde_json::json!({
+        "status": answer.status.as_u16(),
+        "version": format!("{:?}", answer.version),
+        "headers": headers,
+        "body": body,
+        "body_base64": base64,
+        "output": written_to,
+        "tls": {
+            "version": answer.tls.version,
+            "cipher": answer.tls.cipher,
+            "alpn": answer.tls.alpn,
+            "client_certificate_requested": asked,
+            "server_chain": chain,
+        },
+    })
+}
+
+/// Writes into a buffer shared with the caller.
+struct Shared(Rc<RefCell<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes into the sink the head (-i) is also written to.
+struct SharedSink(Rc<RefCell<Box<dyn Write>>>);
+
+impl Write for SharedSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.borrow_mut().flush()
+    }
+}
+
+/// `--cacert FILE`: the file as --server-ca, after checking it can be read.
+fn cacert(file: &std::path::Path) -> Result<String, CliError> {
+    std::fs::File::open(file).map_err(|e| {
+        CliError::input(format!(
+            "--cacert {}: {}",
+            file.display(),
+            super::import::io_reason(&e)
+        ))
+    })?;
+    Ok(file.display().to_string())
+}
+
+/// `--cert FILE`: the SHA-256 thumbprint of the (first) certificate in the file, so
+/// that its entry in the home is used.
+fn thumbprint_of(file: &str) -> Result<String, CliError> {
+    let bytes = std::fs::read(file).map_err(|e| {
+        CliError::input(super::import::io_reason(&e)).context(format!("--cert {file}"))
+    })?;
+    let contents = certkeeper_core::read_file(&bytes, None).map_err(|e| {
+        CliError::from(e)
+            .context(format!("--cert {file}"))
+            .with_fix(
+                "give the certificate's file (PEM or DER), or its REF (certkeeper list shows them)",
+            )
+    })?;
+    contents
+        .certs
+        .first()
+        .map(|c| c.cert.thumbprint.clone())
+        .ok_or_else(|| CliError::input(format!("--cert {file}: holds no certificate")))
 }
 
 fn ensure_slash(path: &str) -> String {
@@ -290,9 +477,9 @@ fn build_call(args: &RequestArgs, url: http::Uri) -> Result<Call, CliError> {
     let body = match &args.data {
         None => Bytes::new(),
         Some(d) => match d.strip_prefix('@') {
-            Some(file) => Bytes::from(
-                std::fs::read(file).map_err(|e| CliError::usage(format!("-d @{file}: {e}")))?,
-            ),
+            Some(file) => Bytes::from(std::fs::read(file).map_err(|e| {
+                CliError::input(format!("-d @{file}: {}", super::import::io_reason(&e)))
+            })?),
             None => Bytes::from(d.clone()),
         },
     };

@@ -84,7 +84,7 @@ impl Steps {
     }
 }
 
-pub fn run(_ctx: &Context) -> Result<u8, CliError> {
+pub fn run(ctx: &Context) -> Result<u8, CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -94,7 +94,11 @@ pub fn run(_ctx: &Context) -> Result<u8, CliError> {
     runtime.shutdown_timeout(Duration::from_secs(2));
     match result {
         Ok(n) => {
-            output::print_stdout(&format!("demo: all {n} steps worked\n"))?;
+            if ctx.json {
+                output::json(&serde_json::json!({"ok": true, "steps": n}))?;
+            } else {
+                output::print_stdout(&format!("demo: all {n} steps worked\n"))?;
+            }
             Ok(0)
         }
         Err(e) => Err(e.context("demo failed")),

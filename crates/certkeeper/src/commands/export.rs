@@ -8,7 +8,7 @@ use certkeeper_store::export::Previous;
 
 use super::Context;
 use crate::cli::{ExportArgs, ExportFormat};
-use crate::error::{CliError, DENIED};
+use crate::error::{CliError, Kind};
 use crate::output;
 
 pub fn run(ctx: &Context, args: &ExportArgs) -> Result<u8, CliError> {
@@ -95,19 +95,22 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> Result<u8, CliError> {
                 )));
             }
             if !entry.exportable {
-                return Err(CliError {
-                    code: DENIED,
-                    message: format!(
+                return Err(CliError::new(
+                    Kind::Denied,
+                    format!(
                         "the private key of {} is marked non-exportable; it never leaves this home",
                         entry.subject
                     ),
-                });
+                ));
             }
-            let password = args.password.read()?.ok_or_else(|| {
-                CliError::usage(
-                    "a .pfx needs a password: give --password-env, --password-file or --password-stdin",
-                )
-            })?;
+            let password = match args.password.read()? {
+                Some(password) => password,
+                None => crate::password::prompt_new("Password for the .pfx: ")?.ok_or_else(|| {
+                    CliError::usage("a .pfx needs a password").with_fix(
+                        "give --password-env, --password-file or --password-stdin (or run on a terminal to be asked)",
+                    )
+                })?,
+            };
             let key = home.private_key(&entry)?;
             let parsed: Vec<Certificate> = certs
                 .iter()
@@ -150,6 +153,21 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> Result<u8, CliError> {
                     path.display()
                 );
             }
+        }
+        None if ctx.json => {
+            use base64::Engine as _;
+            let (encoding, data) = match args.format {
+                ExportFormat::Pem => ("pem", String::from_utf8_lossy(&bytes).into_owned()),
+                _ => (
+                    "base64",
+                    base64::engine::general_purpose::STANDARD.encode(&bytes),
+                ),
+            };
+            output::json(&serde_json::json!({
+                "thumbprint": entry.thumbprint, "certificates": certs.len(),
+                "format": format!("{:?}", args.format).to_lowercase(),
+                "encoding": encoding, "data": data,
+            }))?;
         }
         None => {
             let binary = args.format != ExportFormat::Pem;

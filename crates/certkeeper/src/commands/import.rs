@@ -1,7 +1,7 @@
 //! `certkeeper import FILE...`: each file read, checked and written as one
 //! transaction; every file reported; exit non-zero if any failed.
 
-use certkeeper_core::read_file;
+use certkeeper_core::{FormatError, read_file};
 use certkeeper_store::{Home, ImportOptions, Imported, Renamed, StoreChoice};
 
 use super::Context;
@@ -41,8 +41,17 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<u8, CliError> {
     for file in &args.files {
         let shown = file.display().to_string();
         let result = std::fs::read(file)
-            .map_err(|e| CliError::usage(io_reason(&e)))
-            .and_then(|bytes| read_file(&bytes, password.as_ref()).map_err(CliError::from))
+            .map_err(|e| CliError::input(io_reason(&e)))
+            .and_then(|bytes| match read_file(&bytes, password.as_ref()) {
+                // No password option, on a terminal: ask, as openssl does.
+                Err(FormatError::PasswordRequired { .. }) if password.is_none() => {
+                    match crate::password::prompt(&format!("Password for {shown}: "))? {
+                        Some(typed) => read_file(&bytes, Some(&typed)).map_err(CliError::from),
+                        None => read_file(&bytes, None).map_err(CliError::from),
+                    }
+                }
+                other => other.map_err(CliError::from),
+            })
             .and_then(|contents| {
                 let summary = format!(
                     "{}, {} certificate{}, {} private key{}",
@@ -109,15 +118,21 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<u8, CliError> {
             Err(e) => {
                 let e = e.context(&shown);
                 eprintln!("certkeeper: {e}");
-                errors.push(serde_json::json!({"file": shown, "error": e.message, "code": e.code}));
+                errors.push(serde_json::json!({
+                    "file": shown, "error": e.message, "code": e.code, "kind": e.kind, "fix": e.fix,
+                }));
                 first_error.get_or_insert(e);
             }
         }
     }
     if ctx.json {
-        output::json(
-            &serde_json::json!({"imported": imported, "skipped": skipped, "errors": errors}),
-        )?;
+        let mut document =
+            serde_json::json!({"imported": imported, "skipped": skipped, "errors": errors});
+        // Scripts check `.error` on every command: here it is the first failure.
+        if let Some(e) = &first_error {
+            document["error"] = e.json();
+        }
+        output::json(&document)?;
     } else {
         output::print_stdout(&text)?;
     }

@@ -12,6 +12,8 @@ mod list;
 mod path;
 mod show;
 
+pub use import::io_reason;
+
 use std::path::PathBuf;
 
 use certkeeper_store::{Home, Principal};
@@ -166,7 +168,14 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                 "certkeeper",
                 &mut out,
             );
-            output::write_stdout(&out)?;
+            if ctx.json {
+                output::json(&serde_json::json!({
+                    "shell": shell.to_string(),
+                    "script": String::from_utf8_lossy(&out),
+                }))?;
+            } else {
+                output::write_stdout(&out)?;
+            }
             Ok(0)
         }
         Command::Man => {
@@ -174,7 +183,11 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
                 .render(&mut out)
                 .map_err(|e| CliError::usage(e.to_string()))?;
-            output::write_stdout(&out)?;
+            if ctx.json {
+                output::json(&serde_json::json!({"man": String::from_utf8_lossy(&out)}))?;
+            } else {
+                output::write_stdout(&out)?;
+            }
             Ok(0)
         }
         Command::Keycheck { reference, socket } => agent::keycheck(&ctx, &reference, socket),

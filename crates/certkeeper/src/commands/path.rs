@@ -168,11 +168,15 @@ fn tree(check: &PathCheck) -> String {
 pub fn fix(problem: &Problem, check: &PathCheck) -> Option<String> {
     let short = |t: &str| t[..16.min(t.len())].to_string();
     Some(match problem {
+        // Plain import places what it gets: a self-signed root in root, another CA in
+        // intermediate. The missing issuer may be either, so no --store.
         Problem::MissingIssuer { aia, .. } => match aia.first() {
             Some(url) => format!(
-                "download the issuing CA certificate from {url} and run: certkeeper import <file> --store intermediate"
+                "download the issuing CA certificate from {url} and run: certkeeper import <file> \
+                 (a self-signed root goes to root, another CA to intermediate)"
             ),
-            None => "get the issuing CA certificate from the partner and run: certkeeper import <file> --store intermediate"
+            None => "get the issuing CA certificate from the partner and run: certkeeper import <file> \
+                     (a self-signed root goes to root, another CA to intermediate)"
                 .into(),
         },
         Problem::UntrustedRoot { thumbprint, .. } => {

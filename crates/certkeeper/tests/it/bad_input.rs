@@ -139,7 +139,7 @@ fn each_kind_of_bad_input_has_its_own_message() {
 
     let cases: Vec<(Vec<&str>, &str, i32)> = vec![
         (vec![&pfx, "--password-env", "PW"], "wrong password", 2),
-        (vec![&pfx], "is encrypted: give its password", 2),
+        (vec![&pfx], "is encrypted; give its password", 2),
         (vec![&truncated, "--password-env", "OK"], "is damaged", 2),
         (vec![&random], "is not a certificate or key file", 2),
         (vec![&text], "is not a certificate or key file", 2),

@@ -115,7 +115,7 @@ fn each_broken_thing_is_one_failing_line_with_its_fix() {
     );
     assert!(
         path.2
-            .contains("certkeeper import <file> --store intermediate"),
+            .contains("certkeeper import <file> (a self-signed root goes to root"),
         "{path:?}"
     );
 

@@ -1475,3 +1475,274 @@ fn an_application_leaving_before_the_answer_does_not_cost_the_connection() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(echoed(&body, "conn"), conn, "{body}");
 }
+
+#[test]
+fn request_with_json_prints_the_answer_and_the_tls_details_as_one_document() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let agent = RunningAgent::start(&env);
+    let out = request(
+        &env,
+        &agent,
+        &[&partner.url("/status?x=1"), "--cert", "partner", "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["body_base64"], false);
+    assert!(
+        v["body"].as_str().unwrap().contains("uri=/status?x=1"),
+        "{v}"
+    );
+    assert!(
+        v["headers"]["content-type"]
+            .as_str()
+            .unwrap()
+            .starts_with("text/plain"),
+        "{v}"
+    );
+    let tls = &v["tls"];
+    assert!(
+        tls["version"].as_str().unwrap().starts_with("TLSv1_"),
+        "{v}"
+    );
+    assert!(
+        tls["cipher"].as_str().unwrap().contains("AES_128_GCM"),
+        "{v}"
+    );
+    assert_eq!(tls["alpn"], "h2");
+    assert_eq!(tls["client_certificate_requested"], true);
+    let chain = tls["server_chain"].as_array().unwrap();
+    assert!(
+        chain[0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("CN=localhost")
+    );
+    assert!(
+        chain[0]["issuer"]
+            .as_str()
+            .unwrap()
+            .contains("Partner Server Root")
+    );
+    assert!(chain[0]["not_after"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn request_takes_the_curl_options_people_type() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let agent = RunningAgent::start(&env);
+
+    // --cert with the certificate's file: its entry (and key, through the agent).
+    let leaf_file = env.path("leaf.pem");
+    let out = request(&env, &agent, &[&partner.url("/who"), "--cert", &leaf_file]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CN=client.example"));
+    // A certificate file whose entry is not in the home says so.
+    let stranger = TestCert::self_signed(&Spec::client("stranger"));
+    let stranger_file = env.write("stranger.pem", stranger.pem());
+    let out = request(&env, &agent, &[&partner.url("/"), "--cert", &stranger_file]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not in the home"),
+        "{}",
+        stderr(&out)
+    );
+
+    // -o FILE: the body in the file, nothing on stdout.
+    let body = env.path("body.txt");
+    let out = request(
+        &env,
+        &agent,
+        &[&partner.url("/o"), "--cert", "partner", "-o", &body],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    assert!(std::fs::read_to_string(&body).unwrap().contains("uri=/o"));
+
+    // --cacert FILE is --server-ca FILE: the right CA works, another is refused.
+    let good_ca = env.write("partner-ca.pem", partner.server_root.pem());
+    let out = request(
+        &env,
+        &agent,
+        &[&partner.url("/"), "--cert", "partner", "--cacert", &good_ca],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let other_ca = env.write(
+        "other-ca.pem",
+        TestCert::self_signed(&Spec::ca("Other Root")).pem(),
+    );
+    let out = request(
+        &env,
+        &agent,
+        &[
+            &partner.url("/"),
+            "--cert",
+            "partner",
+            "--cacert",
+            &other_ca,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("certificate"), "{}", stderr(&out));
+    let out = request(
+        &env,
+        &agent,
+        &[
+            &partner.url("/"),
+            "--cert",
+            "partner",
+            "--cacert",
+            "/no/such.pem",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--cacert /no/such.pem: cannot read: no such file"));
+
+    // -k is --insecure: the rogue server's certificate is not checked, loudly.
+    let rogue = format!("https://localhost:{}/", partner.rogue_port);
+    let out = request(&env, &agent, &[&rogue, "--cert", "partner"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = request(&env, &agent, &[&rogue, "--cert", "partner", "-k"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("WARNING"));
+
+    // --connect-timeout: a server that accepts TCP and never speaks TLS.
+    let silent = partner.blackhole.local_addr().unwrap().port();
+    let start = Instant::now();
+    let out = request(
+        &env,
+        &agent,
+        &[
+            &format!("https://localhost:{silent}/"),
+            "--cert",
+            "partner",
+            "--connect-timeout",
+            "1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(stderr(&out).contains("within 1 s"), "{}", stderr(&out));
+    // -m: an answer that never comes.
+    let start = Instant::now();
+    let out = request(
+        &env,
+        &agent,
+        &[
+            &partner.h1_url("/slow"),
+            "--cert",
+            "partner",
+            "-m",
+            "1.5",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "upstream");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("within 1.5 s")
+    );
+
+    // -s: no note about the upstream's error status (nginx refuses POST to a file).
+    let out = request(
+        &env,
+        &agent,
+        &[&partner.url("/big"), "--cert", "partner", "-d", "x"],
+    );
+    assert!(
+        stderr(&out).contains("the upstream answered 405"),
+        "{}",
+        stderr(&out)
+    );
+    let out = request(
+        &env,
+        &agent,
+        &[&partner.url("/big"), "--cert", "partner", "-d", "x", "-s"],
+    );
+    assert!(out.status.success());
+    assert_eq!(stderr(&out), "");
+
+    // curl options certkeeper has no flag for say what to do instead.
+    for (flag, says) in [
+        ("--key", "--cert"),
+        ("-u", "Authorization"),
+        ("--data-binary", "-d @FILE"),
+        ("--data-raw", "-d TEXT"),
+        ("-L", "Location"),
+        ("--compressed", "not supported"),
+        ("-E", "--cert REF"),
+    ] {
+        let out = request(&env, &agent, &[&partner.url("/"), flag, "x"]);
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let err = stderr(&out);
+        assert!(err.contains(says), "{flag}: {err}");
+        assert_eq!(err.lines().count(), 1, "{flag}: {err}");
+    }
+}
+
+#[test]
+fn request_with_json_gives_a_body_that_is_not_text_as_base64() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let agent = RunningAgent::start(&env);
+    // openssl s_server -WWW serves the files of its directory.
+    let dir = tempfile::tempdir().unwrap();
+    let binary: &[u8] = &[0xff, 0xfe, 0x00, 0x80, b'x'];
+    std::fs::write(dir.path().join("blob.bin"), binary).unwrap();
+    let server = partner.server_root.issue(&Spec::server("localhost"));
+    std::fs::write(dir.path().join("s.pem"), server.pem()).unwrap();
+    std::fs::write(dir.path().join("s.key"), server.key_pem()).unwrap();
+    let port = free_port();
+    let mut s_server = Command::new("openssl")
+        .args([
+            "s_server", "-quiet", "-WWW", "-cert", "s.pem", "-key", "s.key", "-accept",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl is needed by the egress tests");
+    wait_for_port(port);
+    let out = request(
+        &env,
+        &agent,
+        &[
+            &format!("https://localhost:{port}/blob.bin"),
+            "--cert",
+            "partner",
+            "--json",
+        ],
+    );
+    let _ = s_server.kill();
+    let _ = s_server.wait();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["body_base64"], true, "{v}");
+    assert_eq!(v["body"], "//4AgHg=", "{v}");
+    assert_eq!(v["tls"]["client_certificate_requested"], false, "{v}");
+}

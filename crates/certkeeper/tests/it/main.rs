@@ -8,5 +8,6 @@ mod doctor;
 mod egress;
 mod formats;
 mod granted;
+mod output;
 mod paths;
 mod store;

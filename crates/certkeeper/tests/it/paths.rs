@@ -121,7 +121,7 @@ fn a_missing_intermediate_is_named_with_its_key_id_and_download_url() {
     assert!(reason.contains("key id "), "{reason}");
     let fix = v["fix"].as_str().unwrap();
     assert!(
-        fix.contains("certkeeper import <file> --store intermediate"),
+        fix.contains("certkeeper import <file> (a self-signed root goes to root"),
         "{fix}"
     );
     let chain = v["chain"].as_array().unwrap();
