@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 use crate::ber;
 use crate::cert::Certificate;
 use crate::encrypted::{self, PasswordBytes};
-use crate::error::FormatError;
+use crate::error::{FormatError, ReadWarning};
 use crate::key::PrivateKey;
 use crate::pem;
 use crate::pkcs7;
@@ -107,6 +107,8 @@ pub struct Contents {
     pub certs: Vec<FoundCert>,
     /// Its private keys, in file order.
     pub keys: Vec<FoundKey>,
+    /// What was read past without refusing the file (shown to the user).
+    pub warnings: Vec<ReadWarning>,
 }
 
 impl Contents {
@@ -115,6 +117,7 @@ impl Contents {
             format,
             certs: Vec::new(),
             keys: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -154,6 +157,7 @@ pub fn read_file(bytes: &[u8], password: Option<&Password>) -> Result<Contents, 
         Format::Pkcs12 => {
             let p12 = pkcs12::read(bytes, pw)?;
             let mut c = Contents::new(kind);
+            c.warnings = p12.warnings;
             c.certs = p12
                 .certs
                 .into_iter()

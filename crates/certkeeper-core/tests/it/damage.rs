@@ -1,0 +1,277 @@
+//! PKCS#12 files made by the real `openssl`, then damaged: a damaged file read with
+//! the right password is called damaged, never "wrong password", whenever some part of
+//! it still proves the password right; bytes after a complete file are read past.
+
+use std::ops::Range;
+use std::path::Path;
+use std::process::Command;
+
+use certkeeper_core::ber::{self, Tlv};
+use certkeeper_core::{FormatError, Password, ReadWarning, read_file};
+
+const RIGHT: &str = "right-password";
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl is needed by the tests");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An EC P-256 key and certificate, exported as PKCS#12 with `extra` options. The
+/// iteration count is low so that thousands of variants read in seconds; the
+/// structure is the one every OpenSSL export has.
+fn pfx(dir: &Path, name: &str, extra: &[&str]) -> Vec<u8> {
+    if !dir.join("cert.pem").exists() {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-subj",
+                "/CN=flip",
+                "-days",
+                "30",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "cert.pem",
+            ],
+        );
+    }
+    let passout = format!("pass:{RIGHT}");
+    let mut args = vec![
+        "pkcs12", "-export", "-in", "cert.pem", "-inkey", "key.pem", "-passout", &passout, "-iter",
+        "64", "-out", name,
+    ];
+    args.extend(extra);
+    openssl(dir, &args);
+    std::fs::read(dir.join(name)).unwrap()
+}
+
+fn range_of(file: &[u8], tlv: &Tlv<'_>) -> Range<usize> {
+    let start = tlv.raw.as_ptr() as usize - file.as_ptr() as usize;
+    start..start + tlv.raw.len()
+}
+
+/// The byte ranges of the parts that can prove a password: each encrypted safe and
+/// each shrouded key bag (parameters included: a flipped salt spoils its part too).
+/// OpenSSL writes DER, so every part is a slice of the file itself.
+fn encrypted_parts(file: &[u8]) -> Vec<Range<usize>> {
+    let pfx = ber::read_single(file).unwrap().children().unwrap();
+    let auth = pfx[1].children().unwrap()[1].children().unwrap()[0];
+    let safes = ber::read_single(auth.content).unwrap().children().unwrap();
+    let mut parts = Vec::new();
+    for safe in &safes {
+        let fields = safe.children().unwrap();
+        if fields[0].content == [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x06] {
+            parts.push(range_of(file, safe));
+            continue;
+        }
+        let octets = fields[1].children().unwrap()[0];
+        for bag in ber::read_single(octets.content)
+            .unwrap()
+            .children()
+            .unwrap()
+        {
+            let id = bag.children().unwrap()[0];
+            // pkcs8ShroudedKeyBag, 1.2.840.113549.1.12.10.1.2
+            if id.content
+                == [
+                    0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x02,
+                ]
+            {
+                parts.push(range_of(file, &bag));
+            }
+        }
+    }
+    parts
+}
+
+#[derive(Default, Debug)]
+struct Counts {
+    damaged: usize,
+    wrong_password: usize,
+    imported: usize,
+    other: usize,
+    /// Wrong password where nothing is left to prove the password (allowed).
+    wrong_password_unprovable: usize,
+}
+
+#[test]
+fn flipped_bits_with_the_right_password_are_damage_not_a_wrong_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        ("modern (PBES2 AES-256)", pfx(dir.path(), "modern.pfx", &[])),
+        (
+            "legacy (RC2-40 + 3DES)",
+            pfx(dir.path(), "legacy.pfx", &["-legacy"]),
+        ),
+        // Only the key is encrypted: the certificate safe is plain.
+        (
+            "key-only encrypted",
+            pfx(dir.path(), "key-only.pfx", &["-certpbe", "NONE"]),
+        ),
+    ];
+    let right = Password::new(RIGHT.into());
+    let mut total = Counts::default();
+    let mut misreported = Vec::new();
+    for (what, file) in &files {
+        let parts = encrypted_parts(file);
+        assert!(!parts.is_empty(), "{what}: no encrypted part found");
+        assert!(read_file(file, Some(&right)).is_ok(), "{what}");
+        assert!(matches!(
+            read_file(file, Some(&Password::new("not-it".into()))),
+            Err(FormatError::WrongPassword)
+        ));
+        let mut counts = Counts::default();
+        // Every byte of the file, two different bits of each.
+        for pos in 0..file.len() {
+            for bit in [pos % 8, (pos + 3) % 8] {
+                let mut m = file.clone();
+                m[pos] ^= 1 << bit;
+                // Some part still intact proves the password (the MAC, when only the
+                // MAC data is hit, is not needed: the parts are intact then too).
+                let provable = parts.iter().any(|r| !r.contains(&pos));
+                match read_file(&m, Some(&right)) {
+                    // Tag bytes inside the MAC data that the MAC check does not read.
+                    Ok(_) => counts.imported += 1,
+                    Err(FormatError::Damaged { .. }) => counts.damaged += 1,
+                    Err(FormatError::WrongPassword) if provable => {
+                        counts.wrong_password += 1;
+                        misreported.push(format!("{what}: bit {bit} of byte {pos}"));
+                    }
+                    Err(FormatError::WrongPassword) => counts.wrong_password_unprovable += 1,
+                    Err(e) => {
+                        assert!(!e.to_string().contains('\n'), "{what}: {e}");
+                        counts.other += 1;
+                    }
+                }
+            }
+        }
+        eprintln!(
+            "{what}: {} bytes, {} copies: damaged {}, wrong password {}, imported ok {}, \
+             other errors {}, wrong password with every encrypted part hit {}",
+            file.len(),
+            file.len() * 2,
+            counts.damaged,
+            counts.wrong_password,
+            counts.imported,
+            counts.other,
+            counts.wrong_password_unprovable
+        );
+        total.damaged += counts.damaged;
+        total.wrong_password += counts.wrong_password;
+        total.imported += counts.imported;
+        total.other += counts.other;
+        total.wrong_password_unprovable += counts.wrong_password_unprovable;
+    }
+    eprintln!("all files: {total:?}");
+    assert!(
+        misreported.is_empty(),
+        "{} copies called \"wrong password\" though part of them proves it right:\n{}",
+        misreported.len(),
+        misreported.join("\n")
+    );
+    assert!(total.damaged > 1000, "{total:?}");
+}
+
+#[test]
+fn bytes_after_a_verified_file_are_read_past_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let right = Password::new(RIGHT.into());
+    for (what, file) in [
+        ("modern", pfx(dir.path(), "modern.pfx", &[])),
+        ("legacy", pfx(dir.path(), "legacy.pfx", &["-legacy"])),
+    ] {
+        for (tail, zeros) in [
+            (&[0u8, 0][..], true),
+            (&[0u8; 8][..], true),
+            (&b"\r\n-- exported --"[..], false),
+        ] {
+            let mut m = file.clone();
+            m.extend_from_slice(tail);
+            let c = read_file(&m, Some(&right)).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!((c.certs.len(), c.keys.len()), (1, 1), "{what}");
+            assert_eq!(
+                c.warnings,
+                [ReadWarning::TrailingBytes {
+                    count: tail.len(),
+                    zeros
+                }],
+                "{what}"
+            );
+            // A wrong password is still a wrong password.
+            assert!(
+                matches!(
+                    read_file(&m, Some(&Password::new("not-it".into()))),
+                    Err(FormatError::WrongPassword)
+                ),
+                "{what}"
+            );
+        }
+        // The file itself has no warning.
+        assert!(read_file(&file, Some(&right)).unwrap().warnings.is_empty());
+        // Truncated files are still damaged, with or without bytes after them.
+        for cut in [file.len() - 1, file.len() - 30, file.len() / 2] {
+            let mut m = file[..cut].to_vec();
+            assert!(
+                matches!(
+                    read_file(&m, Some(&right)),
+                    Err(FormatError::Damaged { .. })
+                ),
+                "{what} cut at {cut}"
+            );
+            m.extend_from_slice(&[0, 0]);
+            assert!(
+                matches!(
+                    read_file(&m, Some(&right)),
+                    Err(FormatError::Damaged { .. })
+                ),
+                "{what} cut at {cut}, then 00 00"
+            );
+        }
+    }
+}
+
+#[test]
+fn bytes_after_a_file_without_a_mac_are_still_refused() {
+    // Without a MAC nothing proves the structure before the extra bytes complete: an
+    // outer length damaged so that it ends before the MAC would look just the same.
+    let dir = tempfile::tempdir().unwrap();
+    let file = pfx(dir.path(), "nomac.pfx", &["-nomac"]);
+    let right = Password::new(RIGHT.into());
+    assert!(read_file(&file, Some(&right)).is_ok());
+    let mut m = file.clone();
+    m.extend_from_slice(&[0, 0]);
+    let e = read_file(&m, Some(&right)).unwrap_err();
+    assert!(
+        e.to_string().contains("2 unexpected bytes after the end"),
+        "{e}"
+    );
+    // The same file with its MAC cut off by a shortened outer length.
+    let with_mac = pfx(dir.path(), "mac.pfx", &[]);
+    let pfx = ber::read_single(&with_mac).unwrap();
+    let fields = pfx.children().unwrap();
+    let without_mac_len: usize = fields[..2].iter().map(|f| f.raw.len()).sum();
+    let mut cut = ber::encode(
+        &[0x30],
+        &with_mac[with_mac.len() - pfx.content.len()..][..without_mac_len],
+    );
+    cut.extend_from_slice(fields[2].raw);
+    assert!(matches!(
+        read_file(&cut, Some(&right)),
+        Err(FormatError::Damaged { .. })
+    ));
+}
