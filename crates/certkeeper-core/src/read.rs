@@ -296,8 +296,7 @@ fn read_pem(bytes: &[u8], password: Option<&Password>) -> Result<Contents, Forma
                     .map_err(in_block)?;
                 contents = contents.key(key);
             }
-            "RSA PRIVATE KEY" | "EC PRIVATE KEY" => {
-                let rsa = block.label.starts_with("RSA");
+            "RSA PRIVATE KEY" | "EC PRIVATE KEY" | "DSA PRIVATE KEY" => {
                 let plain = match block.header("Proc-Type") {
                     Some(p) if p.contains("ENCRYPTED") => {
                         let pw = password.ok_or(FormatError::PasswordRequired {
@@ -317,17 +316,12 @@ fn read_pem(bytes: &[u8], password: Option<&Password>) -> Result<Contents, Forma
                     }
                     _ => Zeroizing::new(block.data.clone()),
                 };
-                let key = if rsa {
-                    PrivateKey::from_pkcs1_der(&plain)
-                } else {
-                    PrivateKey::from_sec1_der(&plain)
+                let key = match block.label.as_str() {
+                    "RSA PRIVATE KEY" => PrivateKey::from_pkcs1_der(&plain),
+                    "DSA PRIVATE KEY" => PrivateKey::from_dsa_der(&plain),
+                    _ => PrivateKey::from_sec1_der(&plain),
                 };
                 contents = contents.key(key.map_err(in_block)?);
-            }
-            "DSA PRIVATE KEY" => {
-                return Err(FormatError::Unsupported {
-                    what: "a DSA key".into(),
-                });
             }
             other => skipped.push(other.to_string()),
         }

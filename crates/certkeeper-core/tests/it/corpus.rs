@@ -2,7 +2,7 @@
 //! the right number of certificates and keys; every certificate must parse or be
 //! refused cleanly.
 
-use certkeeper_core::{FormatError, Password, read_file};
+use certkeeper_core::{FormatError, Password, ber, read_file};
 use certkeeper_testkit::{files_under as walk, manifest, vectors};
 
 #[test]
@@ -164,12 +164,15 @@ fn encrypted_and_plain_keys_in_every_form_decrypt() {
             "wrong",
             Err("wrong password"),
         ),
+        ("PEM_Serialization/dsa_private_key.pem", "123456", Ok(1)), // Proc-Type DSA
+        ("DER_Serialization/dsa.2048.der", "", Ok(1)),              // OpenSSL's DSA DER
+        ("Traditional_OpenSSL_Serialization/dsa.3072.pem", "", Ok(1)),
+        ("PKCS8/unenc-dsa-pkcs8.pem", "", Ok(1)),
         (
-            "PEM_Serialization/dsa_private_key.pem",
-            "123456",
-            Err("DSA"),
+            "Traditional_OpenSSL_Serialization/dsa-wrong-version.pem",
+            "",
+            Err("damaged"),
         ),
-        ("DER_Serialization/dsa.2048.der", "", Err("DSA")),
         (
             "DER_Serialization/rsa_public_key.der",
             "",
@@ -191,6 +194,45 @@ fn encrypted_and_plain_keys_in_every_form_decrypt() {
             (Ok(_), Err(text)) => panic!("{file}: read, but should fail with {text}"),
             (Err(e), Ok(_)) => panic!("{file}: {e}"),
         }
+    }
+}
+
+#[test]
+fn dsa_keys_match_their_public_keys() {
+    // (private key file, its public key file) under asymmetric/, as OpenSSL wrote them.
+    let pairs = [
+        ("PKCS8/unenc-dsa-pkcs8.pem", "PKCS8/unenc-dsa-pkcs8.pub.pem"),
+        (
+            "DER_Serialization/unenc-dsa-pkcs8.der",
+            "DER_Serialization/unenc-dsa-pkcs8.pub.der",
+        ),
+        (
+            "PEM_Serialization/dsa_private_key.pem",
+            "PEM_Serialization/dsa_public_key.pem",
+        ),
+    ];
+    let pw = Password::new("123456".into());
+    for (private, public) in pairs {
+        let dir = vectors().join("asymmetric");
+        let key = read_file(&std::fs::read(dir.join(private)).unwrap(), Some(&pw))
+            .unwrap_or_else(|e| panic!("{private}: {e}"))
+            .keys
+            .remove(0)
+            .key;
+        assert_eq!(key.algorithm(), certkeeper_core::KeyAlgorithm::Dsa);
+        let spki = std::fs::read(dir.join(public)).unwrap();
+        let spki = if spki.starts_with(b"-----") {
+            certkeeper_core::pem::parse(&spki).unwrap().remove(0).data
+        } else {
+            spki
+        };
+        let fields = ber::read_single(&spki).unwrap().children().unwrap();
+        let bits = &fields[1].content[1..];
+        assert_eq!(
+            key.key_id().unwrap(),
+            certkeeper_core::key::public_key_id(bits, false),
+            "{private}"
+        );
     }
 }
 
