@@ -68,8 +68,8 @@ impl KeyAlgorithm {
     pub fn tls_refusal(self) -> Option<&'static str> {
         match self {
             KeyAlgorithm::Dsa => Some(
-                "a DSA key cannot sign a TLS handshake (TLS 1.3 has no DSA signatures and \
-                 TLS 1.2 clients here offer none): ask the partner for an RSA or ECDSA certificate",
+                "a DSA key cannot sign a TLS handshake (TLS 1.3 has no DSA signatures, and \
+                 TLS 1.2 client authentication with DSA is not offered)",
             ),
             KeyAlgorithm::X25519 => {
                 Some("an X25519 key is for key agreement and cannot sign a TLS handshake")
