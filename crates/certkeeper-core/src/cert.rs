@@ -290,6 +290,8 @@ fn key_type(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> String {
         _ => match alg.as_str() {
             crate::key::OID_ED25519 => "Ed25519".into(),
             "1.3.101.113" => "Ed448".into(),
+            crate::key::OID_X25519 => "X25519".into(),
+            "1.3.101.111" => "X448".into(),
             _ => alg,
         },
     }

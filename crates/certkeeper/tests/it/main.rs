@@ -8,4 +8,5 @@ mod doctor;
 mod egress;
 mod formats;
 mod paths;
+mod real_files;
 mod store;
