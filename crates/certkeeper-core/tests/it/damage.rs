@@ -253,7 +253,7 @@ fn bytes_after_a_file_without_a_mac_are_still_refused() {
     let file = pfx(dir.path(), "nomac.pfx", &["-nomac"]);
     let right = Password::new(RIGHT.into());
     assert!(read_file(&file, Some(&right)).is_ok());
-    let mut m = file.clone();
+    let mut m = file;
     m.extend_from_slice(&[0, 0]);
     let e = read_file(&m, Some(&right)).unwrap_err();
     assert!(
