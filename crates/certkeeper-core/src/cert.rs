@@ -282,6 +282,7 @@ fn key_type(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> String {
                 Some(crate::key::OID_P256) => "EC P-256".into(),
                 Some(crate::key::OID_P384) => "EC P-384".into(),
                 Some(crate::key::OID_P521) => "EC P-521".into(),
+                Some(crate::key::OID_SECP256K1) => "EC secp256k1".into(),
                 Some(other) => format!("EC {other}"),
                 None => "EC".into(),
             }

@@ -21,6 +21,8 @@ pub const OID_P256: &str = "1.2.840.10045.3.1.7";
 pub const OID_P384: &str = "1.3.132.0.34";
 /// secp521r1.
 pub const OID_P521: &str = "1.3.132.0.35";
+/// secp256k1.
+pub const OID_SECP256K1: &str = "1.3.132.0.10";
 /// id-Ed25519.
 pub const OID_ED25519: &str = "1.3.101.112";
 /// id-dsa.
@@ -43,6 +45,8 @@ pub enum KeyAlgorithm {
     EcP521,
     /// Ed25519.
     Ed25519,
+    /// ECDSA on secp256k1: stored and exported, but TLS signs with no such scheme.
+    EcSecp256k1,
     /// DSA: stored and exported, but no TLS version signs a client's handshake with it.
     Dsa,
     /// X25519: a key-agreement key, it signs nothing.
@@ -59,6 +63,7 @@ impl KeyAlgorithm {
             KeyAlgorithm::EcP384 => "ec-p384",
             KeyAlgorithm::EcP521 => "ec-p521",
             KeyAlgorithm::Ed25519 => "ed25519",
+            KeyAlgorithm::EcSecp256k1 => "ec-secp256k1",
             KeyAlgorithm::Dsa => "dsa",
             KeyAlgorithm::X25519 => "x25519",
         }
@@ -74,6 +79,10 @@ impl KeyAlgorithm {
             KeyAlgorithm::X25519 => {
                 Some("an X25519 key is for key agreement and cannot sign a TLS handshake")
             }
+            KeyAlgorithm::EcSecp256k1 => Some(
+                "an EC key on secp256k1 cannot sign a TLS handshake (TLS signs with EC keys \
+                 on P-256, P-384 and P-521 only)",
+            ),
             _ => None,
         }
     }
@@ -87,6 +96,7 @@ impl KeyAlgorithm {
             KeyAlgorithm::EcP384,
             KeyAlgorithm::EcP521,
             KeyAlgorithm::Ed25519,
+            KeyAlgorithm::EcSecp256k1,
             KeyAlgorithm::Dsa,
             KeyAlgorithm::X25519,
         ]
@@ -121,6 +131,7 @@ impl PrivateKey {
                 Some(OID_P256) => KeyAlgorithm::EcP256,
                 Some(OID_P384) => KeyAlgorithm::EcP384,
                 Some(OID_P521) => KeyAlgorithm::EcP521,
+                Some(OID_SECP256K1) => KeyAlgorithm::EcSecp256k1,
                 Some(other) => {
                     return Err(FormatError::Unsupported {
                         what: format!("an EC key on curve {other}"),
@@ -238,10 +249,14 @@ impl PrivateKey {
                 let (n, e) = rsa_numbers(&info.key).ok_or_else(|| bad("invalid RSA key"))?;
                 Ok(rsa_public_key_der(n, e))
             }
-            KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 | KeyAlgorithm::EcP521 => {
+            KeyAlgorithm::EcP256
+            | KeyAlgorithm::EcP384
+            | KeyAlgorithm::EcP521
+            | KeyAlgorithm::EcSecp256k1 => {
                 let alg = match self.algorithm {
                     KeyAlgorithm::EcP256 => &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
                     KeyAlgorithm::EcP384 => &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+                    KeyAlgorithm::EcSecp256k1 => &signature::ECDSA_P256K1_SHA256_ASN1_SIGNING,
                     _ => &signature::ECDSA_P521_SHA512_ASN1_SIGNING,
                 };
                 let pair = signature::EcdsaKeyPair::from_private_key_der(alg, &self.pkcs8)

@@ -246,3 +246,47 @@ fn list_refused_files() {
         }
     }
 }
+
+/// Certificates and private keys `openssl pkcs12 -legacy` finds in `path` with
+/// `password`, or None when it cannot read the file.
+pub fn openssl_reads(path: &std::path::Path, password: &str) -> Option<(usize, usize)> {
+    let out = std::process::Command::new("openssl")
+        .args(["pkcs12", "-legacy", "-nodes", "-passin"])
+        .arg(format!("pass:{password}"))
+        .arg("-in")
+        .arg(path)
+        .output()
+        .expect("openssl is needed by the tests");
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some((
+        text.matches("-----BEGIN CERTIFICATE-----").count(),
+        text.matches("-----BEGIN PRIVATE KEY-----").count(),
+    ))
+}
+
+#[test]
+fn every_pkcs12_file_openssl_legacy_reads_is_read_alike() {
+    // Asks openssl itself, not the manifest: what it reads, certkeeper reads, with
+    // the same certificates and keys.
+    let mut checked = 0;
+    for row in manifest("pkcs12-manifest.tsv") {
+        let path = vectors().join(&row[0]);
+        let password = if row[1].starts_with("(empty") {
+            ""
+        } else {
+            row[1].as_str()
+        };
+        let Some((certs, keys)) = openssl_reads(&path, password) else {
+            continue;
+        };
+        checked += 1;
+        let pw = (!password.is_empty()).then(|| Password::new(password.into()));
+        let c = read_file(&std::fs::read(&path).unwrap(), pw.as_ref())
+            .unwrap_or_else(|e| panic!("{}: openssl reads it, certkeeper says: {e}", row[0]));
+        assert_eq!((c.certs.len(), c.keys.len()), (certs, keys), "{}", row[0]);
+    }
+    assert!(checked >= 30, "openssl read only {checked} files");
+}
