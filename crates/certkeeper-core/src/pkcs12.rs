@@ -100,9 +100,12 @@ pub fn read(input: &[u8], password: Option<&str>) -> Result<Pkcs12Contents, Form
         })
         .ok_or_else(|| FormatError::damaged(WHAT, "authSafe has no content"))?;
     if !trailing.is_empty() && mac.is_none() {
-        return Err(FormatError::ber(
+        return Err(FormatError::damaged(
             WHAT,
-            &ber::BerError::TrailingData(trailing.len()),
+            format!(
+                "{} (and it has no integrity check that would prove the data before them complete)",
+                ber::BerError::TrailingData(trailing.len())
+            ),
         ));
     }
 
@@ -135,7 +138,7 @@ pub fn read(input: &[u8], password: Option<&str>) -> Result<Pkcs12Contents, Form
             // The MAC proved the password; a failing decryption is damage.
             Err(FormatError::WrongPassword) => Err(FormatError::damaged(
                 WHAT,
-                "encrypted contents do not decrypt, though the integrity check proves the password right: the file was altered",
+                "encrypted contents do not decrypt, though the integrity check proves the password right",
             )),
             Err(e) => Err(e),
         };
