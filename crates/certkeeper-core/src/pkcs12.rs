@@ -272,17 +272,33 @@ fn verify_mac(mac: &Tlv<'_>, password: &PasswordBytes, data: &[u8]) -> Result<bo
     if iterations == 0 || iterations > MAX_ITERATIONS {
         return Err(bad("iteration count out of bounds"));
     }
+    if mac.tag_byte() != 0x30 || digest_info.tag_byte() != 0x30 || salt.tag_byte() != 0x04 {
+        return Err(bad("malformed"));
+    }
     let di = digest_info
         .children()
         .map_err(|e| FormatError::ber(WHAT, &e))?;
     let [alg, digest] = di.as_slice() else {
         return Err(bad("malformed digest info"));
     };
-    let alg_oid = alg
-        .children()
-        .ok()
-        .and_then(|c| c.first().and_then(oid_string))
-        .ok_or_else(|| bad("no algorithm"))?;
+    if alg.tag_byte() != 0x30 || digest.tag_byte() != 0x04 {
+        return Err(bad("malformed digest info"));
+    }
+    let alg_parts = alg.children().unwrap_or_default();
+    let alg_oid = match alg_parts.as_slice() {
+        // The parameters are absent or NULL.
+        [oid]
+        | [
+            oid,
+            Tlv {
+                tag: [0x05],
+                content: [],
+                ..
+            },
+        ] => oid_string(oid),
+        _ => None,
+    }
+    .ok_or_else(|| bad("no algorithm"))?;
     let rounds = i32::try_from(iterations).map_err(|_| bad("iterations"))?;
     macro_rules! check {
         ($d:ty, $len:expr) => {{

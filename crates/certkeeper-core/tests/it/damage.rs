@@ -145,7 +145,6 @@ fn flipped_bits_with_the_right_password_are_damage_not_a_wrong_password() {
                 // MAC data is hit, is not needed: the parts are intact then too).
                 let provable = parts.iter().any(|r| !r.contains(&pos));
                 match read_file(&m, Some(&right)) {
-                    // Tag bytes inside the MAC data that the MAC check does not read.
                     Ok(_) => counts.imported += 1,
                     Err(FormatError::Damaged { .. }) => counts.damaged += 1,
                     Err(FormatError::WrongPassword) if provable => {
@@ -185,6 +184,9 @@ fn flipped_bits_with_the_right_password_are_damage_not_a_wrong_password() {
         misreported.join("\n")
     );
     assert!(total.damaged > 1000, "{total:?}");
+    // Every flip is noticed: the MAC covers the contents, and the parts it does not
+    // cover (the outer structure, the MAC data itself) are read strictly.
+    assert_eq!(total.imported, 0, "{total:?}");
 }
 
 #[test]
