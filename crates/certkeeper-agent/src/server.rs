@@ -578,6 +578,16 @@ impl Agent {
                 );
                 return denied(caller);
             }
+            if let Some(e) = &entry
+                && let Some(why) = tls_refusal(e)
+            {
+                self.audit
+                    .record(caller, "sign", Some(thumbprint), "error", Some(why));
+                return Response::error(
+                    Code::UnsupportedScheme,
+                    format!("the key of {}: {why}", e.subject),
+                );
+            }
             match (cached, entry) {
                 (Some(k), _) => k,
                 (None, Some(entry)) => match load_key(&home, &entry) {
@@ -630,6 +640,9 @@ impl Agent {
 /// Unseals an entry's key into a rustls signing key. Key bytes stay in zeroizing
 /// buffers; only the signing key object (aws-lc) keeps them afterwards.
 fn load_key(home: &Home, entry: &Entry) -> Result<Arc<dyn SigningKey>, String> {
+    if let Some(why) = tls_refusal(entry) {
+        return Err(format!("the key of {}: {why}", entry.subject));
+    }
     let key = home.private_key(entry).map_err(|e| e.to_string())?;
     let der = zeroize::Zeroizing::new(key.pkcs8_der().to_vec());
     let pkcs8 = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der.as_slice()));
@@ -639,6 +652,15 @@ fn load_key(home: &Home, entry: &Entry) -> Result<Arc<dyn SigningKey>, String> {
             entry.subject
         )
     })
+}
+
+/// Why the entry's key cannot sign a TLS handshake (a DSA key, an X25519 key), if so.
+fn tls_refusal(entry: &Entry) -> Option<&'static str> {
+    entry
+        .key_algorithm
+        .as_deref()
+        .and_then(certkeeper_core::KeyAlgorithm::from_name)
+        .and_then(certkeeper_core::KeyAlgorithm::tls_refusal)
 }
 
 fn denied(caller: &Caller) -> Response {

@@ -101,6 +101,13 @@ pub fn peek_header(input: &[u8]) -> Option<(u8, &[u8])> {
     Some((input[0], &input[header_len..end]))
 }
 
+/// The header of the element at the front of `input`: its first identifier octet, its
+/// length (`None` when indefinite) and the header's size. The content need not be there.
+pub fn element_header(input: &[u8]) -> Option<(u8, Option<usize>, usize)> {
+    let (_, len, header_len) = header(input, 0).ok()?;
+    Some((input[0], len, header_len))
+}
+
 /// Reads the children of `content` as far as they are complete, ignoring a cut-off tail.
 pub fn lenient_children(content: &[u8]) -> Vec<Tlv<'_>> {
     let mut out = Vec::new();

@@ -305,6 +305,7 @@ fn key_type(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> String {
                 Some(crate::key::OID_P256) => "EC P-256".into(),
                 Some(crate::key::OID_P384) => "EC P-384".into(),
                 Some(crate::key::OID_P521) => "EC P-521".into(),
+                Some(crate::key::OID_SECP256K1) => "EC secp256k1".into(),
                 Some(other) => format!("EC {other}"),
                 None => "EC".into(),
             }
@@ -313,6 +314,8 @@ fn key_type(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> String {
         _ => match alg.as_str() {
             crate::key::OID_ED25519 => "Ed25519".into(),
             "1.3.101.113" => "Ed448".into(),
+            crate::key::OID_X25519 => "X25519".into(),
+            "1.3.101.111" => "X448".into(),
             _ => alg,
         },
     }

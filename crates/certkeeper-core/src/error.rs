@@ -55,3 +55,22 @@ impl FormatError {
         Self::damaged(what, err)
     }
 }
+
+/// Something a file carried that certkeeper read past: worth telling the user, not a
+/// reason to refuse the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadWarning {
+    /// Bytes after a complete PKCS#12 structure whose integrity check (MAC) verified,
+    /// as some Windows exports carry (an end-of-contents pair, zero padding).
+    #[error(
+        "{count} byte{} after the end of the PKCS#12 data ignored ({}); the integrity check covers everything before them",
+        if *count == 1 { "" } else { "s" },
+        if *zeros { "zero padding" } else { "not zeros" }
+    )]
+    TrailingBytes {
+        /// How many bytes were ignored.
+        count: usize,
+        /// Whether they were all zero.
+        zeros: bool,
+    },
+}

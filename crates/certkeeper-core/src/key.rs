@@ -21,8 +21,14 @@ pub const OID_P256: &str = "1.2.840.10045.3.1.7";
 pub const OID_P384: &str = "1.3.132.0.34";
 /// secp521r1.
 pub const OID_P521: &str = "1.3.132.0.35";
+/// secp256k1.
+pub const OID_SECP256K1: &str = "1.3.132.0.10";
 /// id-Ed25519.
 pub const OID_ED25519: &str = "1.3.101.112";
+/// id-dsa.
+pub const OID_DSA: &str = "1.2.840.10040.4.1";
+/// id-X25519.
+pub const OID_X25519: &str = "1.3.101.110";
 
 /// The key types certkeeper stores and signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +45,12 @@ pub enum KeyAlgorithm {
     EcP521,
     /// Ed25519.
     Ed25519,
+    /// ECDSA on secp256k1: stored and exported, but TLS signs with no such scheme.
+    EcSecp256k1,
+    /// DSA: stored and exported, but no TLS version signs a client's handshake with it.
+    Dsa,
+    /// X25519: a key-agreement key, it signs nothing.
+    X25519,
 }
 
 impl KeyAlgorithm {
@@ -51,7 +63,45 @@ impl KeyAlgorithm {
             KeyAlgorithm::EcP384 => "ec-p384",
             KeyAlgorithm::EcP521 => "ec-p521",
             KeyAlgorithm::Ed25519 => "ed25519",
+            KeyAlgorithm::EcSecp256k1 => "ec-secp256k1",
+            KeyAlgorithm::Dsa => "dsa",
+            KeyAlgorithm::X25519 => "x25519",
         }
+    }
+
+    /// Why a key of this algorithm cannot sign a TLS handshake, if it cannot.
+    pub fn tls_refusal(self) -> Option<&'static str> {
+        match self {
+            KeyAlgorithm::Dsa => Some(
+                "a DSA key cannot sign a TLS handshake (TLS 1.3 has no DSA signatures, and \
+                 TLS 1.2 client authentication with DSA is not offered)",
+            ),
+            KeyAlgorithm::X25519 => {
+                Some("an X25519 key is for key agreement and cannot sign a TLS handshake")
+            }
+            KeyAlgorithm::EcSecp256k1 => Some(
+                "an EC key on secp256k1 cannot sign a TLS handshake (TLS signs with EC keys \
+                 on P-256, P-384 and P-521 only)",
+            ),
+            _ => None,
+        }
+    }
+
+    /// The algorithm of a name as [`KeyAlgorithm::name`] gives it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            KeyAlgorithm::Rsa,
+            KeyAlgorithm::RsaPss,
+            KeyAlgorithm::EcP256,
+            KeyAlgorithm::EcP384,
+            KeyAlgorithm::EcP521,
+            KeyAlgorithm::Ed25519,
+            KeyAlgorithm::EcSecp256k1,
+            KeyAlgorithm::Dsa,
+            KeyAlgorithm::X25519,
+        ]
+        .into_iter()
+        .find(|a| a.name() == name)
     }
 }
 
@@ -81,6 +131,7 @@ impl PrivateKey {
                 Some(OID_P256) => KeyAlgorithm::EcP256,
                 Some(OID_P384) => KeyAlgorithm::EcP384,
                 Some(OID_P521) => KeyAlgorithm::EcP521,
+                Some(OID_SECP256K1) => KeyAlgorithm::EcSecp256k1,
                 Some(other) => {
                     return Err(FormatError::Unsupported {
                         what: format!("an EC key on curve {other}"),
@@ -94,11 +145,10 @@ impl PrivateKey {
                 }
             },
             OID_ED25519 => KeyAlgorithm::Ed25519,
-            "1.2.840.10040.4.1" => return Err(unsupported("a DSA key")),
+            OID_DSA => KeyAlgorithm::Dsa,
+            OID_X25519 => KeyAlgorithm::X25519,
             "1.3.101.113" => return Err(unsupported("an Ed448 key")),
-            "1.3.101.110" | "1.3.101.111" => {
-                return Err(unsupported("an X25519/X448 key (not a signing key)"));
-            }
+            "1.3.101.111" => return Err(unsupported("an X448 key (not a signing key)")),
             other => return Err(unsupported(&format!("a key of algorithm {other}"))),
         };
         let key = PrivateKey {
@@ -114,13 +164,44 @@ impl PrivateKey {
     pub fn from_pkcs1_der(der: &[u8]) -> Result<Self, FormatError> {
         let seq = ber::read_single(der).map_err(|e| FormatError::ber("RSA private key", &e))?;
         // OpenSSL's DSA private key has the same shape with six integers.
-        if seq.children().is_ok_and(|c| c.len() == 6) {
-            return Err(unsupported("a DSA key"));
+        if let Ok(c) = seq.children()
+            && c.len() == 6
+        {
+            return Self::from_openssl_dsa(&c);
         }
         let alg = ber::encode(&[0x30], &[oid_tlv(OID_RSA), vec![0x05, 0x00]].concat());
         let pkcs8 = Zeroizing::new(ber::encode(
             &[0x30],
             &[vec![0x02, 0x01, 0x00], alg, ber::encode(&[0x04], der)].concat(),
+        ));
+        Self::from_pkcs8_der(&pkcs8)
+    }
+
+    /// Reads OpenSSL's traditional DSA private key (`BEGIN DSA PRIVATE KEY`): version,
+    /// p, q, g, y, x; wrapped into PKCS#8.
+    pub fn from_dsa_der(der: &[u8]) -> Result<Self, FormatError> {
+        let seq = ber::read_single(der).map_err(|e| FormatError::ber("DSA private key", &e))?;
+        let c = seq
+            .children()
+            .map_err(|e| FormatError::ber("DSA private key", &e))?;
+        Self::from_openssl_dsa(&c)
+    }
+
+    fn from_openssl_dsa(c: &[Tlv<'_>]) -> Result<Self, FormatError> {
+        let [version, p, q, g, _, x] = c else {
+            return Err(FormatError::damaged("DSA private key", "not six integers"));
+        };
+        if c.iter().any(|t| t.tag_byte() != 0x02) || version.content != [0] {
+            return Err(FormatError::damaged(
+                "DSA private key",
+                "not a DSA private key",
+            ));
+        }
+        let params = ber::encode(&[0x30], &[p.raw, q.raw, g.raw].concat());
+        let alg = ber::encode(&[0x30], &[oid_tlv(OID_DSA), params].concat());
+        let pkcs8 = Zeroizing::new(ber::encode(
+            &[0x30],
+            &[vec![0x02, 0x01, 0x00], alg, ber::encode(&[0x04], x.raw)].concat(),
         ));
         Self::from_pkcs8_der(&pkcs8)
     }
@@ -168,10 +249,14 @@ impl PrivateKey {
                 let (n, e) = rsa_numbers(&info.key).ok_or_else(|| bad("invalid RSA key"))?;
                 Ok(rsa_public_key_der(n, e))
             }
-            KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 | KeyAlgorithm::EcP521 => {
+            KeyAlgorithm::EcP256
+            | KeyAlgorithm::EcP384
+            | KeyAlgorithm::EcP521
+            | KeyAlgorithm::EcSecp256k1 => {
                 let alg = match self.algorithm {
                     KeyAlgorithm::EcP256 => &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
                     KeyAlgorithm::EcP384 => &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+                    KeyAlgorithm::EcSecp256k1 => &signature::ECDSA_P256K1_SHA256_ASN1_SIGNING,
                     _ => &signature::ECDSA_P521_SHA512_ASN1_SIGNING,
                 };
                 let pair = signature::EcdsaKeyPair::from_private_key_der(alg, &self.pkcs8)
@@ -184,6 +269,26 @@ impl PrivateKey {
                 let pair = signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&self.pkcs8)
                     .map_err(|_| bad("invalid Ed25519 key"))?;
                 Ok(pair.public_key().as_ref().to_vec())
+            }
+            KeyAlgorithm::Dsa => {
+                let info = parse_pkcs8(&self.pkcs8)?;
+                dsa_public_key(&info).ok_or_else(|| bad("invalid DSA key"))
+            }
+            KeyAlgorithm::X25519 => {
+                let info = parse_pkcs8(&self.pkcs8)?;
+                let secret = ber::read_single(&info.key)
+                    .ok()
+                    .filter(|t| t.tag_byte() == 0x04)
+                    .ok_or_else(|| bad("invalid X25519 key"))?;
+                let key = aws_lc_rs::agreement::PrivateKey::from_private_key(
+                    &aws_lc_rs::agreement::X25519,
+                    secret.content,
+                )
+                .map_err(|_| bad("invalid X25519 key"))?;
+                let public = key
+                    .compute_public_key()
+                    .map_err(|_| bad("invalid X25519 key"))?;
+                Ok(public.as_ref().to_vec())
             }
         }
     }
@@ -228,6 +333,8 @@ fn unsupported(what: &str) -> FormatError {
 struct Pkcs8Info {
     oid: String,
     curve: Option<String>,
+    /// The algorithm's parameters (DER), if any: DSA's p, q, g.
+    params: Vec<u8>,
     key: Zeroizing<Vec<u8>>,
 }
 
@@ -259,6 +366,7 @@ fn parse_pkcs8(der: &[u8]) -> Result<Pkcs8Info, FormatError> {
     Ok(Pkcs8Info {
         oid,
         curve,
+        params: alg_parts.get(1).map(|p| p.raw.to_vec()).unwrap_or_default(),
         key: Zeroizing::new(key.content.to_vec()),
     })
 }
@@ -319,4 +427,192 @@ fn der_uint(v: &[u8]) -> Vec<u8> {
 
 fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
     ber::encode(&[0x30], &[der_uint(n), der_uint(e)].concat())
+}
+
+/// The DSA public key y = g^x mod p as a certificate holds it (a DER INTEGER), checked:
+/// p odd and at most 8192 bits, q at most 512 bits, 1 < g < p, 0 < x < q.
+fn dsa_public_key(info: &Pkcs8Info) -> Option<Vec<u8>> {
+    let params = ber::read_single(&info.params).ok()?.children().ok()?;
+    let [p, q, g] = params.as_slice() else {
+        return None;
+    };
+    let x = ber::read_single(&info.key).ok()?;
+    if [p, q, g, &x].iter().any(|t| t.tag_byte() != 0x02) {
+        return None;
+    }
+    let (p, q, g) = (
+        strip_zeros(p.content),
+        strip_zeros(q.content),
+        strip_zeros(g.content),
+    );
+    let x = strip_zeros(x.content);
+    let below = |a: &[u8], b: &[u8]| a.len() < b.len() || (a.len() == b.len() && a < b);
+    if p.len() > 1024
+        || q.len() > 64
+        || p.last().is_none_or(|b| b & 1 == 0)
+        || x.is_empty()
+        || !below(x, q)
+        || g.is_empty()
+        || g == [1]
+        || !below(g, p)
+    {
+        return None;
+    }
+    let y = montgomery::pow_mod(g, x, p)?;
+    Some(der_uint(strip_zeros(&y)))
+}
+
+/// Modular exponentiation for DSA's public key, written here because the secret
+/// exponent must stay in memory that is zeroized (no maintained big-integer crate in
+/// the tree offers that). Montgomery multiplication (CIOS) on 64-bit limbs.
+mod montgomery {
+    use zeroize::Zeroizing;
+
+    type Limbs = Zeroizing<Vec<u64>>;
+
+    /// base^exp mod m (big-endian bytes in and out); m odd, base < m.
+    pub fn pow_mod(base: &[u8], exp: &[u8], m: &[u8]) -> Option<Vec<u8>> {
+        let n = m.len().div_ceil(8);
+        let m = limbs(m, n);
+        let m0inv = neg_inverse(m[0])?;
+        let r = r_mod(&m, 1);
+        let r2 = r_mod(&m, 2);
+        let mut t: Limbs = Zeroizing::new(vec![0; n + 2]);
+        let mut g_m: Limbs = Zeroizing::new(vec![0; n]);
+        mul(&limbs(base, n), &r2, &m, m0inv, &mut g_m, &mut t);
+        let mut acc = r;
+        let mut tmp: Limbs = Zeroizing::new(vec![0; n]);
+        for byte in exp {
+            for bit in (0..8).rev() {
+                mul(&acc, &acc, &m, m0inv, &mut tmp, &mut t);
+                acc.copy_from_slice(&tmp);
+                if (byte >> bit) & 1 == 1 {
+                    mul(&acc, &g_m, &m, m0inv, &mut tmp, &mut t);
+                    acc.copy_from_slice(&tmp);
+                }
+            }
+        }
+        let mut one: Limbs = Zeroizing::new(vec![0; n]);
+        one[0] = 1;
+        mul(&acc, &one, &m, m0inv, &mut tmp, &mut t);
+        Some(tmp.iter().rev().flat_map(|l| l.to_be_bytes()).collect())
+    }
+
+    fn limbs(be: &[u8], n: usize) -> Limbs {
+        let mut out = Zeroizing::new(vec![0u64; n]);
+        for (i, b) in be.iter().rev().enumerate() {
+            out[i / 8] |= u64::from(*b) << (8 * (i % 8));
+        }
+        out
+    }
+
+    /// -m0^-1 mod 2^64 (Newton's iteration); None for an even modulus.
+    fn neg_inverse(m0: u64) -> Option<u64> {
+        if m0 & 1 == 0 {
+            return None;
+        }
+        let mut inv: u64 = 1;
+        for _ in 0..6 {
+            inv = inv.wrapping_mul(2u64.wrapping_sub(m0.wrapping_mul(inv)));
+        }
+        Some(inv.wrapping_neg())
+    }
+
+    /// R^k mod m for R = 2^(64n), by doubling.
+    fn r_mod(m: &[u64], k: usize) -> Limbs {
+        let n = m.len();
+        let mut r: Limbs = Zeroizing::new(vec![0; n]);
+        r[0] = 1;
+        for _ in 0..64 * n * k {
+            let mut carry = 0;
+            for limb in r.iter_mut() {
+                let next = *limb >> 63;
+                *limb = (*limb << 1) | carry;
+                carry = next;
+            }
+            if carry == 1 || !less(&r, m) {
+                sub(&mut r, m);
+            }
+        }
+        r
+    }
+
+    fn less(a: &[u64], b: &[u64]) -> bool {
+        for (x, y) in a.iter().rev().zip(b.iter().rev()) {
+            if x != y {
+                return x < y;
+            }
+        }
+        false
+    }
+
+    /// a -= b, modulo 2^(64n).
+    fn sub(a: &mut [u64], b: &[u64]) {
+        let mut borrow = false;
+        for (x, y) in a.iter_mut().zip(b) {
+            let (d, b1) = x.overflowing_sub(*y);
+            let (d, b2) = d.overflowing_sub(u64::from(borrow));
+            *x = d;
+            borrow = b1 || b2;
+        }
+    }
+
+    /// out = a * b / R mod m.
+    fn mul(a: &[u64], b: &[u64], m: &[u64], m0inv: u64, out: &mut [u64], t: &mut [u64]) {
+        let n = m.len();
+        t.fill(0);
+        for &ai in a {
+            let mut c: u128 = 0;
+            for j in 0..n {
+                let s = u128::from(t[j]) + u128::from(ai) * u128::from(b[j]) + c;
+                t[j] = s as u64;
+                c = s >> 64;
+            }
+            let s = u128::from(t[n]) + c;
+            t[n] = s as u64;
+            t[n + 1] = (s >> 64) as u64;
+            let q = t[0].wrapping_mul(m0inv);
+            let mut c = (u128::from(t[0]) + u128::from(q) * u128::from(m[0])) >> 64;
+            for j in 1..n {
+                let s = u128::from(t[j]) + u128::from(q) * u128::from(m[j]) + c;
+                t[j - 1] = s as u64;
+                c = s >> 64;
+            }
+            let s = u128::from(t[n]) + c;
+            t[n - 1] = s as u64;
+            t[n] = t[n + 1] + (s >> 64) as u64;
+            t[n + 1] = 0;
+        }
+        if t[n] != 0 || !less(&t[..n], m) {
+            sub(&mut t[..n], m);
+        }
+        out.copy_from_slice(&t[..n]);
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::pow_mod;
+
+        #[test]
+        fn small_and_multi_limb_powers_are_right() {
+            // 4^13 mod 497 = 445
+            assert_eq!(
+                pow_mod(&[4], &[13], &[1, 0xf1]).unwrap(),
+                [0, 0, 0, 0, 0, 0, 1, 0xbd]
+            );
+            // Fermat: a^(p-1) = 1 mod p for the prime p = 2^127 - 1 (two limbs).
+            let p: Vec<u8> = std::iter::once(0x7f).chain([0xff; 15]).collect();
+            let mut p_minus_1 = p.clone();
+            p_minus_1[15] = 0xfe;
+            for a in [
+                &[3u8][..],
+                &[0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x11],
+            ] {
+                let r = pow_mod(a, &p_minus_1, &p).unwrap();
+                assert_eq!(r.iter().rposition(|b| *b != 0), Some(15), "{a:?}");
+                assert_eq!(r[15], 1);
+                assert!(r[..15].iter().all(|b| *b == 0));
+            }
+        }
+    }
 }

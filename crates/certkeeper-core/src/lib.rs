@@ -16,6 +16,6 @@ pub mod pkcs7;
 pub mod read;
 
 pub use cert::Certificate;
-pub use error::FormatError;
+pub use error::{FormatError, ReadWarning};
 pub use key::{KeyAlgorithm, PrivateKey};
 pub use read::{Contents, Format, Password, read_file};

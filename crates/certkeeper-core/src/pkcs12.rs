@@ -14,12 +14,13 @@ use zeroize::Zeroizing;
 use crate::ber::{self, Tlv};
 use crate::cert::Certificate;
 use crate::encrypted::{self, DecryptError, MAX_ITERATIONS, PasswordBytes};
-use crate::error::FormatError;
+use crate::error::{FormatError, ReadWarning};
 use crate::key::{PrivateKey, oid_string};
 
 const WHAT: &str = "PKCS#12";
 const OID_DATA: &str = "1.2.840.113549.1.7.1";
 const OID_ENCRYPTED_DATA: &str = "1.2.840.113549.1.7.6";
+const OID_SHROUDED_KEY: &str = "1.2.840.113549.1.12.10.1.2";
 
 /// A certificate found in the file, with its bag attributes.
 #[derive(Debug)]
@@ -46,12 +47,26 @@ pub struct Pkcs12Contents {
     pub certs: Vec<CertBag>,
     /// Key bags (plain and shrouded), in file order.
     pub keys: Vec<KeyBag>,
+    /// What was read past (trailing bytes).
+    pub warnings: Vec<ReadWarning>,
 }
 
 /// Reads a PKCS#12 file. With no password, tries both encodings of the empty
 /// password (the empty BMPString, and the zero-length "null" password) as OpenSSL does.
+///
+/// Wrong password or damaged file: a MAC that verifies proves the password, and so
+/// does any encrypted part (an encrypted safe, a shrouded key) that decrypts to the
+/// start of a structure that fills it exactly. Once the password is proven, every
+/// other failure is damage; only when nothing proves it is the answer "wrong password".
+///
+/// Bytes after the PFX structure (Windows exports sometimes carry `00 00` or zero
+/// padding) are ignored with a warning, but only when the MAC verifies: a MAC proves
+/// the structure before them complete. Without a MAC they stay an error, since a
+/// damaged outer length could otherwise cut the MAC off and pass for trailing bytes.
 pub fn read(input: &[u8], password: Option<&str>) -> Result<Pkcs12Contents, FormatError> {
-    let der = ber::to_der(input).map_err(|e| FormatError::ber(WHAT, &e))?;
+    let (_, trailing) = ber::read_tlv(input, 0).map_err(|e| FormatError::ber(WHAT, &e))?;
+    let body = &input[..input.len() - trailing.len()];
+    let der = ber::to_der(body).map_err(|e| FormatError::ber(WHAT, &e))?;
     let pfx = ber::read_single(&der).map_err(|e| FormatError::ber(WHAT, &e))?;
     let fields = pfx.children().map_err(|e| FormatError::ber(WHAT, &e))?;
     let (version, auth_safe, mac) = match fields.as_slice() {
@@ -84,6 +99,15 @@ pub fn read(input: &[u8], password: Option<&str>) -> Result<Pkcs12Contents, Form
                 .map(|t| t.content)
         })
         .ok_or_else(|| FormatError::damaged(WHAT, "authSafe has no content"))?;
+    if !trailing.is_empty() && mac.is_none() {
+        return Err(FormatError::damaged(
+            WHAT,
+            format!(
+                "{} (and it has no integrity check that would prove the data before them complete)",
+                ber::BerError::TrailingData(trailing.len())
+            ),
+        ));
+    }
 
     let candidates: Vec<PasswordBytes> = match password {
         Some(p) if !p.is_empty() => vec![PasswordBytes::new(p)],
@@ -100,37 +124,51 @@ pub fn read(input: &[u8], password: Option<&str>) -> Result<Pkcs12Contents, Form
         }
     }
 
-    let order: Vec<usize> = match mac_ok {
-        Some(i) => vec![i],
-        None => (0..candidates.len()).collect(),
-    };
-    let mut last = FormatError::WrongPassword;
-    for i in order {
-        match read_auth_safe(octets, &candidates[i]) {
-            Ok(contents) => {
-                if mac.is_some() && mac_ok.is_none() {
-                    // The password opens the encrypted parts, so it is right, yet the
-                    // MAC fails: the file was altered after it was made.
-                    if contents_prove_password(octets, &candidates[i]) {
-                        return Err(FormatError::damaged(
-                            WHAT,
-                            "integrity check failed (the MAC does not match the contents): the file was altered",
-                        ));
-                    }
-                    last = FormatError::WrongPassword;
-                    continue;
+    if let Some(i) = mac_ok {
+        return match read_auth_safe(octets, &candidates[i]) {
+            Ok(mut contents) => {
+                if !trailing.is_empty() {
+                    contents.warnings.push(ReadWarning::TrailingBytes {
+                        count: trailing.len(),
+                        zeros: trailing.iter().all(|b| *b == 0),
+                    });
                 }
-                return Ok(contents);
+                Ok(contents)
             }
-            Err(FormatError::WrongPassword) if mac_ok.is_some() => {
-                // The MAC proved the password; a failing decryption is damage.
+            // The MAC proved the password; a failing decryption is damage.
+            Err(FormatError::WrongPassword) => Err(FormatError::damaged(
+                WHAT,
+                "encrypted contents do not decrypt, though the integrity check proves the password right",
+            )),
+            Err(e) => Err(e),
+        };
+    }
+
+    // No MAC, or one that fails under every candidate: only the encrypted parts can
+    // tell a wrong password from an altered file. With a failing MAC nothing is
+    // returned, so the proof comes first (it stops at the first part that proves).
+    let mut last = FormatError::WrongPassword;
+    for candidate in &candidates {
+        if mac.is_some() && password_proven(octets, candidate) {
+            return Err(FormatError::damaged(
+                WHAT,
+                "integrity check failed (the MAC does not match the contents, though the \
+                 password opens them): the file was altered",
+            ));
+        }
+        match read_auth_safe(octets, candidate) {
+            Ok(contents) if mac.is_none() => return Ok(contents),
+            Err(FormatError::WrongPassword)
+                if mac.is_none() && password_proven(octets, candidate) =>
+            {
                 return Err(FormatError::damaged(
                     WHAT,
-                    "encrypted contents do not decrypt",
+                    "part of the encrypted contents does not decrypt, though the password \
+                     opens the rest: the file was altered",
                 ));
             }
-            Err(e @ FormatError::WrongPassword) => last = e,
-            Err(e) if mac_ok.is_some() || mac.is_none() => return Err(e),
+            Ok(_) | Err(FormatError::WrongPassword) => {}
+            // Damage found before any decryption does not depend on the password.
             Err(e) => last = e,
         }
     }
@@ -142,17 +180,81 @@ pub fn read(input: &[u8], password: Option<&str>) -> Result<Pkcs12Contents, Form
     Err(last)
 }
 
-/// Whether the file holds encrypted parts that decrypt under this password (proof that
-/// the password is right even though the MAC fails).
-fn contents_prove_password(octets: &[u8], password: &PasswordBytes) -> bool {
-    let Ok(safes) = ber::read_single(octets).and_then(|t| t.children()) else {
+/// Whether some encrypted part of the file (an encrypted safe, or a shrouded key bag in
+/// a plain safe) decrypts under this password into the start of one structure that
+/// fills the plaintext exactly. Decrypted with a wrong key, a CBC plaintext passes its
+/// padding check about once in 256 and then also has to begin with a SEQUENCE header
+/// whose length matches to the byte: about one chance in 2^40. Decrypted with the right
+/// key, a flipped bit further on leaves that header intact. The walk is lenient, so a
+/// part damaged elsewhere in the file does not hide the ones that are intact.
+fn password_proven(octets: &[u8], password: &PasswordBytes) -> bool {
+    let Some((_, auth)) = ber::peek_header(octets) else {
         return false;
     };
-    safes.iter().any(|safe| {
-        let parts = safe.children().unwrap_or_default();
-        parts.first().and_then(oid_string).as_deref() == Some(OID_ENCRYPTED_DATA)
-            && decrypt_encrypted_data(parts.get(1), password).is_ok()
+    ber::lenient_children(auth).iter().any(|safe| {
+        let parts = ber::lenient_children(safe.content);
+        match parts.first().and_then(oid_string).as_deref() {
+            Some(OID_ENCRYPTED_DATA) => encrypted_content(parts.get(1))
+                .and_then(|(alg, data)| encrypted::decrypt(alg, &data, password))
+                .is_ok_and(|plain| fills_one_sequence(&plain)),
+            Some(OID_DATA) => {
+                // [0] EXPLICIT OCTET STRING (possibly constructed, BER) of SafeContents.
+                let Some(content) = parts.get(1).and_then(|t| t.children().ok()) else {
+                    return false;
+                };
+                let Some(octets) = content.first() else {
+                    return false;
+                };
+                let der = match octets.tag_byte() {
+                    0x04 => std::borrow::Cow::Borrowed(octets.content),
+                    _ => match ber::to_der(octets.raw) {
+                        Ok(d) => std::borrow::Cow::Owned(
+                            ber::peek_header(&d)
+                                .map(|(_, c)| c.to_vec())
+                                .unwrap_or_default(),
+                        ),
+                        Err(_) => return false,
+                    },
+                };
+                let Some((_, bags)) = ber::peek_header(&der) else {
+                    return false;
+                };
+                ber::lenient_children(bags).iter().any(|bag| {
+                    let parts = ber::lenient_children(bag.content);
+                    if parts.first().and_then(oid_string).as_deref() != Some(OID_SHROUDED_KEY) {
+                        return false;
+                    }
+                    let Some(epki) = parts
+                        .get(1)
+                        .map(|v| ber::lenient_children(v.content))
+                        .and_then(|c| c.first().copied())
+                    else {
+                        return false;
+                    };
+                    match ber::lenient_children(epki.content).as_slice() {
+                        [alg, data, ..] if data.tag_byte() == 0x04 => {
+                            encrypted::decrypt(alg.raw, data.content, password)
+                                .is_ok_and(|plain| fills_one_sequence(&plain))
+                        }
+                        _ => false,
+                    }
+                })
+            }
+            _ => false,
+        }
     })
+}
+
+/// Whether `plain` begins with a SEQUENCE header whose length is exactly the rest of it
+/// (or, for an indefinite length, that holds a SEQUENCE and ends with end-of-contents).
+fn fills_one_sequence(plain: &[u8]) -> bool {
+    match ber::element_header(plain) {
+        Some((0x30, Some(len), header)) => header.checked_add(len) == Some(plain.len()),
+        Some((0x30, None, header)) => {
+            plain.len() >= header + 4 && plain[header] == 0x30 && plain.ends_with(&[0, 0])
+        }
+        _ => false,
+    }
 }
 
 fn verify_mac(mac: &Tlv<'_>, password: &PasswordBytes, data: &[u8]) -> Result<bool, FormatError> {
@@ -170,17 +272,33 @@ fn verify_mac(mac: &Tlv<'_>, password: &PasswordBytes, data: &[u8]) -> Result<bo
     if iterations == 0 || iterations > MAX_ITERATIONS {
         return Err(bad("iteration count out of bounds"));
     }
+    if mac.tag_byte() != 0x30 || digest_info.tag_byte() != 0x30 || salt.tag_byte() != 0x04 {
+        return Err(bad("malformed"));
+    }
     let di = digest_info
         .children()
         .map_err(|e| FormatError::ber(WHAT, &e))?;
     let [alg, digest] = di.as_slice() else {
         return Err(bad("malformed digest info"));
     };
-    let alg_oid = alg
-        .children()
-        .ok()
-        .and_then(|c| c.first().and_then(oid_string))
-        .ok_or_else(|| bad("no algorithm"))?;
+    if alg.tag_byte() != 0x30 || digest.tag_byte() != 0x04 {
+        return Err(bad("malformed digest info"));
+    }
+    let alg_parts = alg.children().unwrap_or_default();
+    let alg_oid = match alg_parts.as_slice() {
+        // The parameters are absent or NULL.
+        [oid]
+        | [
+            oid,
+            Tlv {
+                tag: [0x05],
+                content: [],
+                ..
+            },
+        ] => oid_string(oid),
+        _ => None,
+    }
+    .ok_or_else(|| bad("no algorithm"))?;
     let rounds = i32::try_from(iterations).map_err(|_| bad("iterations"))?;
     macro_rules! check {
         ($d:ty, $len:expr) => {{
@@ -258,6 +376,18 @@ fn decrypt_encrypted_data(
     explicit: Option<&Tlv<'_>>,
     password: &PasswordBytes,
 ) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
+    let (alg, data) = match encrypted_content(explicit) {
+        Ok(parts) => parts,
+        // No encryptedContent: an empty safe.
+        Err(DecryptError::Unsupported(_)) => return Ok(Zeroizing::new(vec![0x30, 0x00])),
+        Err(e) => return Err(e),
+    };
+    encrypted::decrypt(alg, &data, password)
+}
+
+/// The algorithm identifier (DER) and ciphertext of `[0] EXPLICIT EncryptedData`;
+/// `Unsupported` when it has no encryptedContent.
+fn encrypted_content<'a>(explicit: Option<&Tlv<'a>>) -> Result<(&'a [u8], Vec<u8>), DecryptError> {
     let bad = |d: &str| DecryptError::BadParameters(format!("encrypted safe: {d}"));
     let ed = explicit
         .and_then(|t| t.children().ok())
@@ -267,7 +397,7 @@ fn decrypt_encrypted_data(
     let eci = ed_parts.get(1).ok_or_else(|| bad("no content info"))?;
     let eci_parts = eci.children().map_err(|e| bad(&e.to_string()))?;
     let [_, alg, content, ..] = eci_parts.as_slice() else {
-        return Ok(Zeroizing::new(vec![0x30, 0x00]));
+        return Err(DecryptError::Unsupported("no encrypted content".into()));
     };
     // [0] IMPLICIT OCTET STRING, primitive, or constructed from segments (BER).
     let data: Vec<u8> = match content.tag_byte() {
@@ -280,7 +410,7 @@ fn decrypt_encrypted_data(
             .collect(),
         _ => return Err(bad("unexpected content tag")),
     };
-    encrypted::decrypt(alg.raw, &data, password)
+    Ok((alg.raw, data))
 }
 
 fn read_safe_contents(
@@ -314,7 +444,7 @@ fn read_safe_contents(
                 key: PrivateKey::from_pkcs8_der(value.raw)?,
                 friendly_name,
             }),
-            "1.2.840.113549.1.12.10.1.2" => {
+            OID_SHROUDED_KEY => {
                 let key = encrypted::decrypt_pkcs8(value.raw, password)?;
                 out.keys.push(KeyBag { key, friendly_name });
             }

@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 use crate::ber;
 use crate::cert::Certificate;
 use crate::encrypted::{self, PasswordBytes};
-use crate::error::FormatError;
+use crate::error::{FormatError, ReadWarning};
 use crate::key::PrivateKey;
 use crate::pem;
 use crate::pkcs7;
@@ -107,6 +107,8 @@ pub struct Contents {
     pub certs: Vec<FoundCert>,
     /// Its private keys, in file order.
     pub keys: Vec<FoundKey>,
+    /// What was read past without refusing the file (shown to the user).
+    pub warnings: Vec<ReadWarning>,
 }
 
 impl Contents {
@@ -115,6 +117,7 @@ impl Contents {
             format,
             certs: Vec::new(),
             keys: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -154,6 +157,7 @@ pub fn read_file(bytes: &[u8], password: Option<&Password>) -> Result<Contents, 
         Format::Pkcs12 => {
             let p12 = pkcs12::read(bytes, pw)?;
             let mut c = Contents::new(kind);
+            c.warnings = p12.warnings;
             c.certs = p12
                 .certs
                 .into_iter()
@@ -292,8 +296,7 @@ fn read_pem(bytes: &[u8], password: Option<&Password>) -> Result<Contents, Forma
                     .map_err(in_block)?;
                 contents = contents.key(key);
             }
-            "RSA PRIVATE KEY" | "EC PRIVATE KEY" => {
-                let rsa = block.label.starts_with("RSA");
+            "RSA PRIVATE KEY" | "EC PRIVATE KEY" | "DSA PRIVATE KEY" => {
                 let plain = match block.header("Proc-Type") {
                     Some(p) if p.contains("ENCRYPTED") => {
                         let pw = password.ok_or(FormatError::PasswordRequired {
@@ -313,17 +316,12 @@ fn read_pem(bytes: &[u8], password: Option<&Password>) -> Result<Contents, Forma
                     }
                     _ => Zeroizing::new(block.data.clone()),
                 };
-                let key = if rsa {
-                    PrivateKey::from_pkcs1_der(&plain)
-                } else {
-                    PrivateKey::from_sec1_der(&plain)
+                let key = match block.label.as_str() {
+                    "RSA PRIVATE KEY" => PrivateKey::from_pkcs1_der(&plain),
+                    "DSA PRIVATE KEY" => PrivateKey::from_dsa_der(&plain),
+                    _ => PrivateKey::from_sec1_der(&plain),
                 };
                 contents = contents.key(key.map_err(in_block)?);
-            }
-            "DSA PRIVATE KEY" => {
-                return Err(FormatError::Unsupported {
-                    what: "a DSA key".into(),
-                });
             }
             other => skipped.push(other.to_string()),
         }

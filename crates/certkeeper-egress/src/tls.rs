@@ -223,6 +223,14 @@ pub fn agent_client_config(
     EgressError,
 > {
     let (certified, info) = certkeeper_agent::AgentSigningKey::certified(socket, reference)?;
+    if let Some(why) = certkeeper_core::KeyAlgorithm::from_name(&info.algorithm)
+        .and_then(certkeeper_core::KeyAlgorithm::tls_refusal)
+    {
+        return Err(EgressError::Config(format!(
+            "the key of {}: {why}",
+            info.subject
+        )));
+    }
     let resolver = Arc::new(FixedClientCert::new(Arc::new(certified)));
     let config = client_config(trust, Arc::clone(&resolver) as _, alpn)?;
     Ok((config, resolver, info))

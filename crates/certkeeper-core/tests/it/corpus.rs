@@ -2,7 +2,7 @@
 //! the right number of certificates and keys; every certificate must parse or be
 //! refused cleanly.
 
-use certkeeper_core::{FormatError, Password, read_file};
+use certkeeper_core::{FormatError, Password, ber, read_file};
 use certkeeper_testkit::{files_under as walk, manifest, vectors};
 
 #[test]
@@ -164,12 +164,15 @@ fn encrypted_and_plain_keys_in_every_form_decrypt() {
             "wrong",
             Err("wrong password"),
         ),
+        ("PEM_Serialization/dsa_private_key.pem", "123456", Ok(1)), // Proc-Type DSA
+        ("DER_Serialization/dsa.2048.der", "", Ok(1)),              // OpenSSL's DSA DER
+        ("Traditional_OpenSSL_Serialization/dsa.3072.pem", "", Ok(1)),
+        ("PKCS8/unenc-dsa-pkcs8.pem", "", Ok(1)),
         (
-            "PEM_Serialization/dsa_private_key.pem",
-            "123456",
-            Err("DSA"),
+            "Traditional_OpenSSL_Serialization/dsa-wrong-version.pem",
+            "",
+            Err("damaged"),
         ),
-        ("DER_Serialization/dsa.2048.der", "", Err("DSA")),
         (
             "DER_Serialization/rsa_public_key.der",
             "",
@@ -195,6 +198,45 @@ fn encrypted_and_plain_keys_in_every_form_decrypt() {
 }
 
 #[test]
+fn dsa_keys_match_their_public_keys() {
+    // (private key file, its public key file) under asymmetric/, as OpenSSL wrote them.
+    let pairs = [
+        ("PKCS8/unenc-dsa-pkcs8.pem", "PKCS8/unenc-dsa-pkcs8.pub.pem"),
+        (
+            "DER_Serialization/unenc-dsa-pkcs8.der",
+            "DER_Serialization/unenc-dsa-pkcs8.pub.der",
+        ),
+        (
+            "PEM_Serialization/dsa_private_key.pem",
+            "PEM_Serialization/dsa_public_key.pem",
+        ),
+    ];
+    let pw = Password::new("123456".into());
+    for (private, public) in pairs {
+        let dir = vectors().join("asymmetric");
+        let key = read_file(&std::fs::read(dir.join(private)).unwrap(), Some(&pw))
+            .unwrap_or_else(|e| panic!("{private}: {e}"))
+            .keys
+            .remove(0)
+            .key;
+        assert_eq!(key.algorithm(), certkeeper_core::KeyAlgorithm::Dsa);
+        let spki = std::fs::read(dir.join(public)).unwrap();
+        let spki = if spki.starts_with(b"-----") {
+            certkeeper_core::pem::parse(&spki).unwrap().remove(0).data
+        } else {
+            spki
+        };
+        let fields = ber::read_single(&spki).unwrap().children().unwrap();
+        let bits = &fields[1].content[1..];
+        assert_eq!(
+            key.key_id().unwrap(),
+            certkeeper_core::key::public_key_id(bits, false),
+            "{private}"
+        );
+    }
+}
+
+#[test]
 #[ignore = "diagnostic listing"]
 fn list_refused_files() {
     for entry in walk(&vectors()) {
@@ -203,4 +245,48 @@ fn list_refused_files() {
             eprintln!("{}: {e}", entry.display());
         }
     }
+}
+
+/// Certificates and private keys `openssl pkcs12 -legacy` finds in `path` with
+/// `password`, or None when it cannot read the file.
+pub fn openssl_reads(path: &std::path::Path, password: &str) -> Option<(usize, usize)> {
+    let out = std::process::Command::new("openssl")
+        .args(["pkcs12", "-legacy", "-nodes", "-passin"])
+        .arg(format!("pass:{password}"))
+        .arg("-in")
+        .arg(path)
+        .output()
+        .expect("openssl is needed by the tests");
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some((
+        text.matches("-----BEGIN CERTIFICATE-----").count(),
+        text.matches("-----BEGIN PRIVATE KEY-----").count(),
+    ))
+}
+
+#[test]
+fn every_pkcs12_file_openssl_legacy_reads_is_read_alike() {
+    // Asks openssl itself, not the manifest: what it reads, certkeeper reads, with
+    // the same certificates and keys.
+    let mut checked = 0;
+    for row in manifest("pkcs12-manifest.tsv") {
+        let path = vectors().join(&row[0]);
+        let password = if row[1].starts_with("(empty") {
+            ""
+        } else {
+            row[1].as_str()
+        };
+        let Some((certs, keys)) = openssl_reads(&path, password) else {
+            continue;
+        };
+        checked += 1;
+        let pw = (!password.is_empty()).then(|| Password::new(password.into()));
+        let c = read_file(&std::fs::read(&path).unwrap(), pw.as_ref())
+            .unwrap_or_else(|e| panic!("{}: openssl reads it, certkeeper says: {e}", row[0]));
+        assert_eq!((c.certs.len(), c.keys.len()), (certs, keys), "{}", row[0]);
+    }
+    assert!(checked >= 30, "openssl read only {checked} files");
 }

@@ -100,10 +100,15 @@ pub fn keycheck(ctx: &Context, reference: &str, socket: Option<PathBuf>) -> Resu
     let info = client.resolve(reference)?;
     let key = AgentSigningKey::new(&socket, &info);
     let scheme = *key.schemes().first().ok_or_else(|| {
-        CliError::usage(format!(
-            "{} has a key of unknown type {:?}",
-            info.subject, info.algorithm
-        ))
+        match certkeeper_core::KeyAlgorithm::from_name(&info.algorithm)
+            .and_then(certkeeper_core::KeyAlgorithm::tls_refusal)
+        {
+            Some(why) => CliError::usage(format!("the key of {}: {why}", info.subject)),
+            None => CliError::usage(format!(
+                "{} has a key of unknown type {:?}",
+                info.subject, info.algorithm
+            )),
+        }
     })?;
     let mut challenge = b"certkeeper keycheck challenge ".to_vec();
     let mut nonce = [0u8; 32];

@@ -323,7 +323,6 @@ fn plan(ctx: &Context, args: &RequestArgs) -> Result<Plan, CliError> {
     })
 }
 
-
 /// The `request --json` document.
 fn answer_json(
     answer: &Answer,

@@ -175,6 +175,20 @@ fn check_entry(
         );
     } else {
         match home.private_key(entry) {
+            Ok(key) if key.matches(&cert) && key.algorithm().tls_refusal().is_some() => f.add(
+                "private-key",
+                subject,
+                "fail",
+                format!(
+                    "present and matches the certificate, but {}",
+                    key.algorithm().tls_refusal().unwrap_or_default()
+                ),
+                Some(
+                    "ask for a certificate with an RSA (2048 bits or more), ECDSA \
+                     P-256/P-384/P-521 or Ed25519 key, and import it with its key"
+                        .into(),
+                ),
+            ),
             Ok(key) if key.matches(&cert) => f.add(
                 "private-key",
                 subject,

@@ -36,6 +36,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<u8, CliError> {
     let mut imported = Vec::new();
     let mut skipped = Vec::new();
     let mut errors = Vec::new();
+    let mut warnings = Vec::new();
     let mut first_error: Option<CliError> = None;
     let mut text = String::new();
     for file in &args.files {
@@ -53,6 +54,11 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<u8, CliError> {
                 other => other.map_err(CliError::from),
             })
             .and_then(|contents| {
+                // Said whether or not the import then succeeds: they are about the file.
+                for w in &contents.warnings {
+                    eprintln!("certkeeper: {shown}: warning: {w}");
+                    warnings.push(serde_json::json!({"file": shown, "warning": w.to_string()}));
+                }
                 let summary = format!(
                     "{}, {} certificate{}, {} private key{}",
                     contents.format.name(),
@@ -126,8 +132,12 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<u8, CliError> {
         }
     }
     if ctx.json {
-        let mut document =
-            serde_json::json!({"imported": imported, "skipped": skipped, "errors": errors});
+        let mut document = serde_json::json!({
+            "imported": imported,
+            "skipped": skipped,
+            "warnings": warnings,
+            "errors": errors,
+        });
         // Scripts check `.error` on every command: here it is the first failure.
         if let Some(e) = &first_error {
             document["error"] = e.json();

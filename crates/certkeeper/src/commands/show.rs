@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use certkeeper_core::Certificate;
 use certkeeper_core::path::Purpose;
+use certkeeper_core::{Certificate, KeyAlgorithm};
 use certkeeper_store::check_candidates;
 
 use super::list::entry_json;
@@ -34,6 +34,11 @@ pub fn run(ctx: &Context, reference: &str, socket: Option<PathBuf>) -> Result<u8
         }
     };
     let cert = Certificate::from_der(&entry.der)?;
+    let unusable = entry
+        .key_algorithm
+        .as_deref()
+        .and_then(KeyAlgorithm::from_name)
+        .and_then(KeyAlgorithm::tls_refusal);
 
     if ctx.json {
         let mut v = entry_json(&entry);
@@ -54,6 +59,9 @@ pub fn run(ctx: &Context, reference: &str, socket: Option<PathBuf>) -> Result<u8
         v["self_signed"] = cert.self_signed.into();
         v["path_len"] = cert.path_len.into();
         v["exportable"] = (entry.has_key && entry.exportable).into();
+        v["key_algorithm"] = entry.key_algorithm.clone().into();
+        v["key_signs_tls"] = (entry.has_key && unusable.is_none()).into();
+        v["key_problem"] = unusable.filter(|_| entry.has_key).into();
         v["path"] = path_check.as_ref().map(super::path::path_json).into();
         output::json(&v)?;
         return Ok(0);
@@ -64,7 +72,12 @@ pub fn run(ctx: &Context, reference: &str, socket: Option<PathBuf>) -> Result<u8
     let line = |t: &mut String, k: &str, v: &str| t.push_str(&format!("  {k:<26}{v}\n"));
     let title = format!("Certificate {}\n", cert.common_name());
     // The first thing to fix comes first.
-    let key_line = if entry.has_key {
+    let key_line = if let (true, Some(why)) = (entry.has_key, unusable) {
+        format!(
+            "You have a private key that corresponds to this certificate, but {why}: \
+             ask for a certificate with an RSA (2048 bits or more), ECDSA P-256/P-384/P-521 or Ed25519 key."
+        )
+    } else if entry.has_key {
         "You have a private key that corresponds to this certificate.".to_string()
     } else if cert.is_ca {
         "No private key (a CA certificate does not need one here).".to_string()

@@ -87,7 +87,7 @@ impl Drop for RunningAgent {
 }
 
 /// `certkeeper keycheck REF` as uid/gid (root when None), with no home given.
-fn keycheck_as(agent: &RunningAgent, reference: &str, ids: Option<(u32, u32)>) -> Output {
+pub fn keycheck_as(agent: &RunningAgent, reference: &str, ids: Option<(u32, u32)>) -> Output {
     keycheck_cmd(agent, reference, ids).output().unwrap()
 }
 
@@ -294,7 +294,7 @@ fn a_stopped_agent_or_a_file_in_its_place_is_exit_5() {
     assert!(stderr(&out).contains("is not a socket"));
 }
 
-fn raw_exchange(socket: &Path, bytes: &[u8]) -> Option<serde_json::Value> {
+pub fn raw_exchange(socket: &Path, bytes: &[u8]) -> Option<serde_json::Value> {
     let mut s = UnixStream::connect(socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(bytes).unwrap();
@@ -305,7 +305,7 @@ fn raw_exchange(socket: &Path, bytes: &[u8]) -> Option<serde_json::Value> {
     serde_json::from_slice(&buf).ok()
 }
 
-fn framed(json: &str) -> Vec<u8> {
+pub fn framed(json: &str) -> Vec<u8> {
     let mut v = (json.len() as u32).to_be_bytes().to_vec();
     v.extend_from_slice(json.as_bytes());
     v

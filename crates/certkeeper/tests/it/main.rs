@@ -10,4 +10,5 @@ mod formats;
 mod granted;
 mod output;
 mod paths;
+mod real_files;
 mod store;
