@@ -43,10 +43,13 @@ pub struct AuditLog {
 impl AuditLog {
     /// Opens (or creates, 0600) the log.
     pub fn open(path: &Path) -> std::io::Result<Self> {
+        // Never through a symbolic link: a root agent must not append to a file
+        // someone else points the log at.
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)?;
         Ok(AuditLog {
             file: Mutex::new(file),

@@ -77,39 +77,121 @@ pub struct Agent {
     cache: Mutex<Cache>,
 }
 
-/// Binds the agent's socket: refuses a path that is not a socket or where another
-/// agent answers, replaces a stale socket, makes it world-connectable (each request
-/// is decided by the caller's credentials).
+/// Binds the agent's socket (and a binding's Unix-socket listener): refuses a path
+/// that is not a socket, an agent that answers (or is busy: a full backlog is not a
+/// stale socket), and a directory that another user owns or may write; replaces a
+/// stale socket. The socket is made world-connectable (each request is decided by
+/// the caller's credentials) without a window and without a chmod by its final path:
+/// it is bound in a fresh private directory beside it, given its mode there, and
+/// renamed into place.
 pub fn bind(path: &Path) -> Result<UnixListener, AgentError> {
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
     let err = |detail: String| AgentError::Socket {
         path: path.to_path_buf(),
         detail,
     };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&dir)
+            .map_err(|e| err(format!("cannot create its directory: {e}")))?;
+    }
+    check_socket_dir(&dir).map_err(err)?;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
-        use std::os::unix::fs::FileTypeExt;
         if !meta.file_type().is_socket() {
             return Err(err(
                 "exists and is not a socket; remove it or choose another --socket".into(),
             ));
         }
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(err("another agent is already listening there".into()));
+        match probe(path) {
+            Ok(()) => return Err(err("another agent is already listening there".into())),
+            Err(nix::errno::Errno::EAGAIN) => {
+                return Err(err(
+                    "an agent is listening there but too busy to accept; not replacing it".into(),
+                ));
+            }
+            Err(nix::errno::Errno::ECONNREFUSED) => {}
+            Err(e) => return Err(err(format!("cannot tell whether it is in use: {e}"))),
         }
         std::fs::remove_file(path)
             .map_err(|e| err(format!("cannot remove the stale socket: {e}")))?;
     }
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-        && !dir.exists()
-    {
-        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| err(e.to_string()))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| err("has no file name".into()))?;
+    let staging = staging_dir(&dir, name).map_err(|e| err(e.to_string()))?;
+    let staged = staging.join("socket");
+    let made = (|| {
+        let listener = UnixListener::bind(&staged)?;
+        // A chmod by path, but inside a directory only this user may enter.
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o666))?;
+        std::fs::rename(&staged, path)?;
+        Ok::<_, std::io::Error>(listener)
+    })();
+    let _ = std::fs::remove_file(&staged);
+    let _ = std::fs::remove_dir(&staging);
+    made.map_err(|e| err(e.to_string()))
+}
+
+/// Connects to `path` without waiting: `Ok` when someone listens, EAGAIN when its
+/// backlog is full (alive but busy), ECONNREFUSED when nobody listens (stale).
+fn probe(path: &Path) -> Result<(), nix::errno::Errno> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    connect(fd.as_raw_fd(), &UnixAddr::new(path)?)
+}
+
+/// A socket's directory must be this user's (or root's) and writable by no one else,
+/// or another user could replace the socket or what it points to.
+fn check_socket_dir(dir: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(dir).map_err(|e| format!("its directory: {e}"))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(format!(
+            "its directory {} belongs to uid {}, not to this user (uid {me}) or root; \
+             use a directory of your own (e.g. /run/certkeeper)",
+            dir.display(),
+            meta.uid()
+        ));
     }
-    let listener = UnixListener::bind(path).map_err(|e| err(e.to_string()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
-        .map_err(|e| err(e.to_string()))?;
-    Ok(listener)
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "its directory {} is writable by other users (mode {:o}); use a directory \
+             only its owner may write (chmod go-w, or e.g. /run/certkeeper)",
+            dir.display(),
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// A new directory `dir/.NAME.RANDOM`, mode 0700.
+fn staging_dir(dir: &Path, name: &std::ffi::OsStr) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut last = None;
+    for attempt in 0..16u32 {
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+            ^ std::process::id().rotate_left(attempt);
+        let candidate = dir.join(format!(".{}.{nonce:08x}", name.to_string_lossy()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no staging directory")))
 }
 
 impl Agent {
@@ -263,6 +345,44 @@ impl Agent {
             .certified
             .insert(entry.thumbprint.clone(), Arc::clone(&ck));
         Ok((ck, entry.thumbprint))
+    }
+
+    /// Whether `caller` may send requests through the binding `binding`, whose
+    /// certificate `reference` names: the same decision as for signing with that key,
+    /// audited either way. The refusal is the text the application reads (with a 403).
+    pub fn admit_relay(
+        &self,
+        caller: &Caller,
+        binding: &str,
+        reference: &str,
+    ) -> Result<(), String> {
+        let thumbprint = match self.certified_key(reference) {
+            Ok((_, thumbprint)) => thumbprint,
+            Err(e) => {
+                self.audit.record(caller, "relay", None, "error", Some(&e));
+                return Err(format!("binding {binding} has no usable certificate"));
+            }
+        };
+        let allowed = {
+            let home = self.home();
+            let mut cache = self.fresh_cache(&home);
+            self.may_use(caller, &home, &mut cache, &thumbprint)
+        };
+        let detail = format!("binding {binding}");
+        if allowed {
+            self.audit
+                .record(caller, "relay", Some(&thumbprint), "allowed", Some(&detail));
+            Ok(())
+        } else {
+            self.audit
+                .record(caller, "relay", Some(&thumbprint), "denied", Some(&detail));
+            Err(format!(
+                "uid {} may not use the certificate of binding {binding}; the administrator \
+                 can grant it: certkeeper grant {reference} {}",
+                caller.uid,
+                principal_of(caller)
+            ))
+        }
     }
 
     fn home(&self) -> std::sync::MutexGuard<'_, Home> {

@@ -53,6 +53,15 @@ impl Binding {
             return bad(format!("upstream {:?} has no host", self.upstream));
         }
         if let Some(listen) = &self.listen {
+            if let Some(path) = listen.strip_prefix("unix:") {
+                if !path.starts_with('/') || path.contains('\0') {
+                    return bad(format!(
+                        "--listen {listen:?}: write unix: and an absolute path, \
+                         e.g. unix:/run/certkeeper/partner.sock"
+                    ));
+                }
+                return Ok(());
+            }
             match listen.parse::<SocketAddr>() {
                 Ok(addr) if addr.ip().is_loopback() => {}
                 Ok(_) => {

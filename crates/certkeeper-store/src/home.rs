@@ -77,6 +77,7 @@ impl Home {
         if let Some(not_owner) = not_owner(dir) {
             return Err(not_owner);
         }
+        crate::trust::check_home(dir)?;
         let mut created = false;
         if !dir.join(DB_FILE).exists() || !dir.join(MASTER_KEY_FILE).exists() {
             crate::fs::create_dir(dir, 0o700)?;
@@ -99,6 +100,7 @@ impl Home {
         if let Some(not_owner) = not_owner(dir) {
             return Err(not_owner);
         }
+        crate::trust::check_home(dir)?;
         if !dir.join(DB_FILE).exists() {
             return Err(StoreError::NotInitialized {
                 dir: dir.to_path_buf(),

@@ -55,7 +55,8 @@ impl From<StoreError> for CliError {
             StoreError::NotFound { .. } | StoreError::Ambiguous { .. } => NOT_FOUND,
             StoreError::ReadOnly { .. }
             | StoreError::NonExportable { .. }
-            | StoreError::NotOwner { .. } => DENIED,
+            | StoreError::NotOwner { .. }
+            | StoreError::Untrusted { .. } => DENIED,
             _ => USAGE,
         };
         let message = match &e {

@@ -35,7 +35,10 @@ pub fn socket_path(flag: Option<PathBuf>, home_dir: &Path) -> PathBuf {
 
 pub fn serve(ctx: &Context, socket: Option<PathBuf>) -> Result<u8, CliError> {
     let socket = socket_path(socket, &ctx.home_dir);
-    let agent = Agent::open(&ctx.home_dir).map_err(|e| CliError::usage(e.to_string()))?;
+    let agent = Agent::open(&ctx.home_dir).map_err(|e| match e {
+        certkeeper_agent::server::AgentError::Store(store) => CliError::from(store),
+        other => CliError::usage(other.to_string()),
+    })?;
     // On one CPU (a small VM, or pinned with taskset/CPUAffinity) a work-stealing
     // scheduler is pure overhead for the relay: run everything on one thread.
     let cpus = std::thread::available_parallelism()

@@ -184,3 +184,99 @@ fn an_ungranted_user_learns_nothing_and_owner_commands_say_whose_home_it_is() {
         assert!(!err.contains("init"), "{args:?}: {err}");
     }
 }
+
+/// One HTTP/1.1 GET through a binding's listener (`127.0.0.1:PORT` or a Unix socket
+/// path), sent by a process running as `uid`; returns the status and the body.
+fn get_as(uid: u32, target: &str, path: &str) -> (u16, String) {
+    let script = r#"
+import socket, sys
+target, path = sys.argv[1], sys.argv[2]
+if target.startswith("/"):
+    s = socket.socket(socket.AF_UNIX); s.connect(target)
+else:
+    host, port = target.rsplit(":", 1); s = socket.create_connection((host, int(port)))
+s.sendall(("GET %s HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n" % path).encode())
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk: break
+    data += chunk
+sys.stdout.write(data.decode("utf-8", "replace"))
+"#;
+    let out = Command::new("setpriv")
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .arg("--clear-groups")
+        .args(["--", "/usr/bin/python3", "-c", script, target, path])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+#[test]
+fn a_binding_serves_only_the_uids_its_key_admits_over_tcp_and_unix_sockets() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    env.ok(&["grant", "partner", &format!("uid:{GRANTED}")]);
+    let port = bind_cert(&env, "partner-api", "partner", &partner.url("/"));
+    let sockets = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(sockets.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let unix = sockets.path().join("partner.sock");
+    let listen = format!("unix:{}", unix.display());
+    env.ok(&[
+        "bind",
+        "partner-unix",
+        "--cert",
+        "partner",
+        "--upstream",
+        &partner.url("/"),
+        "--listen",
+        &listen,
+    ]);
+    let agent = RunningAgent::start(&env);
+    let tcp = format!("127.0.0.1:{port}");
+    let unix_path = unix.display().to_string();
+    for target in [tcp.as_str(), unix_path.as_str()] {
+        // Wait for the listener.
+        let start = std::time::Instant::now();
+        while get_as(0, target, "/status").0 != 200 {
+            assert!(start.elapsed().as_secs() < 15, "{target} never served");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let (status, body) = get_as(GRANTED, target, "/status");
+        assert_eq!(status, 200, "{target}: {body}");
+        assert!(body.contains("verify=SUCCESS"), "{body}");
+        let (status, body) = get_as(STRANGER, target, "/status");
+        assert_eq!(status, 403, "{target}: {body}");
+        assert!(
+            body.contains(&format!("uid {STRANGER} may not use"))
+                && body.contains("certkeeper grant partner"),
+            "{body}"
+        );
+    }
+    // The Unix socket is world-connectable: the decision is the agent's, per uid.
+    let mode = std::fs::metadata(&unix).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o666);
+    // Refusals are audited, with the binding.
+    let audit = std::fs::read_to_string(env.home.join("audit.log")).unwrap();
+    let refused = audit
+        .lines()
+        .filter(|l| {
+            l.contains(&format!("\"uid\":{STRANGER}"))
+                && l.contains("\"op\":\"relay\"")
+                && l.contains("denied")
+        })
+        .count();
+    assert_eq!(refused, 2, "{audit}");
+    // A revoke applies to the next connection.
+    env.ok(&["revoke", "partner", &format!("uid:{GRANTED}")]);
+    assert_eq!(get_as(GRANTED, &tcp, "/status").0, 403);
+    drop(agent);
+}

@@ -2,6 +2,7 @@
 
 mod agent;
 mod bad_input;
+mod boundary;
 mod common;
 mod corpus;
 mod doctor;
