@@ -52,6 +52,13 @@ impl Binding {
         if rest.is_empty() || rest.starts_with('/') {
             return bad(format!("upstream {:?} has no host", self.upstream));
         }
+        if self.server_ca.contains('/') && !self.server_ca.starts_with("subject:") {
+            return bad(format!(
+                "--server-ca {:?}: a binding names its CA by REF (root, system, or a \
+                 certificate of the home), never by a file",
+                self.server_ca
+            ));
+        }
         if let Some(listen) = &self.listen {
             if let Some(path) = listen.strip_prefix("unix:") {
                 if !path.starts_with('/') || path.contains('\0') {

@@ -392,13 +392,36 @@ impl Home {
 
     /// Deletes an entry with its key and ACL.
     pub fn remove(&self, entry: &Entry) -> Result<(), StoreError> {
-        self.conn
-            .execute(
+        self.durably(|conn| {
+            conn.execute(
                 "DELETE FROM entries WHERE thumbprint = ?1",
                 [&entry.thumbprint],
             )
+            .map(drop)
+        })
+    }
+
+    /// Runs `f` in one transaction that is on disk when this returns: a revoke or a
+    /// removal must survive a power cut (WAL with synchronous=NORMAL, the home's
+    /// default, may lose the last commits), so these commits sync the log.
+    fn durably(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<()>,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
             .map_err(|e| self.db_err(e))?;
-        Ok(())
+        let result = (|| {
+            let tx = rusqlite::Transaction::new_unchecked(
+                &self.conn,
+                rusqlite::TransactionBehavior::Immediate,
+            )?;
+            f(&tx)?;
+            tx.commit()
+        })();
+        let restored = self.conn.pragma_update(None, "synchronous", "NORMAL");
+        result.map_err(|e| self.db_err(e))?;
+        restored.map_err(|e| self.db_err(e))
     }
 
     /// The ACL of an entry's key, sorted.
@@ -433,14 +456,15 @@ impl Home {
         for p in principals {
             p.validate()?;
         }
-        for p in principals {
-            self.conn
-                .execute(
+        self.durably(|conn| {
+            for p in principals {
+                conn.execute(
                     "INSERT OR IGNORE INTO acl(thumbprint, principal) VALUES (?1, ?2)",
                     params![entry.thumbprint, p.to_string()],
-                )
-                .map_err(|e| self.db_err(e))?;
-        }
+                )?;
+            }
+            Ok(())
+        })?;
         self.acl(&entry.thumbprint)
     }
 
@@ -450,14 +474,15 @@ impl Home {
         entry: &Entry,
         principals: &[Principal],
     ) -> Result<Vec<Principal>, StoreError> {
-        for p in principals {
-            self.conn
-                .execute(
+        self.durably(|conn| {
+            for p in principals {
+                conn.execute(
                     "DELETE FROM acl WHERE thumbprint = ?1 AND principal = ?2",
                     params![entry.thumbprint, p.to_string()],
-                )
-                .map_err(|e| self.db_err(e))?;
-        }
+                )?;
+            }
+            Ok(())
+        })?;
         self.acl(&entry.thumbprint)
     }
 

@@ -79,6 +79,7 @@ impl From<certkeeper_agent::ClientError> for CliError {
         use certkeeper_agent::protocol::Code;
         let code = match &e {
             C::NotReachable { .. } => NO_AGENT,
+            C::Untrusted { .. } => DENIED,
             C::Agent {
                 code: Code::Denied, ..
             } => DENIED,

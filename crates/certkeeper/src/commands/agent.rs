@@ -34,6 +34,7 @@ pub fn socket_path(flag: Option<PathBuf>, home_dir: &Path) -> PathBuf {
 }
 
 pub fn serve(ctx: &Context, socket: Option<PathBuf>) -> Result<u8, CliError> {
+    harden();
     let socket = socket_path(socket, &ctx.home_dir);
     let agent = Agent::open(&ctx.home_dir).map_err(|e| match e {
         certkeeper_agent::server::AgentError::Store(store) => CliError::from(store),
@@ -76,6 +77,20 @@ pub fn serve(ctx: &Context, socket: Option<PathBuf>) -> Result<u8, CliError> {
     let _ = std::fs::remove_file(&socket);
     eprintln!("certkeeper agent: stopped");
     Ok(0)
+}
+
+/// The process that holds unsealed keys: not dumpable (no core file, no ptrace or
+/// /proc/PID/mem by the same uid), no core files at all, and as many descriptors as
+/// the hard limit allows (the connection limits, not the default 1,024, bound it).
+fn harden() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        eprintln!("certkeeper agent: cannot make the process non-dumpable: {e}");
+    }
+    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
 }
 
 async fn shutdown_signal() {

@@ -165,7 +165,8 @@ struct Plan {
 /// is not needed at all for `--cert REF` with `--server-ca system` or a CA file.
 fn plan(ctx: &Context, args: &RequestArgs) -> Result<Plan, CliError> {
     let given_ca = args.server_ca.clone();
-    let local_ca = |ca: &str| ca == "system" || std::path::Path::new(ca).exists();
+    // Never a file for a binding (a bare word is a REF of the home, see is_path).
+    let local_ca = |ca: &str| ca == "system" || certkeeper_egress::tls::is_path(ca);
     let needs_home =
         args.binding.is_some() || (!args.insecure && !given_ca.as_deref().is_some_and(local_ca));
     let mut access = if needs_home {
