@@ -219,7 +219,7 @@ _certkeeper() {
             return 0
             ;;
         certkeeper__subcmd__bind)
-            opts="-h -V --cert --upstream --listen --server-ca --home --json --help --version"
+            opts="-h -V --cert --upstream --listen --server-ca --allow --home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -238,6 +238,10 @@ _certkeeper() {
                     return 0
                     ;;
                 --server-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -218,8 +218,9 @@ _arguments "${_arguments_options[@]}" : \
 _arguments "${_arguments_options[@]}" : \
 '--cert=[The client certificate (a REF)]:REF:_default' \
 '--upstream=[The upstream base URL (https\://...)]:URL:_default' \
-'--listen=[Loopback address for the agent to relay from (127.0.0.1\:PORT)]:ADDR:_default' \
+'--listen=[Where the agent relays from\: a loopback address (127.0.0.1\:PORT) or unix\:/ABSOLUTE/PATH]:ADDR:_default' \
 '--server-ca=[How to verify the upstream\: root (the home'\''s root store), system, or a REF]:CA:_default' \
+'*--allow=[Only these principals (user\:NAME, group\:NAME, uid\:N, gid\:N) may use the binding, among those the key'\''s ACL admits (default\: whom the ACL admits)]:PRINCIPAL:_default' \
 '--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
 '--json[Print one JSON document on stdout instead of text]' \
 '-h[Print help (see more with '\''--help'\'')]' \
@@ -475,7 +476,7 @@ _certkeeper_commands() {
 'acl:Show who may use an entry'\''s private key' \
 'agent:Run the key isolation agent (foreground)\: the one process that uses private keys' \
 'keycheck:Check, as the calling user, that the agent lets you sign with a key' \
-'bind:Bind an upstream web service to a client certificate; with --listen the agent relays plain HTTP from that loopback address to the upstream over mutual TLS' \
+'bind:Bind an upstream web service to a client certificate; with --listen the agent relays plain HTTP from that loopback address (or Unix socket) to the upstream over mutual TLS' \
 'unbind:Delete a binding (the agent stops its listener within a second)' \
 'bindings:List the bindings' \
 'request:Make one mutual-TLS request, curl-style; the key is used through the agent' \
@@ -554,7 +555,7 @@ _certkeeper__subcmd__help_commands() {
 'acl:Show who may use an entry'\''s private key' \
 'agent:Run the key isolation agent (foreground)\: the one process that uses private keys' \
 'keycheck:Check, as the calling user, that the agent lets you sign with a key' \
-'bind:Bind an upstream web service to a client certificate; with --listen the agent relays plain HTTP from that loopback address to the upstream over mutual TLS' \
+'bind:Bind an upstream web service to a client certificate; with --listen the agent relays plain HTTP from that loopback address (or Unix socket) to the upstream over mutual TLS' \
 'unbind:Delete a binding (the agent stops its listener within a second)' \
 'bindings:List the bindings' \
 'request:Make one mutual-TLS request, curl-style; the key is used through the agent' \

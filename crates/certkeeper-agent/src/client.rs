@@ -41,6 +41,47 @@ pub enum ClientError {
     /// The agent's answer was not of this protocol.
     #[error("the agent's answer is not understood: {0}")]
     Protocol(String),
+    /// What listens on the socket runs as a user no agent of this machine runs as:
+    /// its answers (certificates, trust anchors, a binding's upstream) are not
+    /// believed.
+    #[error(
+        "the process listening on {path} runs as {owner}, which is neither root, this user, \
+         the home's owner nor the certkeeper service user: not an agent to trust"
+    )]
+    Untrusted {
+        /// The socket path.
+        path: PathBuf,
+        /// Who it runs as, "uid 4712 (mallory)".
+        owner: String,
+    },
+}
+
+/// Agent uids trusted besides root, this user and the `certkeeper` service user:
+/// the home's owner, once the CLI knows which home it serves.
+static TRUSTED: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// Trusts an agent running as `uid` (the owner of the home this process works on).
+pub fn trust_agent_uid(uid: u32) {
+    let mut trusted = TRUSTED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !trusted.contains(&uid) {
+        trusted.push(uid);
+    }
+}
+
+/// Whether an agent running as `uid` may be believed.
+fn trusted_agent(uid: u32) -> bool {
+    uid == 0
+        || uid == nix::unistd::geteuid().as_raw()
+        || TRUSTED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&uid)
+        || nix::unistd::User::from_name("certkeeper")
+            .ok()
+            .flatten()
+            .is_some_and(|u| u.uid.as_raw() == uid)
 }
 
 /// A connection to the agent.
@@ -79,6 +120,22 @@ impl AgentClient {
             }
             _ => unreachable(e.to_string()),
         })?;
+        // Ask the kernel who listens there: someone else's process on a socket path
+        // they chose would otherwise be believed.
+        let peer =
+            nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+                .map_err(|e| unreachable(e.to_string()))?;
+        let uid = peer.uid();
+        if !trusted_agent(uid) {
+            let owner = match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+                Ok(Some(u)) => format!("uid {uid} ({})", u.name),
+                _ => format!("uid {uid}"),
+            };
+            return Err(ClientError::Untrusted {
+                path: path.to_path_buf(),
+                owner,
+            });
+        }
         stream
             .set_read_timeout(Some(TIMEOUT))
             .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))

@@ -15,6 +15,7 @@ pub mod peer;
 pub mod protocol;
 pub mod server;
 pub mod signer;
+pub mod sockdiag;
 
 pub use client::{AgentClient, ClientError};
 pub use signer::AgentSigningKey;

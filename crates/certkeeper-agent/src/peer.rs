@@ -39,6 +39,21 @@ impl Caller {
         }
     }
 
+    /// A caller known only by its uid (a loopback TCP peer, from socket diagnostics):
+    /// the primary group and supplementary groups come from the user database; a uid
+    /// without a user has no groups.
+    pub fn from_uid(uid: u32) -> Self {
+        match User::from_uid(Uid::from_raw(uid)) {
+            Ok(Some(user)) => Caller::from_credentials(uid, user.gid.as_raw(), None),
+            _ => Caller {
+                uid,
+                gid: u32::MAX,
+                pid: None,
+                groups: Vec::new(),
+            },
+        }
+    }
+
     /// Whether `principal` names this caller (a name is resolved now, so renaming or
     /// removing a user takes effect at once).
     pub fn is(&self, principal: &Principal) -> bool {

@@ -70,6 +70,27 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The operation's name on the wire.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Request::Hello => "hello",
+            Request::Keys => "keys",
+            Request::Resolve { .. } => "resolve",
+            Request::Describe { .. } => "describe",
+            Request::Trust { .. } => "trust",
+            Request::Binding { .. } => "binding",
+            Request::Sign { .. } => "sign",
+        }
+    }
+
+    /// Whether it reads the database beyond one indexed row (the agent runs these
+    /// apart from signatures).
+    pub fn is_lookup(&self) -> bool {
+        !matches!(self, Request::Hello | Request::Sign { .. })
+    }
+}
+
 /// A request as sent: the version beside the operation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Envelope {
@@ -102,6 +123,8 @@ pub enum Code {
     UnsupportedScheme,
     /// Something failed inside the agent (details in its log).
     Internal,
+    /// The caller has too many connections open (or the agent has); try later.
+    Busy,
 }
 
 /// An error response body.
@@ -162,6 +185,10 @@ pub struct Hello {
     pub gid: u32,
     /// The caller's groups (primary and supplementary).
     pub groups: Vec<u32>,
+    /// Why the audit log cannot be written (the agent then refuses to sign), or
+    /// null while it can.
+    #[serde(default)]
+    pub audit: Option<String>,
 }
 
 /// A key the caller may use, as `keys` and `resolve` describe it.

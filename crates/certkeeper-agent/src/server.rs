@@ -15,7 +15,7 @@ use certkeeper_store::{Entry, Home, Principal, StoreError};
 use rustls::SignatureScheme;
 use rustls::sign::SigningKey;
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::audit::AuditLog;
@@ -28,8 +28,135 @@ use crate::protocol::{
 
 /// How long a connection may sit idle between requests.
 const IDLE: Duration = Duration::from_secs(300);
-/// How long the rest of a request may take to arrive once its length has.
+/// How long a whole request may take to arrive once its first byte has.
 const READ: Duration = Duration::from_secs(10);
+/// Connections one uid may hold open to the agent.
+pub const PER_UID: usize = 64;
+/// Connections everyone together may hold open.
+pub const TOTAL: usize = 1024;
+/// Lookups that run at once (each uid's run one at a time).
+const LOOKUPS: usize = 2;
+
+/// Open connections, per uid and in all.
+#[derive(Default)]
+struct Limits {
+    open: Mutex<(usize, HashMap<u32, usize>)>,
+}
+
+/// One open connection, counted until dropped.
+struct Slot {
+    limits: Arc<Limits>,
+    uid: u32,
+}
+
+impl Limits {
+    fn enter(limits: &Arc<Limits>, uid: u32) -> Option<Slot> {
+        let mut open = limits
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (total, per_uid) = &mut *open;
+        let mine = per_uid.entry(uid).or_insert(0);
+        if *total >= TOTAL || *mine >= PER_UID {
+            if *mine == 0 {
+                per_uid.remove(&uid);
+            }
+            return None;
+        }
+        *mine += 1;
+        *total += 1;
+        Some(Slot {
+            limits: Arc::clone(limits),
+            uid,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self
+            .limits
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (total, per_uid) = &mut *open;
+        *total = total.saturating_sub(1);
+        if let Some(mine) = per_uid.get_mut(&self.uid) {
+            *mine = mine.saturating_sub(1);
+            if *mine == 0 {
+                per_uid.remove(&self.uid);
+            }
+        }
+    }
+}
+
+/// Lookups in flight: one per uid, [`LOOKUPS`] in all.
+struct Lookups {
+    all: Arc<tokio::sync::Semaphore>,
+    per_uid: Mutex<HashMap<u32, Arc<tokio::sync::Semaphore>>>,
+}
+
+impl Default for Lookups {
+    fn default() -> Self {
+        Lookups {
+            all: Arc::new(tokio::sync::Semaphore::new(LOOKUPS)),
+            per_uid: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Lookups {
+    /// Waits for this uid's turn, then for a free lookup.
+    async fn acquire(
+        &self,
+        uid: u32,
+    ) -> Option<(
+        tokio::sync::OwnedSemaphorePermit,
+        tokio::sync::OwnedSemaphorePermit,
+    )> {
+        let mine = {
+            let mut map = self
+                .per_uid
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if map.len() > 1024 {
+                map.retain(|_, s| Arc::strong_count(s) > 1);
+            }
+            Arc::clone(
+                map.entry(uid)
+                    .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1))),
+            )
+        };
+        let own = mine.acquire_owned().await.ok()?;
+        let any = Arc::clone(&self.all).acquire_owned().await.ok()?;
+        Some((own, any))
+    }
+}
+
+/// A frame read from a caller.
+enum Frame {
+    /// The request's bytes.
+    Body(Vec<u8>),
+    /// It claimed this many bytes, over [`MAX_MESSAGE`].
+    TooLarge(usize),
+}
+
+/// Reads one frame; memory grows with the bytes that arrive, not with the length a
+/// caller claims.
+async fn read_frame<R: tokio::io::AsyncRead + Unpin>(stream: &mut R) -> std::io::Result<Frame> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await?;
+    let n = u32::from_be_bytes(len) as usize;
+    if n > MAX_MESSAGE {
+        return Ok(Frame::TooLarge(n));
+    }
+    let mut body = Vec::new();
+    (&mut *stream).take(n as u64).read_to_end(&mut body).await?;
+    if body.len() < n {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(Frame::Body(body))
+}
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -72,50 +199,137 @@ struct Cache {
 /// The running agent's state.
 pub struct Agent {
     home: Mutex<Home>,
+    /// A second connection to the same database for lookups, so that a slow scan
+    /// never holds the lock signatures need.
+    lookup_home: Mutex<Home>,
+    lookups: Lookups,
     owner_uid: u32,
     audit: AuditLog,
     cache: Mutex<Cache>,
 }
 
-/// Binds the agent's socket: refuses a path that is not a socket or where another
-/// agent answers, replaces a stale socket, makes it world-connectable (each request
-/// is decided by the caller's credentials).
+/// Binds the agent's socket (and a binding's Unix-socket listener): refuses a path
+/// that is not a socket, an agent that answers (or is busy: a full backlog is not a
+/// stale socket), and a directory that another user owns or may write; replaces a
+/// stale socket. The socket is made world-connectable (each request is decided by
+/// the caller's credentials) without a window and without a chmod by its final path:
+/// it is bound in a fresh private directory beside it, given its mode there, and
+/// renamed into place.
 pub fn bind(path: &Path) -> Result<UnixListener, AgentError> {
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
     let err = |detail: String| AgentError::Socket {
         path: path.to_path_buf(),
         detail,
     };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&dir)
+            .map_err(|e| err(format!("cannot create its directory: {e}")))?;
+    }
+    check_socket_dir(&dir).map_err(err)?;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
-        use std::os::unix::fs::FileTypeExt;
         if !meta.file_type().is_socket() {
             return Err(err(
                 "exists and is not a socket; remove it or choose another --socket".into(),
             ));
         }
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(err("another agent is already listening there".into()));
+        match probe(path) {
+            Ok(()) => return Err(err("another agent is already listening there".into())),
+            Err(nix::errno::Errno::EAGAIN) => {
+                return Err(err(
+                    "an agent is listening there but too busy to accept; not replacing it".into(),
+                ));
+            }
+            Err(nix::errno::Errno::ECONNREFUSED) => {}
+            Err(e) => return Err(err(format!("cannot tell whether it is in use: {e}"))),
         }
         std::fs::remove_file(path)
             .map_err(|e| err(format!("cannot remove the stale socket: {e}")))?;
     }
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-        && !dir.exists()
-    {
-        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| err(e.to_string()))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| err("has no file name".into()))?;
+    let staging = staging_dir(&dir, name).map_err(|e| err(e.to_string()))?;
+    let staged = staging.join("socket");
+    let made = (|| {
+        let listener = UnixListener::bind(&staged)?;
+        // A chmod by path, but inside a directory only this user may enter.
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o666))?;
+        std::fs::rename(&staged, path)?;
+        Ok::<_, std::io::Error>(listener)
+    })();
+    let _ = std::fs::remove_file(&staged);
+    let _ = std::fs::remove_dir(&staging);
+    made.map_err(|e| err(e.to_string()))
+}
+
+/// Connects to `path` without waiting: `Ok` when someone listens, EAGAIN when its
+/// backlog is full (alive but busy), ECONNREFUSED when nobody listens (stale).
+fn probe(path: &Path) -> Result<(), nix::errno::Errno> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    connect(fd.as_raw_fd(), &UnixAddr::new(path)?)
+}
+
+/// A socket's directory must be this user's (or root's) and writable by no one else,
+/// or another user could replace the socket or what it points to.
+fn check_socket_dir(dir: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(dir).map_err(|e| format!("its directory: {e}"))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(format!(
+            "its directory {} belongs to uid {}, not to this user (uid {me}) or root; \
+             use a directory of your own (e.g. /run/certkeeper)",
+            dir.display(),
+            meta.uid()
+        ));
     }
-    let listener = UnixListener::bind(path).map_err(|e| err(e.to_string()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
-        .map_err(|e| err(e.to_string()))?;
-    Ok(listener)
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "its directory {} is writable by other users (mode {:o}); use a directory \
+             only its owner may write (chmod go-w, or e.g. /run/certkeeper)",
+            dir.display(),
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// A new directory `dir/.NAME.RANDOM`, mode 0700.
+fn staging_dir(dir: &Path, name: &std::ffi::OsStr) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut last = None;
+    for attempt in 0..16u32 {
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+            ^ std::process::id().rotate_left(attempt);
+        let candidate = dir.join(format!(".{}.{nonce:08x}", name.to_string_lossy()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no staging directory")))
 }
 
 impl Agent {
     /// Opens the home and its audit log.
     pub fn open(home_dir: &Path) -> Result<Arc<Agent>, AgentError> {
         let home = Home::open(home_dir)?;
+        let lookup_home = Home::open(home_dir)?;
         let owner_uid = std::fs::metadata(home_dir)
             .map_err(|e| StoreError::io(home_dir, e))?
             .uid();
@@ -126,6 +340,8 @@ impl Agent {
         })?;
         Ok(Arc::new(Agent {
             home: Mutex::new(home),
+            lookup_home: Mutex::new(lookup_home),
+            lookups: Lookups::default(),
             owner_uid,
             audit,
             cache: Mutex::new(Cache {
@@ -137,59 +353,161 @@ impl Agent {
         }))
     }
 
-    /// Serves connections until `shutdown` completes.
+    /// Serves connections until `shutdown` completes. Each uid may hold at most
+    /// [`PER_UID`] connections and everyone together [`TOTAL`]: a caller over either
+    /// limit gets `busy` and is let go, so one user's flood leaves room for the others.
+    /// Out of descriptors, the loop waits instead of spinning.
     pub async fn serve(
         self: Arc<Self>,
         listener: UnixListener,
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
+        let limits = Arc::new(Limits::default());
+        let mut audit_tick = tokio::time::interval(crate::audit::WINDOW);
         loop {
             tokio::select! {
+                _ = audit_tick.tick() => {
+                    let _ = self.audit.flush_expired();
+                }
                 accepted = listener.accept() => {
-                    if let Ok((stream, _)) = accepted {
-                        tokio::spawn(Arc::clone(&self).connection(stream));
+                    let stream = match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(e) => {
+                            let pause = match e.raw_os_error() {
+                                Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                                    Duration::from_millis(100)
+                                }
+                                _ => Duration::from_millis(1),
+                            };
+                            tokio::time::sleep(pause).await;
+                            continue;
+                        }
+                    };
+                    let Ok(cred) = stream.peer_cred() else { continue };
+                    match Limits::enter(&limits, cred.uid()) {
+                        Some(slot) => {
+                            tokio::spawn(Arc::clone(&self).connection(stream, cred, slot));
+                        }
+                        None => {
+                            tokio::spawn(Arc::clone(&self).turn_away(stream, cred));
+                        }
                     }
                 }
                 () = &mut shutdown => break,
             }
         }
+        let _ = self.audit.flush_all();
     }
 
-    async fn connection(self: Arc<Self>, stream: UnixStream) {
-        let Ok(cred) = stream.peer_cred() else {
-            return;
-        };
+    /// Tells a caller over its limit so (audited, aggregated by the log) and closes.
+    async fn turn_away(self: Arc<Self>, mut stream: UnixStream, cred: tokio::net::unix::UCred) {
+        let caller = Caller::from_credentials(cred.uid(), cred.gid(), cred.pid());
+        let _ = self
+            .audit
+            .record(&caller, "connect", None, "busy", Some("connection limit"));
+        let r = Response::error(
+            Code::Busy,
+            format!(
+                "uid {} has {PER_UID} connections open to the agent (or the agent has \
+                 {TOTAL}); close some and try again",
+                caller.uid
+            ),
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(1), write(&mut stream, &r)).await;
+    }
+
+    async fn connection(
+        self: Arc<Self>,
+        stream: UnixStream,
+        cred: tokio::net::unix::UCred,
+        _slot: Slot,
+    ) {
         // Buffered for reading: a request's length and body come in one read.
-        let mut stream = tokio::io::BufReader::with_capacity(16 * 1024, stream);
+        let mut stream = tokio::io::BufReader::with_capacity(4 * 1024, stream);
         let caller = Caller::from_credentials(cred.uid(), cred.gid(), cred.pid());
         loop {
-            let mut len = [0u8; 4];
-            match tokio::time::timeout(IDLE, stream.read_exact(&mut len)).await {
-                Ok(Ok(_)) => {}
+            // Idle until the first byte of a frame; then the whole frame within READ.
+            match tokio::time::timeout(IDLE, stream.fill_buf()).await {
+                Ok(Ok(buf)) if !buf.is_empty() => {}
                 _ => return,
             }
-            let n = u32::from_be_bytes(len) as usize;
-            if n > MAX_MESSAGE {
-                let r = Response::error(
-                    Code::TooLarge,
-                    format!("a message may be at most {MAX_MESSAGE} bytes; this one claims {n}"),
-                );
-                let _ = write(stream.get_mut(), &r).await;
-                return;
-            }
-            let mut body = vec![0u8; n];
-            match tokio::time::timeout(READ, stream.read_exact(&mut body)).await {
-                Ok(Ok(_)) => {}
-                _ => return,
-            }
-            let (response, fatal) = match parse(&body) {
-                Ok(request) => (self.handle(&caller, request), false),
-                Err(response) => (response, true),
+            let frame = tokio::time::timeout(READ, read_frame(&mut stream)).await;
+            let body = match frame {
+                Ok(Ok(Frame::Body(body))) => body,
+                Ok(Ok(Frame::TooLarge(n))) => {
+                    let r = Response::error(
+                        Code::TooLarge,
+                        format!(
+                            "a message may be at most {MAX_MESSAGE} bytes; this one claims {n}"
+                        ),
+                    );
+                    self.audit_error(&caller, "frame", &r);
+                    let _ = write(stream.get_mut(), &r).await;
+                    return;
+                }
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    let r = Response::error(
+                        Code::BadRequest,
+                        format!("the message did not arrive within {} s", READ.as_secs()),
+                    );
+                    self.audit_error(&caller, "frame", &r);
+                    let _ = write(stream.get_mut(), &r).await;
+                    return;
+                }
             };
-            if write(stream.get_mut(), &response).await.is_err() || fatal {
+            let (response, fatal) = match parse(&body) {
+                Ok(request) => {
+                    let op = request.op();
+                    let response = if request.is_lookup() {
+                        self.lookup(&caller, request).await
+                    } else {
+                        self.handle(&caller, request)
+                    };
+                    self.audit_error(&caller, op, &response);
+                    (response, false)
+                }
+                Err(response) => {
+                    self.audit_error(&caller, "parse", &response);
+                    (response, true)
+                }
+            };
+            // A caller that does not read its answer is let go after READ.
+            let written = tokio::time::timeout(READ, write(stream.get_mut(), &response)).await;
+            if !matches!(written, Ok(Ok(()))) || fatal {
                 return;
             }
+        }
+    }
+
+    /// Runs a lookup (resolve, describe, trust, binding, keys: database reads that may
+    /// scan) off the async workers, one at a time per uid and [`LOOKUPS`] at a time in
+    /// all, on the agent's second database connection: a flood of expensive lookups
+    /// from one uid queues behind itself and never holds up anyone's signatures.
+    async fn lookup(self: &Arc<Self>, caller: &Caller, request: Request) -> Response {
+        let permit = self.lookups.acquire(caller.uid).await;
+        let this = Arc::clone(self);
+        let caller_owned = caller.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            this.handle(&caller_owned, request)
+        })
+        .await;
+        answer.unwrap_or_else(|_| Response::error(Code::Internal, "the lookup failed"))
+    }
+
+    /// Audits an error answer (every refusal is a record; denials are recorded where
+    /// they are decided, with the key).
+    fn audit_error(&self, caller: &Caller, op: &str, response: &Response) {
+        if let Some(error) = &response.error
+            && error.code != Code::Denied
+        {
+            let code = serde_json::to_value(error.code)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let _ = self.audit.record(caller, op, None, "refused", Some(&code));
         }
     }
 
@@ -202,6 +520,7 @@ impl Agent {
                 uid: caller.uid,
                 gid: caller.gid,
                 groups: caller.groups.clone(),
+                audit: self.audit.failing(),
             })),
             Request::Keys => self.keys(caller),
             Request::Resolve { reference } => self.resolve(caller, &reference),
@@ -265,6 +584,66 @@ impl Agent {
         Ok((ck, entry.thumbprint))
     }
 
+    /// Whether `caller` may send requests through the binding `binding`, whose
+    /// certificate `reference` names: the same decision as for signing with that key,
+    /// audited either way. The refusal is the text the application reads (with a 403).
+    pub fn admit_relay(&self, caller: &Caller, binding: &str) -> Result<(), String> {
+        // Read at each connection, so that a grant, a revoke or a new --allow applies
+        // to the next one.
+        let found = self.home().binding(binding);
+        let Ok(b) = found else {
+            return Err(format!("binding {binding} is gone"));
+        };
+        let reference = b.cert;
+        let allow: Vec<Principal> = b.allow.iter().filter_map(|p| p.parse().ok()).collect();
+        let thumbprint = match self.certified_key(&reference) {
+            Ok((_, thumbprint)) => thumbprint,
+            Err(e) => {
+                let _ = self.audit.record(caller, "relay", None, "error", Some(&e));
+                return Err(format!("binding {binding} has no usable certificate"));
+            }
+        };
+        let by_acl = {
+            let home = self.home();
+            let mut cache = self.fresh_cache(&home);
+            self.may_use(caller, &home, &mut cache, &thumbprint)
+        };
+        // A list whose entries no longer parse admits no one but root: fail closed.
+        let by_allow = b.allow.is_empty() || caller.uid == 0 || allow.iter().any(|p| caller.is(p));
+        let detail = format!("binding {binding}");
+        if by_acl && by_allow {
+            return self
+                .audit
+                .record(caller, "relay", Some(&thumbprint), "allowed", Some(&detail))
+                .map_err(|e| format!("{e}: refusing to relay"));
+        }
+        let _ = self
+            .audit
+            .record(caller, "relay", Some(&thumbprint), "denied", Some(&detail));
+        if by_acl {
+            Err(format!(
+                "uid {} may use the key, but binding {binding} admits only {} (certkeeper bind \
+                 {binding} ... --allow ... changes that)",
+                caller.uid,
+                b.allow.join(", ")
+            ))
+        } else {
+            Err(format!(
+                "uid {} may not use the certificate of binding {binding}; the administrator \
+                 can grant it: certkeeper grant {reference} {}",
+                caller.uid,
+                principal_of(caller)
+            ))
+        }
+    }
+
+    /// The second connection, for lookups (see [`Agent::lookup`]).
+    fn lookup_home(&self) -> std::sync::MutexGuard<'_, Home> {
+        self.lookup_home
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn home(&self) -> std::sync::MutexGuard<'_, Home> {
         // A panic while holding the lock cannot leave the connection half-written.
         self.home
@@ -288,6 +667,17 @@ impl Agent {
         cache
     }
 
+    /// `may_use` for lookups: the ACL read now on the lookup connection, without the
+    /// signing cache (whose validity is tied to the main connection's data version).
+    fn may_use_fresh(&self, caller: &Caller, home: &Home, thumbprint: &str) -> bool {
+        self.privileged(caller)
+            || home
+                .acl(thumbprint)
+                .unwrap_or_default()
+                .iter()
+                .any(|p| caller.is(p))
+    }
+
     fn may_use(&self, caller: &Caller, home: &Home, cache: &mut Cache, thumbprint: &str) -> bool {
         if caller.uid == 0 || caller.uid == self.owner_uid {
             return true;
@@ -300,14 +690,13 @@ impl Agent {
     }
 
     fn keys(&self, caller: &Caller) -> Response {
-        let home = self.home();
-        let mut cache = self.fresh_cache(&home);
+        let home = self.lookup_home();
         let Ok(entries) = home.list(Some(certkeeper_store::StoreName::Personal)) else {
             return Response::error(Code::Internal, "the home could not be read");
         };
         let keys: Vec<KeyInfo> = entries
             .into_iter()
-            .filter(|e| e.has_key && self.may_use(caller, &home, &mut cache, &e.thumbprint))
+            .filter(|e| e.has_key && self.may_use_fresh(caller, &home, &e.thumbprint))
             .map(|e| key_info(&e, Vec::new()))
             .collect();
         Response::ok(json(&keys))
@@ -321,7 +710,6 @@ impl Agent {
         &self,
         caller: &Caller,
         home: &Home,
-        cache: &mut Cache,
         op: &str,
         reference: &str,
     ) -> Result<Entry, Response> {
@@ -351,7 +739,7 @@ impl Agent {
         } else {
             matches
                 .into_iter()
-                .filter(|e| e.has_key && self.may_use(caller, home, cache, &e.thumbprint))
+                .filter(|e| e.has_key && self.may_use_fresh(caller, home, &e.thumbprint))
                 .collect()
         };
         match found.len() {
@@ -360,7 +748,7 @@ impl Agent {
                 format!("no certificate matches {reference:?}"),
             )),
             0 => {
-                self.audit.record(
+                let _ = self.audit.record(
                     caller,
                     op,
                     asked.as_deref(),
@@ -409,9 +797,8 @@ impl Agent {
     }
 
     fn resolve(&self, caller: &Caller, reference: &str) -> Response {
-        let home = self.home();
-        let mut cache = self.fresh_cache(&home);
-        let entry = match self.usable(caller, &home, &mut cache, "resolve", reference) {
+        let home = self.lookup_home();
+        let entry = match self.usable(caller, &home, "resolve", reference) {
             Ok(e) => e,
             Err(r) => return r,
         };
@@ -420,16 +807,33 @@ impl Agent {
     }
 
     fn describe(&self, caller: &Caller, reference: &str) -> Response {
-        let home = self.home();
-        let mut cache = self.fresh_cache(&home);
-        let entry = match self.usable(caller, &home, &mut cache, "describe", reference) {
+        let home = self.lookup_home();
+        let entry = match self.usable(caller, &home, "describe", reference) {
             Ok(e) => e,
             Err(r) => return r,
         };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let Ok(candidates) = home.path_candidates(&entry) else {
+        let Ok(mut candidates) = home.path_candidates(&entry) else {
             return Response::error(Code::Internal, "the home could not be read");
         };
+        // Distrusted certificates only where they bear on this path (the same name
+        // or key as a certificate on it), not the whole disallowed store.
+        let mut names: std::collections::HashSet<Vec<u8>> =
+            std::collections::HashSet::from([entry.issuer_der.clone()]);
+        let mut key_ids: std::collections::HashSet<String> =
+            std::collections::HashSet::from([entry.key_id.clone()]);
+        for (cert, store) in &candidates {
+            if *store != certkeeper_store::StoreName::Disallowed {
+                names.insert(cert.subject_der.clone());
+                names.insert(cert.issuer_der.clone());
+                key_ids.insert(cert.key_id.clone());
+            }
+        }
+        candidates.retain(|(cert, store)| {
+            *store != certkeeper_store::StoreName::Disallowed
+                || names.contains(&cert.subject_der)
+                || key_ids.contains(&cert.key_id)
+        });
         Response::ok(json(&Described {
             key: key_info(&entry, chain_of(&home, &entry, now)),
             store: entry.store.as_str().to_string(),
@@ -446,20 +850,19 @@ impl Agent {
     }
 
     /// Whether `caller` may use at least one key (root and the owner may use all).
-    fn uses_some_key(&self, caller: &Caller, home: &Home, cache: &mut Cache) -> bool {
+    fn uses_some_key(&self, caller: &Caller, home: &Home) -> bool {
         self.privileged(caller)
             || home
                 .list(Some(certkeeper_store::StoreName::Personal))
                 .unwrap_or_default()
                 .iter()
-                .any(|e| e.has_key && self.may_use(caller, home, cache, &e.thumbprint))
+                .any(|e| e.has_key && self.may_use_fresh(caller, home, &e.thumbprint))
     }
 
     fn trust(&self, caller: &Caller, server_ca: &str) -> Response {
-        let home = self.home();
-        let mut cache = self.fresh_cache(&home);
-        if !self.uses_some_key(caller, &home, &mut cache) {
-            self.audit.record(
+        let home = self.lookup_home();
+        if !self.uses_some_key(caller, &home) {
+            let _ = self.audit.record(
                 caller,
                 "trust",
                 None,
@@ -468,36 +871,65 @@ impl Agent {
             );
             return denied(caller);
         }
+        let privileged = self.privileged(caller);
         let anchors: Vec<String> = if server_ca == "root" {
             match home.list(Some(certkeeper_store::StoreName::Root)) {
                 Ok(roots) => roots.iter().map(|e| B64.encode(&e.der)).collect(),
                 Err(_) => return Response::error(Code::Internal, "the home could not be read"),
             }
         } else {
-            // Only CA certificates: a partner's trust anchor, never someone's leaf.
-            match home.resolve(server_ca) {
-                Ok(e) if e.is_ca => vec![B64.encode(&e.der)],
-                Ok(_) | Err(StoreError::NotFound { .. }) => {
+            // Only CA certificates of the root, intermediate and other stores: a
+            // partner's trust anchor, never a key's certificate nor a distrusted one.
+            // One answer for none and for several, so a REF cannot probe subjects.
+            let anchor = |e: &Entry| {
+                e.is_ca
+                    && matches!(
+                        e.store,
+                        certkeeper_store::StoreName::Root
+                            | certkeeper_store::StoreName::Intermediate
+                            | certkeeper_store::StoreName::Other
+                    )
+            };
+            let found: Vec<Entry> = match home.matching(server_ca) {
+                Ok(m) => m.into_iter().filter(anchor).collect(),
+                Err(_) => Vec::new(),
+            };
+            match found.as_slice() {
+                [one] => vec![B64.encode(&one.der)],
+                _ => {
+                    if !privileged {
+                        let _ = self.audit.record(
+                            caller,
+                            "trust",
+                            None,
+                            "refused",
+                            Some(&format!("no one CA matches {}", printable(server_ca))),
+                        );
+                    }
                     return Response::error(
                         Code::NotFound,
-                        format!("no CA certificate matches {server_ca:?}"),
+                        format!(
+                            "no single CA certificate of the home matches {}",
+                            printable(server_ca)
+                        ),
                     );
                 }
-                Err(StoreError::Ambiguous { .. }) => {
-                    return Response::error(
-                        Code::Ambiguous,
-                        format!("{server_ca:?} matches several certificates; use a thumbprint"),
-                    );
-                }
-                Err(_) => return Response::error(Code::Internal, "the home could not be read"),
             }
         };
+        if !privileged {
+            let _ = self.audit.record(
+                caller,
+                "trust",
+                None,
+                "allowed",
+                Some(&format!("anchors {}", printable(server_ca))),
+            );
+        }
         Response::ok(json(&Anchors { anchors }))
     }
 
     fn binding(&self, caller: &Caller, name: &str) -> Response {
-        let home = self.home();
-        let mut cache = self.fresh_cache(&home);
+        let home = self.lookup_home();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let found = home.binding(name).ok().and_then(|b| {
             let entry = home.resolve_current(&b.cert, now).ok()?;
@@ -505,7 +937,14 @@ impl Agent {
         });
         match found {
             Some((b, entry))
-                if entry.has_key && self.may_use(caller, &home, &mut cache, &entry.thumbprint) =>
+                if entry.has_key
+                    && self.may_use_fresh(caller, &home, &entry.thumbprint)
+                    && (b.allow.is_empty()
+                        || self.privileged(caller)
+                        || b.allow
+                            .iter()
+                            .filter_map(|p| p.parse::<Principal>().ok())
+                            .any(|p| caller.is(&p))) =>
             {
                 Response::ok(json(&BindingInfo {
                     name: b.name,
@@ -517,12 +956,15 @@ impl Agent {
             // The same answer whether the binding does not exist or is not this
             // caller's to use.
             _ if !self.privileged(caller) => {
-                self.audit.record(
+                let _ = self.audit.record(
                     caller,
                     "binding",
                     None,
                     "denied",
-                    Some("no binding this caller may use has that name"),
+                    Some(&format!(
+                        "no binding this caller may use is named {}",
+                        printable(name)
+                    )),
                 );
                 Response::error(
                     Code::Denied,
@@ -554,6 +996,18 @@ impl Agent {
         let key = {
             let home = self.home();
             let mut cache = self.fresh_cache(&home);
+            // The ACL first: a caller who may not use the key learns nothing else
+            // (not whether the thumbprint exists, nor whose certificate it is).
+            if !self.privileged(caller) && !self.may_use(caller, &home, &mut cache, thumbprint) {
+                let _ = self.audit.record(
+                    caller,
+                    "sign",
+                    Some(thumbprint),
+                    "denied",
+                    Some("not in the key ACL"),
+                );
+                return denied(caller);
+            }
             // A cached key means the entry existed with its key at this data version.
             let cached = cache.keys.get(thumbprint).map(Arc::clone);
             let entry = match &cached {
@@ -568,20 +1022,11 @@ impl Agent {
             {
                 return Response::error(Code::NoKey, format!("{} has no private key", e.subject));
             }
-            if !self.may_use(caller, &home, &mut cache, thumbprint) {
-                self.audit.record(
-                    caller,
-                    "sign",
-                    Some(thumbprint),
-                    "denied",
-                    Some("not in the key ACL"),
-                );
-                return denied(caller);
-            }
             if let Some(e) = &entry
                 && let Some(why) = tls_refusal(e)
             {
-                self.audit
+                let _ = self
+                    .audit
                     .record(caller, "sign", Some(thumbprint), "error", Some(why));
                 return Response::error(
                     Code::UnsupportedScheme,
@@ -596,7 +1041,7 @@ impl Agent {
                         k
                     }
                     Err(message) => {
-                        self.audit.record(
+                        let _ = self.audit.record(
                             caller,
                             "sign",
                             Some(thumbprint),
@@ -616,15 +1061,20 @@ impl Agent {
             );
         };
         match signer.sign(&message) {
+            // No audit record, no signature.
             Ok(signature) => {
-                self.audit
-                    .record(caller, "sign", Some(thumbprint), "allowed", None);
-                Response::ok(json(&Signature {
-                    signature: B64.encode(signature),
-                }))
+                match self
+                    .audit
+                    .record(caller, "sign", Some(thumbprint), "allowed", None)
+                {
+                    Ok(()) => Response::ok(json(&Signature {
+                        signature: B64.encode(signature),
+                    })),
+                    Err(e) => Response::error(Code::Internal, format!("{e}: refusing to sign")),
+                }
             }
             Err(_) => {
-                self.audit.record(
+                let _ = self.audit.record(
                     caller,
                     "sign",
                     Some(thumbprint),

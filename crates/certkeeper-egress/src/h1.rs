@@ -28,8 +28,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::app::AppStream;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 
 use crate::failure::explain;
 use crate::framing::{self, BodyScan, ConnectionOptions, Framing};
@@ -47,7 +47,7 @@ const MAX_BUFFER: usize = 128 * 1024;
 const RECHECK_AFTER: Duration = Duration::from_secs(1);
 
 /// Serves one application connection, request after request, until it closes.
-pub(crate) async fn serve(app: TcpStream, current: Current) {
+pub(crate) async fn serve(app: AppStream, current: Current) {
     let mut relay = Relay {
         app,
         inbuf: Buffer::new(16 * 1024, MAX_HEAD),
@@ -176,7 +176,7 @@ struct Held {
 }
 
 struct Relay {
-    app: TcpStream,
+    app: AppStream,
     /// From the application: request heads and bodies.
     inbuf: Buffer,
     /// From the upstream: response heads and bodies.
@@ -672,7 +672,7 @@ struct Answer {
 
 /// One request on its way: its body sent upstream while the answer's head is awaited.
 struct Exchange<'a> {
-    app: &'a mut TcpStream,
+    app: &'a mut AppStream,
     inbuf: &'a mut Buffer,
     rbuf: &'a mut Buffer,
     up: &'a mut Stream,
@@ -908,7 +908,7 @@ fn broken_body(request: &str, e: framing::FramingError) -> Failure {
 }
 
 /// Writes `a` then `b`, in as few writes as the socket takes.
-async fn write_both(w: &mut TcpStream, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
+async fn write_both(w: &mut AppStream, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
     while !a.is_empty() || !b.is_empty() {
         let n = if a.is_empty() {
             w.write(b).await?

@@ -7,10 +7,13 @@
 //!   every failure turned into a 502 that says what failed ([`failure`]).
 //!   An application's connection is relayed by hand ([`h1`], with [`framing`]) when
 //!   the upstream speaks HTTP/1.1, and through hyper otherwise.
+//! - [`app`]: the applications' side of a binding: loopback TCP or Unix-socket
+//!   listeners, and the gate that admits only the uids the key's ACL allows.
 //! - [`tls`]: the rustls client configuration both use.
 //! - [`workers`]: the single-threaded runtimes, one per CPU, that serve the relays'
 //!   connections.
 
+pub mod app;
 pub mod failure;
 mod framing;
 mod h1;

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::app::{AppStream, Gate, Listener, refuse};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
@@ -35,7 +36,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::EgressError;
@@ -878,7 +878,7 @@ pub(crate) fn current_upstream(current: &Current) -> Arc<Upstream> {
 /// Serves one application connection: by hand ([`crate::h1`]) when the upstream is
 /// known to speak HTTP/1.1, else through hyper, with this connection's upstream
 /// connection driven in the same task.
-async fn serve_connection(stream: TcpStream, current: Current) {
+async fn serve_connection(stream: AppStream, current: Current) {
     if current_upstream(&current).speaks_h1() {
         return crate::h1::serve(stream, current).await;
     }
@@ -900,18 +900,38 @@ async fn serve_connection(stream: TcpStream, current: Current) {
     lane.release();
 }
 
-/// Serves plain HTTP/1.1 on `listener`, relaying to the current upstream, until
-/// `shutdown` turns true.
-pub async fn serve(listener: TcpListener, current: Current, mut shutdown: watch::Receiver<bool>) {
+/// Serves plain HTTP/1.1 on `listener`, relaying to the current upstream for the
+/// applications `gate` admits (the others get a 403), until `shutdown` turns true.
+pub async fn serve(
+    listener: Listener,
+    current: Current,
+    gate: Gate,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     loop {
         tokio::select! {
             _ = sweep.tick() => current_upstream(&current).sweep(),
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
+                let (stream, uid) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        accept_failed(&e).await;
+                        continue;
+                    }
+                };
                 let current = Arc::clone(&current);
-                crate::workers::dispatch(stream, move |s| serve_connection(s, current));
+                let gate = Arc::clone(&gate);
+                crate::workers::dispatch(stream, move |s| async move {
+                    let decision = match uid {
+                        Some(uid) => gate(uid),
+                        None => Err("the kernel could not say which user is connecting".into()),
+                    };
+                    match decision {
+                        Ok(()) => serve_connection(s, current).await,
+                        Err(reason) => refuse(s, &reason).await,
+                    }
+                });
             }
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
@@ -920,6 +940,18 @@ pub async fn serve(listener: TcpListener, current: Current, mut shutdown: watch:
             }
         }
     }
+}
+
+/// After a failed accept: out of descriptors (EMFILE, ENFILE) or memory, wait before
+/// trying again rather than spin on the connection still waiting in the backlog.
+pub(crate) async fn accept_failed(e: &std::io::Error) {
+    let pause = match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+            Duration::from_millis(100)
+        }
+        _ => Duration::from_millis(1),
+    };
+    tokio::time::sleep(pause).await;
 }
 
 #[cfg(test)]

@@ -14,9 +14,9 @@ use certkeeper_store::{Binding, Setting};
 use rustls::SignatureScheme;
 use rustls::client::ResolvesClientCert;
 use rustls::sign::CertifiedKey;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::app::{Gate, listen as bind_listener};
 use crate::proxy::{Current, RESPONSE_TIMEOUT, Upstream, serve};
 use crate::tls::{ServerTrust, client_config};
 
@@ -126,6 +126,17 @@ fn upstream_for(
         .map_err(|e| e.to_string())
 }
 
+/// Who may use a binding: whom the key of its certificate admits, decided by the
+/// agent at each application connection (so a grant or revoke applies to the next).
+fn gate(agent: &Arc<Agent>, binding: &Binding) -> Gate {
+    let agent = Arc::clone(agent);
+    let name = binding.name.clone();
+    Arc::new(move |uid| {
+        let caller = certkeeper_agent::peer::Caller::from_uid(uid);
+        agent.admit_relay(&caller, &name)
+    })
+}
+
 async fn reconcile(agent: &Arc<Agent>, running: &mut HashMap<String, Running>) {
     let bindings = match agent.with_home(certkeeper_store::Home::bindings) {
         Ok(b) => b,
@@ -179,7 +190,7 @@ async fn reconcile(agent: &Arc<Agent>, running: &mut HashMap<String, Running>) {
             eprintln!("certkeeper egress {}: reloaded", binding.name);
             continue;
         }
-        let listener = match TcpListener::bind(&listen).await {
+        let listener = match bind_listener(&listen).await {
             Ok(l) => l,
             Err(e) => {
                 eprintln!(
@@ -191,9 +202,15 @@ async fn reconcile(agent: &Arc<Agent>, running: &mut HashMap<String, Running>) {
         };
         let current: Current = Arc::new(RwLock::new(Arc::new(upstream)));
         let (stop, stopped) = watch::channel(false);
-        tokio::spawn(serve(listener, Arc::clone(&current), stopped));
+        let shown = listener.describe();
+        tokio::spawn(serve(
+            listener,
+            Arc::clone(&current),
+            gate(agent, binding),
+            stopped,
+        ));
         eprintln!(
-            "certkeeper egress {}: http://{listen} -> {} (certificate {})",
+            "certkeeper egress {}: {shown} -> {} (certificate {})",
             binding.name, binding.upstream, binding.cert
         );
         running.insert(

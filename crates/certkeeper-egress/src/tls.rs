@@ -93,21 +93,27 @@ impl ServerTrust {
                 }
                 Ok(ServerTrust::Roots(roots))
             }
+            // A file only when written as a path: a bare word is always a REF, so a
+            // file of that name in someone's working directory cannot stand in for
+            // a binding's CA.
+            reference if is_path(reference) => {
+                let bytes = std::fs::read(reference)
+                    .map_err(|e| EgressError::Config(format!("--server-ca {reference}: {e}")))?;
+                let certs = certkeeper_core::read_file(&bytes, None)
+                    .map_err(|e| EgressError::Config(format!("--server-ca {reference}: {e}")))?;
+                Ok(ServerTrust::Roots(
+                    certs
+                        .certs
+                        .into_iter()
+                        .map(|c| CertificateDer::from(c.cert.der))
+                        .collect(),
+                ))
+            }
             reference => {
-                if let Ok(bytes) = std::fs::read(reference) {
-                    let certs = certkeeper_core::read_file(&bytes, None).map_err(|e| {
-                        EgressError::Config(format!("--server-ca {reference}: {e}"))
-                    })?;
-                    return Ok(ServerTrust::Roots(
-                        certs
-                            .certs
-                            .into_iter()
-                            .map(|c| CertificateDer::from(c.cert.der))
-                            .collect(),
-                    ));
-                }
                 let home = home.ok_or_else(|| {
-                    EgressError::Config(format!("--server-ca {reference}: no such file"))
+                    EgressError::Config(format!(
+                        "--server-ca {reference}: a CA of the home (give a file as a path: ./{reference})"
+                    ))
                 })?;
                 let entry = home
                     .resolve(reference)
@@ -124,6 +130,12 @@ impl ServerTrust {
             ServerTrust::Insecure => vec![b"insecure".to_vec()],
         }
     }
+}
+
+/// Whether `--server-ca` names a file: written as a path (with a `/`), and not a
+/// `subject:` REF.
+pub fn is_path(server_ca: &str) -> bool {
+    server_ca.contains('/') && !server_ca.starts_with("subject:")
 }
 
 /// The system's trust store (`$SSL_CERT_FILE`, else Debian's bundle).

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::net::TcpStream;
+use crate::app::AppStream;
 use tokio::runtime::Handle;
 
 thread_local! {
@@ -76,9 +76,9 @@ fn start() -> Option<Workers> {
 /// Serves the accepted connection `stream` with `serve` on the next worker in turn,
 /// or on the caller's runtime when there are no workers. On a worker the socket is
 /// registered with that worker's runtime, so its readiness wakes that thread only.
-pub fn dispatch<F, Fut>(stream: TcpStream, serve: F)
+pub fn dispatch<F, Fut>(stream: AppStream, serve: F)
 where
-    F: FnOnce(TcpStream) -> Fut + Send + 'static,
+    F: FnOnce(AppStream) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let Some(w) = workers() else {
@@ -90,7 +90,7 @@ where
     };
     let n = w.next.fetch_add(1, Ordering::Relaxed) % w.handles.len();
     w.handles[n].spawn(async move {
-        if let Ok(stream) = TcpStream::from_std(stream) {
+        if let Ok(stream) = stream.into_tokio() {
             serve(stream).await;
         }
     });

@@ -26,6 +26,10 @@ pub struct Binding {
     pub listen: Option<String>,
     /// How the upstream's certificate is verified: `root`, `system` or a REF.
     pub server_ca: String,
+    /// When not empty, only these principals (and root) may use the binding, among
+    /// those the key's ACL admits (`bind --allow`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
 }
 
 impl Binding {
@@ -52,7 +56,23 @@ impl Binding {
         if rest.is_empty() || rest.starts_with('/') {
             return bad(format!("upstream {:?} has no host", self.upstream));
         }
+        if self.server_ca.contains('/') && !self.server_ca.starts_with("subject:") {
+            return bad(format!(
+                "--server-ca {:?}: a binding names its CA by REF (root, system, or a \
+                 certificate of the home), never by a file",
+                self.server_ca
+            ));
+        }
         if let Some(listen) = &self.listen {
+            if let Some(path) = listen.strip_prefix("unix:") {
+                if !path.starts_with('/') || path.contains('\0') {
+                    return bad(format!(
+                        "--listen {listen:?}: write unix: and an absolute path, \
+                         e.g. unix:/run/certkeeper/partner.sock"
+                    ));
+                }
+                return Ok(());
+            }
             match listen.parse::<SocketAddr>() {
                 Ok(addr) if addr.ip().is_loopback() => {}
                 Ok(_) => {
@@ -78,7 +98,7 @@ impl Home {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT name, cert_ref, upstream, listen, server_ca FROM bindings ORDER BY name",
+                "SELECT name, cert_ref, upstream, listen, server_ca, allow FROM bindings ORDER BY name",
             )
             .map_err(|e| self.db_err(e))?;
         let rows = stmt
@@ -89,6 +109,12 @@ impl Home {
                     upstream: r.get(2)?,
                     listen: r.get(3)?,
                     server_ca: r.get(4)?,
+                    allow: r
+                        .get::<_, String>(5)?
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_string)
+                        .collect(),
                 })
             })
             .map_err(|e| self.db_err(e))?;
@@ -110,6 +136,9 @@ impl Home {
     /// to an entry with a private key and that no other binding listens there.
     pub fn bind(&self, binding: &Binding) -> Result<(), StoreError> {
         binding.validate()?;
+        for p in &binding.allow {
+            p.parse::<crate::principal::Principal>()?.validate()?;
+        }
         let entry = self.resolve_current(&binding.cert, now())?;
         if !entry.has_key {
             return Err(StoreError::NoKey {
@@ -137,11 +166,11 @@ impl Home {
         }
         self.conn
             .execute(
-                "INSERT INTO bindings(name, cert_ref, upstream, listen, server_ca, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO bindings(name, cert_ref, upstream, listen, server_ca, created_at, allow)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT(name) DO UPDATE SET cert_ref = excluded.cert_ref, upstream = excluded.upstream,
-                   listen = excluded.listen, server_ca = excluded.server_ca",
-                params![binding.name, binding.cert, binding.upstream, binding.listen, binding.server_ca, now()],
+                   listen = excluded.listen, server_ca = excluded.server_ca, allow = excluded.allow",
+                params![binding.name, binding.cert, binding.upstream, binding.listen, binding.server_ca, now(), binding.allow.join(",")],
             )
             .map_err(|e| self.db_err(e))?;
         Ok(())

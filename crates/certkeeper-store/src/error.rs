@@ -37,6 +37,17 @@ pub enum StoreError {
         /// The home or file.
         dir: PathBuf,
     },
+    /// A file of the home is not the owner's alone (another user made it, a
+    /// symbolic link, writable by others): nothing in the home is used.
+    #[error("{path} {problem}: the home is not trusted (fix: {fix})")]
+    Untrusted {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+        /// How to fix it.
+        fix: String,
+    },
     /// The home cannot be written (read-only file system or permissions).
     #[error("{dir}: the home is read-only; nothing was written")]
     ReadOnly {

@@ -78,6 +78,7 @@ impl Home {
         if let Some(not_owner) = not_owner(dir) {
             return Err(not_owner);
         }
+        crate::trust::check_home(dir)?;
         let mut created = false;
         if !dir.join(DB_FILE).exists() || !dir.join(MASTER_KEY_FILE).exists() {
             crate::fs::create_dir(dir, 0o700)?;
@@ -96,6 +97,7 @@ impl Home {
         if let Some(not_owner) = not_owner(dir) {
             return Err(not_owner);
         }
+        crate::trust::check_home(dir)?;
         if !dir.join(DB_FILE).exists() {
             return Err(StoreError::NotInitialized {
                 dir: dir.to_path_buf(),
@@ -441,13 +443,36 @@ impl Home {
 
     /// Deletes an entry with its key and ACL.
     pub fn remove(&self, entry: &Entry) -> Result<(), StoreError> {
-        self.conn
-            .execute(
+        self.durably(|conn| {
+            conn.execute(
                 "DELETE FROM entries WHERE thumbprint = ?1",
                 [&entry.thumbprint],
             )
+            .map(drop)
+        })
+    }
+
+    /// Runs `f` in one transaction that is on disk when this returns: a revoke or a
+    /// removal must survive a power cut (WAL with synchronous=NORMAL, the home's
+    /// default, may lose the last commits), so these commits sync the log.
+    fn durably(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<()>,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
             .map_err(|e| self.db_err(e))?;
-        Ok(())
+        let result = (|| {
+            let tx = rusqlite::Transaction::new_unchecked(
+                &self.conn,
+                rusqlite::TransactionBehavior::Immediate,
+            )?;
+            f(&tx)?;
+            tx.commit()
+        })();
+        let restored = self.conn.pragma_update(None, "synchronous", "NORMAL");
+        result.map_err(|e| self.db_err(e))?;
+        restored.map_err(|e| self.db_err(e))
     }
 
     /// The ACL of an entry's key, sorted.
@@ -482,14 +507,15 @@ impl Home {
         for p in principals {
             p.validate()?;
         }
-        for p in principals {
-            self.conn
-                .execute(
+        self.durably(|conn| {
+            for p in principals {
+                conn.execute(
                     "INSERT OR IGNORE INTO acl(thumbprint, principal) VALUES (?1, ?2)",
                     params![entry.thumbprint, p.to_string()],
-                )
-                .map_err(|e| self.db_err(e))?;
-        }
+                )?;
+            }
+            Ok(())
+        })?;
         self.acl(&entry.thumbprint)
     }
 
@@ -499,14 +525,15 @@ impl Home {
         entry: &Entry,
         principals: &[Principal],
     ) -> Result<Vec<Principal>, StoreError> {
-        for p in principals {
-            self.conn
-                .execute(
+        self.durably(|conn| {
+            for p in principals {
+                conn.execute(
                     "DELETE FROM acl WHERE thumbprint = ?1 AND principal = ?2",
                     params![entry.thumbprint, p.to_string()],
-                )
-                .map_err(|e| self.db_err(e))?;
-        }
+                )?;
+            }
+            Ok(())
+        })?;
         self.acl(&entry.thumbprint)
     }
 

@@ -552,6 +552,7 @@ mod tests {
             upstream: "https://partner.example".into(),
             listen: None,
             server_ca: "root".into(),
+            allow: Vec::new(),
         })
         .unwrap();
     }

@@ -17,6 +17,7 @@ pub mod paths;
 pub mod principal;
 mod schema;
 pub mod seal;
+pub mod trust;
 
 pub use bindings::Binding;
 pub use entry::{Entry, EntryFacts, StoreName};

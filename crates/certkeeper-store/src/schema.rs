@@ -1,7 +1,7 @@
 //! The database schema and its migrations (`PRAGMA user_version`).
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 /// The version that added `entry_names`; migrating to it also fills the table from
 /// the stored certificates (`Home::migrate`).
@@ -75,6 +75,8 @@ CREATE TABLE entry_names (
 );
 CREATE INDEX entry_names_name ON entry_names(name);
 "#,
+    // 5: `bind --allow`: principals a binding narrows its key's ACL to.
+    "ALTER TABLE bindings ADD COLUMN allow TEXT NOT NULL DEFAULT '';",
 ];
 
 /// Records the "Issued to" names of an entry (inside the caller's transaction).

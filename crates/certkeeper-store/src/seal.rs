@@ -31,7 +31,7 @@ impl MasterKey {
 
     /// Loads the key file.
     pub fn load(path: &Path) -> Result<Self, StoreError> {
-        let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| StoreError::MasterKey {
+        let bytes = Zeroizing::new(read_nofollow(path).map_err(|e| StoreError::MasterKey {
             path: path.to_path_buf(),
             detail: e.to_string(),
         })?);
@@ -96,6 +96,19 @@ impl MasterKey {
         buf.truncate(len);
         Ok(buf)
     }
+}
+
+/// Reads a file without following a symbolic link at its last component.
+fn read_nofollow(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut bytes = Vec::with_capacity(KEY_LEN);
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

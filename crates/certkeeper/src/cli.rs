@@ -202,14 +202,18 @@ pub enum Command {
     },
 
     /// Bind an upstream web service to a client certificate; with --listen the agent
-    /// relays plain HTTP from that loopback address to the upstream over mutual TLS.
+    /// relays plain HTTP from that loopback address (or Unix socket) to the upstream
+    /// over mutual TLS.
     ///
-    /// Applications then call http://127.0.0.1:PORT/path and need no TLS code. The
-    /// certificate is resolved at each new upstream connection, so a renewed
-    /// certificate imported under the same name is used without a restart. Anyone who
-    /// can connect to the listen address can use the certificate through it.
-    #[command(after_help = "Example:\n  \
-        certkeeper bind partner-api --cert partner --upstream https://api.partner.example/soap --listen 127.0.0.1:8443")]
+    /// Applications then call http://127.0.0.1:PORT/path (or curl --unix-socket PATH)
+    /// and need no TLS code. The certificate is resolved at each new upstream
+    /// connection, so a renewed certificate imported under the same name is used
+    /// without a restart. The agent asks the kernel which user each application
+    /// connection belongs to and serves only the users the key's ACL admits (narrowed
+    /// further with --allow); the others get 403 and are audited.
+    #[command(after_help = "Examples:\n  \
+        certkeeper bind partner-api --cert partner --upstream https://api.partner.example/soap --listen 127.0.0.1:8443\n  \
+        certkeeper bind partner-api --cert partner --upstream https://api.partner.example/soap --listen unix:/run/certkeeper/partner.sock --allow user:appsvc")]
     Bind {
         /// The binding's name.
         name: String,
@@ -219,12 +223,17 @@ pub enum Command {
         /// The upstream base URL (https://...).
         #[arg(long, value_name = "URL")]
         upstream: String,
-        /// Loopback address for the agent to relay from (127.0.0.1:PORT).
+        /// Where the agent relays from: a loopback address (127.0.0.1:PORT) or
+        /// unix:/ABSOLUTE/PATH.
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
         /// How to verify the upstream: root (the home's root store), system, or a REF.
         #[arg(long, value_name = "CA", default_value = "root")]
         server_ca: String,
+        /// Only these principals (user:NAME, group:NAME, uid:N, gid:N) may use the
+        /// binding, among those the key's ACL admits (default: whom the ACL admits).
+        #[arg(long, value_name = "PRINCIPAL", num_args = 1..)]
+        allow: Vec<String>,
     },
 
     /// Delete a binding (the agent stops its listener within a second).

@@ -125,7 +125,8 @@ impl From<StoreError> for CliError {
             StoreError::ReadOnly { .. }
             | StoreError::NonExportable { .. }
             | StoreError::NotOwner { .. }
-            | StoreError::ExportDir { .. } => Kind::Denied,
+            | StoreError::ExportDir { .. }
+            | StoreError::Untrusted { .. } => Kind::Denied,
             StoreError::NotInitialized { .. }
             | StoreError::DiskFull { .. }
             | StoreError::Io { .. }
@@ -175,6 +176,7 @@ impl From<certkeeper_agent::ClientError> for CliError {
         use certkeeper_agent::protocol::Code;
         let kind = match &e {
             C::NotReachable { .. } => Kind::AgentUnreachable,
+            C::Untrusted { .. } => Kind::Denied,
             C::Agent {
                 code: Code::Denied, ..
             } => Kind::Denied,
@@ -205,6 +207,10 @@ impl From<certkeeper_agent::ClientError> for CliError {
                 None => error,
             },
             C::Protocol(_) => error,
+            C::Untrusted { .. } => error.with_fix(
+                "give the agent's own socket (--socket or CERTKEEPER_SOCKET; by default \
+                 /run/certkeeper/agent.sock)",
+            ),
         }
     }
 }

@@ -67,3 +67,22 @@ pub fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
 pub fn days_until(ts: i64, now: i64) -> i64 {
     (ts - now).div_euclid(86_400)
 }
+
+/// `text` with control characters (escape sequences a terminal would obey) written
+/// as `\u{..}` escapes.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}

@@ -34,9 +34,12 @@ pub fn socket_path(flag: Option<PathBuf>, home_dir: &Path) -> PathBuf {
 }
 
 pub fn serve(ctx: &Context, socket: Option<PathBuf>) -> Result<u8, CliError> {
+    harden();
     let socket = socket_path(socket, &ctx.home_dir);
-    let agent =
-        Agent::open(&ctx.home_dir).map_err(|e| CliError::new(Kind::Environment, e.to_string()))?;
+    let agent = Agent::open(&ctx.home_dir).map_err(|e| match e {
+        certkeeper_agent::server::AgentError::Store(store) => CliError::from(store),
+        other => CliError::new(Kind::Environment, other.to_string()),
+    })?;
     // On one CPU (a small VM, or pinned with taskset/CPUAffinity) a work-stealing
     // scheduler is pure overhead for the relay: run everything on one thread.
     let cpus = std::thread::available_parallelism()
@@ -77,6 +80,20 @@ pub fn serve(ctx: &Context, socket: Option<PathBuf>) -> Result<u8, CliError> {
         output::json(&serde_json::json!({"stopped": true, "socket": socket}))?;
     }
     Ok(0)
+}
+
+/// The process that holds unsealed keys: not dumpable (no core file, no ptrace or
+/// /proc/PID/mem by the same uid), no core files at all, and as many descriptors as
+/// the hard limit allows (the connection limits, not the default 1,024, bound it).
+fn harden() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        eprintln!("certkeeper agent: cannot make the process non-dumpable: {e}");
+    }
+    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
 }
 
 async fn shutdown_signal() {

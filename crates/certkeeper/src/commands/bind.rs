@@ -24,6 +24,7 @@ pub fn bind(
     upstream: String,
     listen: Option<String>,
     server_ca: String,
+    allow: Vec<String>,
 ) -> Result<u8, CliError> {
     // A binding outlives the command, so its CA is kept in the home, not read from a
     // file that may move: say so rather than "no certificate matches".
@@ -42,6 +43,7 @@ pub fn bind(
         upstream,
         listen,
         server_ca,
+        allow,
     };
     home.bind(&binding)?;
     if ctx.json {
@@ -50,10 +52,15 @@ pub fn bind(
         let via = binding
             .listen
             .as_deref()
-            .map(|l| format!(" (the agent relays http://{l})"))
+            .map(|l| format!(" (the agent relays {})", shown_listen(l)))
             .unwrap_or_default();
+        let who = if binding.allow.is_empty() {
+            String::new()
+        } else {
+            format!("; only {} may use it", binding.allow.join(", "))
+        };
         output::print_stdout(&format!(
-            "bound {} -> {} with certificate {}{via}\n",
+            "bound {} -> {} with certificate {}{via}{who}\n",
             binding.name, binding.upstream, binding.cert
         ))?;
     }
@@ -88,7 +95,7 @@ pub fn list(ctx: &Context) -> Result<u8, CliError> {
             b.name,
             b.listen
                 .as_deref()
-                .map(|l| format!("http://{l}"))
+                .map(shown_listen)
                 .unwrap_or_else(|| "(no listener)".into()),
             b.upstream,
             b.cert,
@@ -229,7 +236,8 @@ fn plan(ctx: &Context, args: &RequestArgs) -> Result<Plan, CliError> {
         Some(file) => Some(cacert(file)?),
         None => args.server_ca.clone(),
     };
-    let local_ca = |ca: &str| ca == "system" || std::path::Path::new(ca).exists();
+    // Never a file for a binding (a bare word is a REF of the home, see is_path).
+    let local_ca = |ca: &str| ca == "system" || certkeeper_egress::tls::is_path(ca);
     let needs_home =
         args.binding.is_some() || (!args.insecure && !given_ca.as_deref().is_some_and(local_ca));
     let mut access = if needs_home {
@@ -414,7 +422,13 @@ fn cacert(file: &std::path::Path) -> Result<String, CliError> {
             super::import::io_reason(&e)
         ))
     })?;
-    Ok(file.display().to_string())
+    // Written as a path, so that it is read as a file, never as a REF.
+    let shown = file.display().to_string();
+    Ok(if certkeeper_egress::tls::is_path(&shown) {
+        shown
+    } else {
+        format!("./{shown}")
+    })
 }
 
 /// `--cert FILE`: the SHA-256 thumbprint of the (first) certificate in the file, so
@@ -435,6 +449,16 @@ fn thumbprint_of(file: &str) -> Result<String, CliError> {
         .first()
         .map(|c| c.cert.thumbprint.clone())
         .ok_or_else(|| CliError::input(format!("--cert {file}: holds no certificate")))
+}
+
+/// A listen address as applications use it: `http://127.0.0.1:8443` or
+/// `unix:/run/certkeeper/partner.sock`.
+fn shown_listen(listen: &str) -> String {
+    if listen.starts_with("unix:") {
+        listen.to_string()
+    } else {
+        format!("http://{listen}")
+    }
 }
 
 fn ensure_slash(path: &str) -> String {

@@ -289,6 +289,7 @@ async fn demo() -> Result<usize, CliError> {
         upstream: format!("https://localhost:{upstream_port}/api"),
         listen: Some(format!("127.0.0.1:{listen_port}")),
         server_ca: "root".into(),
+        allow: Vec::new(),
     })?;
     s.say(&format!(
         "partner-api: http://127.0.0.1:{listen_port} -> https://localhost:{upstream_port}/api"

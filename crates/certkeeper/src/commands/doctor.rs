@@ -59,6 +59,24 @@ pub struct Options<'a> {
 }
 
 pub fn run(ctx: &Context, opts: &Options<'_>) -> Result<u8, CliError> {
+    // Someone else's home: say whose (exit 4), as every owner-only command does.
+    if certkeeper_store::Home::is_foreign(&ctx.home_dir) {
+        ctx.open()?;
+    }
+    // A home someone else could have prepared is not opened at all: its one check.
+    if let Err(certkeeper_store::StoreError::Untrusted { path, problem, fix }) =
+        certkeeper_store::trust::check_home(&ctx.home_dir)
+    {
+        let mut f = Findings(Vec::new());
+        f.add(
+            "home",
+            &path.display().to_string(),
+            "fail",
+            format!("{problem}: the home is not trusted"),
+            Some(fix),
+        );
+        return report(ctx, &f);
+    }
     let home = ctx.open()?;
     let at = match opts.at {
         Some(t) => super::path::parse_time(t)?,
@@ -67,15 +85,38 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> Result<u8, CliError> {
     let socket = socket_path(opts.socket.clone(), &ctx.home_dir);
     let mut f = Findings(Vec::new());
 
-    // The agent runs and answers.
+    // The agent runs and answers, and can write its audit log (else it signs nothing).
     match AgentClient::connect(&socket).and_then(|mut c| c.hello()) {
-        Ok(hello) => f.add(
-            "agent",
-            "agent",
-            "ok",
-            format!("{} answers on {}", hello.agent, socket.display()),
-            None,
-        ),
+        Ok(hello) => {
+            f.add(
+                "agent",
+                "agent",
+                "ok",
+                format!("{} answers on {}", hello.agent, socket.display()),
+                None,
+            );
+            match hello.audit {
+                None => f.add(
+                    "audit",
+                    "agent",
+                    "ok",
+                    "the agent writes its audit log",
+                    None,
+                ),
+                Some(reason) => f.add(
+                    "audit",
+                    "agent",
+                    "fail",
+                    format!(
+                        "the agent cannot write its audit log ({reason}), so it refuses to sign"
+                    ),
+                    Some(format!(
+                        "make room on the file system of {} (or fix the log's permissions)",
+                        ctx.home_dir.join("audit.log").display()
+                    )),
+                ),
+            }
+        }
         Err(e) => f.add(
             "agent",
             "agent",
@@ -112,6 +153,11 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> Result<u8, CliError> {
         check_binding(&home, &binding, at, opts.online, &socket, &mut f);
     }
 
+    report(ctx, &f)
+}
+
+/// Prints the findings; exit 1 when any failed.
+fn report(ctx: &Context, f: &Findings) -> Result<u8, CliError> {
     let failed = f.0.iter().any(|x| x.status == "fail");
     if ctx.json {
         output::json(&f.0)?;
@@ -546,6 +592,28 @@ fn check_binding(
             return;
         }
     };
+    // Who may use it: the key's ACL, narrowed by --allow.
+    let acl: Vec<String> = home
+        .acl(&entry.thumbprint)
+        .unwrap_or_default()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let mut who = if acl.is_empty() {
+        "root and the home's owner only".to_string()
+    } else {
+        format!("root, the home's owner, {}", acl.join(", "))
+    };
+    if !binding.allow.is_empty() {
+        who.push_str(&format!(", narrowed to {}", binding.allow.join(", ")));
+    }
+    f.add(
+        "binding-access",
+        &name,
+        "ok",
+        format!("may be used by {who} (others get 403)"),
+        None,
+    );
     match home.check_path(&entry, at, Purpose::ClientAuth) {
         Ok(check) if check.report.valid => f.add(
             "binding",

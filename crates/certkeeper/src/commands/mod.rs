@@ -84,6 +84,12 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         home_dir: home_dir(cli.home),
         json: cli.json,
     };
+    // An agent running as the home's owner is believed (the packaged agent runs as
+    // the service user that owns /var/lib/certkeeper).
+    if let Ok(meta) = std::fs::metadata(&ctx.home_dir) {
+        use std::os::unix::fs::MetadataExt;
+        certkeeper_agent::client::trust_agent_uid(meta.uid());
+    }
     match cli.command {
         Command::Init => init(&ctx),
         Command::Import(args) => import::run(&ctx, &args),
@@ -141,7 +147,8 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             upstream,
             listen,
             server_ca,
-        } => bind::bind(&ctx, name, cert, upstream, listen, server_ca),
+            allow,
+        } => bind::bind(&ctx, name, cert, upstream, listen, server_ca, allow),
         Command::Unbind { name } => bind::unbind(&ctx, &name),
         Command::Bindings => bind::list(&ctx),
         Command::Request(args) => bind::request(&ctx, &args),
@@ -223,6 +230,8 @@ fn init(ctx: &Context) -> Result<u8, CliError> {
 fn acl(ctx: &Context, reference: &str, change: Option<(bool, &[String])>) -> Result<u8, CliError> {
     let home = ctx.open()?;
     let entry = home.resolve(reference)?;
+    let mut not_granted = Vec::new();
+    let mut still_allowed = Vec::new();
     let acl = match change {
         Some((grant, principals)) => {
             let principals: Vec<Principal> = principals
@@ -232,14 +241,41 @@ fn acl(ctx: &Context, reference: &str, change: Option<(bool, &[String])>) -> Res
             if grant {
                 home.grant(&entry, &principals)?
             } else {
-                home.revoke(&entry, &principals)?
+                let before = home.acl(&entry.thumbprint)?;
+                not_granted = principals
+                    .iter()
+                    .filter(|p| !before.contains(p))
+                    .map(ToString::to_string)
+                    .collect();
+                let after = home.revoke(&entry, &principals)?;
+                still_allowed = still_allowed_through(&principals, &after);
+                after
             }
         }
         None => home.acl(&entry.thumbprint)?,
     };
+    for p in &not_granted {
+        eprintln!("certkeeper: {p} was not in the key's ACL: nothing to revoke");
+    }
+    for (p, through) in &still_allowed {
+        eprintln!(
+            "certkeeper: WARNING: {p} still may use the key of {}, through {through} \
+             (revoke that too: certkeeper revoke {reference} {through})",
+            entry.subject
+        );
+    }
     let list: Vec<String> = acl.iter().map(ToString::to_string).collect();
     if ctx.json {
-        output::json(&serde_json::json!({"thumbprint": entry.thumbprint, "acl": list}))?;
+        let still: Vec<serde_json::Value> = still_allowed
+            .iter()
+            .map(|(p, t)| serde_json::json!({"principal": p, "through": t}))
+            .collect();
+        output::json(&serde_json::json!({
+            "thumbprint": entry.thumbprint,
+            "acl": list,
+            "not_granted": not_granted,
+            "still_allowed": still,
+        }))?;
     } else if list.is_empty() {
         output::print_stdout(&format!(
             "{}: only root and the home's owner may use the private key\n",
@@ -253,6 +289,28 @@ fn acl(ctx: &Context, reference: &str, change: Option<(bool, &[String])>) -> Res
         ))?;
     }
     Ok(0)
+}
+
+/// For each revoked user principal (`user:NAME`, `uid:N`), the remaining ACL entry
+/// that still admits that user (`uid:1002` for `user:bob`, a group bob is in).
+fn still_allowed_through(revoked: &[Principal], acl: &[Principal]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for p in revoked {
+        let uid = match p {
+            Principal::Uid(u) => Some(*u),
+            Principal::User(name) => nix::unistd::User::from_name(name)
+                .ok()
+                .flatten()
+                .map(|u| u.uid.as_raw()),
+            Principal::Group(_) | Principal::Gid(_) => None,
+        };
+        let Some(uid) = uid else { continue };
+        let caller = certkeeper_agent::peer::Caller::from_uid(uid);
+        if let Some(through) = acl.iter().find(|a| caller.is(a)) {
+            out.push((p.to_string(), through.to_string()));
+        }
+    }
+    out
 }
 
 /// `--home`, else `CERTKEEPER_HOME`, else the default for this user.

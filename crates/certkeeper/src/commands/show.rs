@@ -69,8 +69,12 @@ pub fn run(ctx: &Context, reference: &str, socket: Option<PathBuf>) -> Result<u8
 
     let now = output::now();
     let mut t = String::new();
-    let line = |t: &mut String, k: &str, v: &str| t.push_str(&format!("  {k:<26}{v}\n"));
-    let title = format!("Certificate {}\n", cert.common_name());
+    // Certificates and names come from partners (and, for a non-owner, from the
+    // agent): control characters are shown, never sent to the terminal.
+    let line = |t: &mut String, k: &str, v: &str| {
+        t.push_str(&format!("  {k:<26}{}\n", output::printable(v)))
+    };
+    let title = format!("Certificate {}\n", output::printable(&cert.common_name()));
     // The first thing to fix comes first.
     let key_line = if let (true, Some(why)) = (entry.has_key, unusable) {
         format!(

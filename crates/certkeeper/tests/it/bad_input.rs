@@ -180,12 +180,12 @@ fn each_kind_of_bad_input_has_its_own_message() {
 }
 
 /// A tmpfs mounted for one test, unmounted on drop.
-struct Tmpfs {
+pub struct Tmpfs {
     dir: tempfile::TempDir,
 }
 
 impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
+    pub fn mount(size: &str) -> Option<Tmpfs> {
         let dir = tempfile::tempdir().unwrap();
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -199,7 +199,7 @@ impl Tmpfs {
         Some(Tmpfs { dir })
     }
 
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         self.dir.path()
     }
 

@@ -876,7 +876,7 @@ fn a_reimport_under_another_name_keeps_the_binding_serving() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["subject"] == "binding partner-api")
+        .filter(|r| r["subject"] == "binding partner-api" && r["check"] == "binding")
         .collect();
     assert!(!binding.is_empty(), "{rows}");
     assert!(

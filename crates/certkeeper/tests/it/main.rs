@@ -1,7 +1,8 @@
 //! End-to-end tests: the real certkeeper binary on temporary homes.
 
 mod agent;
-mod bad_input;
+pub mod bad_input;
+mod boundary;
 mod common;
 mod corpus;
 mod doctor;
