@@ -388,11 +388,13 @@ fn a_home_from_before_the_names_index_is_migrated_and_filled() {
         format!("{}{}", pki.leaf.pem(), pki.leaf.key_pem()),
     );
     env.ok(&["import", &leaf]);
-    // Take the home back to schema 3 (before entry_names).
+    // Take the home back to schema 3 (before entry_names and bindings.allow).
     {
         let db = rusqlite::Connection::open(env.home.join("certkeeper.db")).unwrap();
-        db.execute_batch("DROP TABLE entry_names; PRAGMA user_version = 3;")
-            .unwrap();
+        db.execute_batch(
+            "DROP TABLE entry_names; ALTER TABLE bindings DROP COLUMN allow; PRAGMA user_version = 3;",
+        )
+        .unwrap();
     }
     assert_eq!(
         env.json(&["show", "old.partner.example"])["subject"],
@@ -402,7 +404,7 @@ fn a_home_from_before_the_names_index_is_migrated_and_filled() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }
 
 #[test]
