@@ -7,5 +7,6 @@ mod corpus;
 mod doctor;
 mod egress;
 mod formats;
+mod packaging;
 mod paths;
 mod store;
