@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Agent benchmark (issue 4): signatures per second through the agent (a separate
+# Agent benchmark: signatures per second through the agent (a separate
 # process, over its Unix socket) against in-process signing with the same key, for
 # ECDSA P-256 and RSA-2048 with 1 and 8 concurrent clients. Target at 8 clients: 0.8x.
 set -euo pipefail

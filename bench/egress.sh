@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Egress benchmark (issue 5): runs ../shared/bench/egress (nginx, HAProxy, stunnel as
+# Egress benchmark: runs ../shared/bench/egress (nginx, HAProxy, stunnel as
 # egress proxies, same client certificate, same load, one run) with certkeeper's agent
 # as the candidate. Needs: apt-get install -y nginx haproxy stunnel4 wrk.
 # QUICK=1 for a smoke run. Results: $BENCH_OUT/runs/<time>/summary.md (printed).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Path benchmarks (issue 3), whole processes, in one run:
+# Path benchmarks, whole processes, in one run:
 #   1. `certkeeper path REF` for a 4-element path (root, two intermediates, leaf) in a
 #      home of 10,000 certificates, against
 #      `openssl verify -CAfile root.pem -untrusted inter.pem leaf.pem`;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Store benchmarks (issue 2), whole processes, in one run:
+# Store benchmarks, whole processes, in one run:
 #   1. import of a 1,000-certificate PEM bundle into a fresh home (target: under 1 s);
 #   2. `certkeeper show REF` in a home of 10,000 entries, against the floor
 #      `openssl x509 -noout -text -in one.pem` (one process parsing one certificate);

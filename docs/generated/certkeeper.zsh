@@ -480,7 +480,7 @@ _certkeeper_commands() {
 'unbind:Delete a binding (the agent stops its listener within a second)' \
 'bindings:List the bindings' \
 'request:Make one mutual-TLS request, curl-style; the key is used through the agent' \
-'doctor:Check everything the seed'\''s troubleshooting list names, one line each' \
+'doctor:Check the usual causes of a failing client-certificate call, one line each' \
 'demo:Walk through everything on a temporary home\: PKI, .pfx import, path, grant, export, agent, a local HTTPS service demanding a client certificate, a binding' \
 'completions:Print shell completions (bash, zsh, fish, elvish, powershell)' \
 'man:Print the man page (roff)' \
@@ -559,7 +559,7 @@ _certkeeper__subcmd__help_commands() {
 'unbind:Delete a binding (the agent stops its listener within a second)' \
 'bindings:List the bindings' \
 'request:Make one mutual-TLS request, curl-style; the key is used through the agent' \
-'doctor:Check everything the seed'\''s troubleshooting list names, one line each' \
+'doctor:Check the usual causes of a failing client-certificate call, one line each' \
 'demo:Walk through everything on a temporary home\: PKI, .pfx import, path, grant, export, agent, a local HTTPS service demanding a client certificate, a binding' \
 'completions:Print shell completions (bash, zsh, fish, elvish, powershell)' \
 'man:Print the man page (roff)' \

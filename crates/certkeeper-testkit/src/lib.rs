@@ -2,6 +2,7 @@
 //! it needs), mutations of files for bad-input tests, and the shared corpora path.
 
 pub mod limbo;
+pub mod tools;
 
 pub use rcgen::ExtendedKeyUsagePurpose;
 
@@ -300,21 +301,71 @@ fn aia_extension(url: &str) -> CustomExtension {
 }
 
 /// `../shared/corpora` from the repository root (or `CERTKEEPER_CORPORA`).
+///
+/// # Panics
+/// With one line naming the directory looked in, when it is not there.
 pub fn corpora() -> PathBuf {
-    if let Ok(dir) = std::env::var("CERTKEEPER_CORPORA") {
-        return PathBuf::from(dir);
+    let dir = corpora_dir(std::env::var_os("CERTKEEPER_CORPORA"));
+    if !dir.is_dir() {
+        panic!("{}", corpora_missing(&dir));
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora")
+    dir
+}
+
+fn corpora_dir(var: Option<std::ffi::OsString>) -> PathBuf {
+    match var {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => lexical(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora")),
+    }
+}
+
+fn corpora_missing(dir: &Path) -> String {
+    format!(
+        "test corpora not found in {}: put the shared corpora (cryptography_vectors/, limbo/) there or set CERTKEEPER_CORPORA",
+        dir.display()
+    )
+}
+
+/// `a/b/../c` as `a/c`, so that the path a message names is the one to create.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// `corpora()/cryptography_vectors`.
 pub fn vectors() -> PathBuf {
-    corpora().join("cryptography_vectors")
+    corpus("cryptography_vectors")
+}
+
+/// `corpora()/SUB`, checked to be there.
+///
+/// # Panics
+/// With one line naming the path looked in, when it is not there.
+pub fn corpus(sub: &str) -> PathBuf {
+    let path = corpora().join(sub);
+    if !path.exists() {
+        panic!(
+            "test corpus not found: {} (from CERTKEEPER_CORPORA or ../shared/corpora)",
+            path.display()
+        );
+    }
+    path
 }
 
 /// The rows of a corpus manifest (`pkcs12-manifest.tsv`), header skipped, tab-split.
 pub fn manifest(name: &str) -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(vectors().join(name)).expect("corpus manifest present");
+    let path = vectors().join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("test corpus manifest {}: {e}", path.display()));
     text.lines()
         .skip(1)
         .filter(|l| !l.trim().is_empty())
@@ -366,4 +417,28 @@ pub fn mutations(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
         out.push((format!("bit {} flipped at {pos}", i % 8), m));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_corpora_path_is_the_one_a_message_names() {
+        let default = corpora_dir(None);
+        assert!(default.is_absolute(), "{}", default.display());
+        assert!(default.ends_with("shared/corpora"), "{}", default.display());
+        assert!(
+            !default
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+        );
+        assert_eq!(
+            corpora_dir(Some("/srv/corpora".into())),
+            PathBuf::from("/srv/corpora")
+        );
+        let line = corpora_missing(Path::new("/srv/corpora"));
+        assert!(line.contains("/srv/corpora") && line.contains("CERTKEEPER_CORPORA"));
+        assert_eq!(line.lines().count(), 1);
+    }
 }

@@ -47,7 +47,8 @@ impl Outcome {
 
 /// Loads `limbo.json`'s testcases.
 pub fn load(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).expect("limbo.json readable");
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("test corpus {}: {e}", path.display()));
     let doc: Value = serde_json::from_str(&text).expect("limbo.json is JSON");
     doc["testcases"].as_array().cloned().unwrap_or_default()
 }

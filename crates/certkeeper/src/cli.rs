@@ -259,7 +259,7 @@ pub enum Command {
         certkeeper request /status --binding partner-api")]
     Request(RequestArgs),
 
-    /// Check everything the seed's troubleshooting list names, one line each.
+    /// Check the usual causes of a failing client-certificate call, one line each.
     ///
     /// The agent runs and answers; each personal entry has its private key and it
     /// matches; the key ACL grants the configured service principals; the path is

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use certkeeper_testkit::corpora;
+use certkeeper_testkit::corpus;
 use certkeeper_testkit::limbo::{Actual, Summary, load, run};
 
 #[test]
@@ -20,7 +20,7 @@ fn limbo_subset_matches_expectations_except_the_listed_differences() {
             Some((f.next()?, f.next()?))
         })
         .collect();
-    let cases = load(&corpora().join("limbo/limbo.json"));
+    let cases = load(&corpus("limbo/limbo.json"));
     assert!(cases.len() > 9000);
     let subset: Vec<_> = cases
         .iter()

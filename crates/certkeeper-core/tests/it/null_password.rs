@@ -3,8 +3,6 @@
 //! machine writes one, so the test makes one: an unprotected file from openssl, with a
 //! MAC computed over it with the null password (RFC 7292 appendix B, empty input).
 
-use std::process::Command;
-
 use certkeeper_core::{Password, ber, read_file};
 use hmac::{KeyInit, Mac};
 
@@ -52,7 +50,7 @@ fn null_password_mac_is_read_without_a_password_and_with_an_empty_one() {
     let pki = certkeeper_testkit::Pki::new();
     pki.write_pem(dir.path());
     let plain = dir.path().join("plain.pfx");
-    let status = Command::new("openssl")
+    let status = certkeeper_testkit::tools::command("openssl")
         .args([
             "pkcs12", "-export", "-keypbe", "NONE", "-certpbe", "NONE", "-nomac", "-passout",
             "pass:",
@@ -71,7 +69,7 @@ fn null_password_mac_is_read_without_a_password_and_with_an_empty_one() {
     std::fs::write(&written, &file).unwrap();
 
     // OpenSSL agrees that the MAC is valid (it tries the null encoding too).
-    let check = Command::new("openssl")
+    let check = certkeeper_testkit::tools::command("openssl")
         .args(["pkcs12", "-info", "-noout", "-passin", "pass:"])
         .arg("-in")
         .arg(&written)

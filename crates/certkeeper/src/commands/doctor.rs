@@ -1,4 +1,4 @@
-//! `certkeeper doctor [REF]`: every check of the seed's troubleshooting list, one
+//! `certkeeper doctor [REF]`: checks for the usual causes of a failing call, one
 //! line each, ok / warn / fail, with the command that fixes it.
 
 use std::path::PathBuf;

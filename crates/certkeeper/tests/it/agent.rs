@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use certkeeper_testkit::tools::{self, TestAccount};
 use certkeeper_testkit::{KeyKind, Pki, Spec};
 
 use crate::common::{Env, stderr};
@@ -94,7 +95,7 @@ pub fn keycheck_as(agent: &RunningAgent, reference: &str, ids: Option<(u32, u32)
 fn keycheck_cmd(agent: &RunningAgent, reference: &str, ids: Option<(u32, u32)>) -> Command {
     let mut cmd = match ids {
         Some((uid, gid)) => {
-            let mut c = Command::new("setpriv");
+            let mut c = tools::command("setpriv");
             c.arg(format!("--reuid={uid}"))
                 .arg(format!("--regid={gid}"))
                 .arg("--clear-groups")
@@ -120,55 +121,6 @@ fn setup(kind: KeyKind) -> Env {
     );
     env.ok(&["import", &f, "--name", "partner"]);
     env
-}
-
-/// A user in a supplementary group of the group database (created if missing).
-fn group_member() -> (u32, u32, &'static str) {
-    let _ = Command::new("groupadd")
-        .args(["-f", "ck-test-grp"])
-        .status();
-    let exists = Command::new("id")
-        .arg("ck-test-user")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !exists {
-        let status = Command::new("useradd")
-            .args([
-                "-M",
-                "-N",
-                "-g",
-                "nogroup",
-                "-G",
-                "ck-test-grp",
-                "-s",
-                "/usr/sbin/nologin",
-                "ck-test-user",
-            ])
-            .status()
-            .unwrap();
-        assert!(status.success(), "useradd");
-    }
-    let uid = String::from_utf8(
-        Command::new("id")
-            .args(["-u", "ck-test-user"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let gid = String::from_utf8(
-        Command::new("id")
-            .args(["-g", "ck-test-user"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    (
-        uid.trim().parse().unwrap(),
-        gid.trim().parse().unwrap(),
-        "group:ck-test-grp",
-    )
 }
 
 #[test]
@@ -217,15 +169,11 @@ fn keys_are_used_by_root_the_granted_and_nobody_else() {
     );
 
     // Granted by supplementary group membership from the group database.
-    let (uid, gid, group) = group_member();
-    assert_eq!(
-        keycheck_as(&agent, "partner", Some((uid, gid)))
-            .status
-            .code(),
-        Some(4)
-    );
-    env.ok(&["grant", "partner", group]);
-    let out = keycheck_as(&agent, "partner", Some((uid, gid)));
+    let account = TestAccount::create();
+    let ids = Some((account.uid, account.gid));
+    assert_eq!(keycheck_as(&agent, "partner", ids).status.code(), Some(4));
+    env.ok(&["grant", "partner", &format!("group:{}", account.group)]);
+    let out = keycheck_as(&agent, "partner", ids);
     assert!(out.status.success(), "{}", stderr(&out));
 
     // The audit log saw uses and denials, and is private.
@@ -356,15 +304,11 @@ fn hostile_requests_get_errors_and_the_agent_keeps_serving() {
         .as_str()
         .unwrap()
         .to_string();
-    let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--reuid=4321",
-        "--regid=4321",
-        "--clear-groups",
-        "--",
-        "/usr/bin/python3",
-        "-c",
-    ]);
+    let python = tools::require("/usr/bin/python3");
+    let mut cmd = tools::command("setpriv");
+    cmd.args(["--reuid=4321", "--regid=4321", "--clear-groups", "--"])
+        .arg(python)
+        .arg("-c");
     cmd.arg(format!(
         r#"import socket,struct,json,sys
 s=socket.socket(socket.AF_UNIX); s.connect({sock:?})

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use certkeeper_testkit::{Pki, Spec, TestCert, corpora, mutations};
+use certkeeper_testkit::{Pki, Spec, TestCert, corpus, mutations, tools};
 
 use crate::common::{Env, openssl, openssl_pfx, stderr};
 
@@ -64,7 +64,7 @@ fn generated_files(env: &Env) -> Vec<(String, Option<&'static str>)> {
 fn damaged_files_give_one_line_exit_2_and_write_nothing() {
     let env = Env::new();
     let mut sources = generated_files(&env);
-    let v = corpora().join("cryptography_vectors");
+    let v = corpus("cryptography_vectors");
     for (f, pw) in [
         ("pkcs12/cert-key-aes256cbc.p12", Some("cryptography")),
         ("pkcs12/no-password.p12", None),
@@ -187,7 +187,9 @@ pub struct Tmpfs {
 impl Tmpfs {
     pub fn mount(size: &str) -> Option<Tmpfs> {
         let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
+        // Both up front: the unmount runs in Drop, where a panic would abort.
+        tools::require("umount");
+        let ok = tools::command("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir.path())
             .status()
@@ -204,7 +206,7 @@ impl Tmpfs {
     }
 
     fn remount(&self, option: &str) {
-        let status = Command::new("mount")
+        let status = tools::command("mount")
             .args(["-o", &format!("remount,{option}")])
             .arg(self.dir.path())
             .status()
@@ -215,7 +217,7 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
+        let _ = tools::command("umount").arg(self.dir.path()).status();
     }
 }
 
@@ -239,7 +241,7 @@ fn a_full_disk_fails_cleanly_and_loses_nothing() {
     let (env, before, pfx) = seeded_home(&fs);
     // Fill the disk.
     let filler = fs.path().join("filler");
-    let _ = Command::new("dd")
+    let _ = tools::command("dd")
         .args(["if=/dev/zero", "bs=64k"])
         .arg(format!("of={}", filler.display()))
         .output();
@@ -340,7 +342,7 @@ fn a_failed_export_leaves_the_export_name_and_the_file_as_they_were() {
 
     // The export directory's disk is full.
     let filler = fs.path().join("filler");
-    let _ = Command::new("dd")
+    let _ = certkeeper_testkit::tools::command("dd")
         .args(["if=/dev/zero", "bs=4k"])
         .arg(format!("of={}", filler.display()))
         .output();

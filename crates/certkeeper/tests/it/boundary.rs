@@ -188,7 +188,7 @@ fn the_agent_refuses_a_socket_directory_others_control_and_a_busy_agent() {
 fn keycheck(agent: &crate::agent::RunningAgent, uid: Option<u32>) -> std::process::Output {
     let mut cmd = match uid {
         Some(uid) => {
-            let mut c = Command::new("setpriv");
+            let mut c = certkeeper_testkit::tools::command("setpriv");
             c.arg(format!("--reuid={uid}"))
                 .arg(format!("--regid={uid}"))
                 .args(["--clear-groups", "--"])
@@ -227,7 +227,7 @@ fn no_audit_record_no_signature() {
     assert!(out.status.success(), "{}", stderr(&out));
     // Fill the file system the home (and its audit log) lives on.
     let filler = fs.path().join("filler");
-    let _ = Command::new("dd")
+    let _ = certkeeper_testkit::tools::command("dd")
         .args(["if=/dev/zero", "bs=64k"])
         .arg(format!("of={}", filler.display()))
         .output()
@@ -353,7 +353,7 @@ print("busy" if busy else "not-busy", flush=True)
 print("ready", flush=True)
 time.sleep(30)
 "#;
-    let mut flood = Command::new("setpriv")
+    let mut flood = certkeeper_testkit::tools::command("setpriv")
         .arg(format!("--reuid={FLOODER}"))
         .arg(format!("--regid={FLOODER}"))
         .args(["--clear-groups", "--", "/usr/bin/python3", "-c", script])
@@ -412,7 +412,7 @@ fn a_revoke_says_who_still_has_access_and_is_on_disk_when_it_returns() {
     let agent = crate::agent::RunningAgent::start(&env);
     env.ok(&["grant", "partner", "uid:5"]);
     let trace = env.dir.path().join("trace");
-    let out = Command::new("strace")
+    let out = certkeeper_testkit::tools::command("strace")
         .args(["-f", "-e", "trace=fsync,fdatasync", "-o"])
         .arg(&trace)
         .arg(env!("CARGO_BIN_EXE_certkeeper"))
@@ -441,7 +441,7 @@ fn the_agent_process_cannot_be_dumped_or_traced_by_its_own_user() {
     let home = base.path().join("home");
     let socket = base.path().join("agent.sock");
     let as_service = |args: &[&str]| {
-        let mut c = Command::new("setpriv");
+        let mut c = certkeeper_testkit::tools::command("setpriv");
         c.arg(format!("--reuid={SERVICE}"))
             .arg(format!("--regid={SERVICE}"))
             .args(["--clear-groups", "--"])

@@ -109,18 +109,10 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Runs a tool (openssl, keytool) and asserts it worked.
+/// Runs a tool (openssl, keytool) and asserts it worked; a missing one fails the test
+/// with the Debian package to install.
 pub fn tool(program: &str, args: &[&str]) -> Output {
-    let out = std::process::Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} is needed by the tests: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    certkeeper_testkit::tools::run(program, args)
 }
 
 pub fn openssl(args: &[&str]) -> Output {

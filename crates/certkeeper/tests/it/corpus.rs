@@ -1,7 +1,7 @@
 //! The shared corpora through the real binary: every PKCS#12 and PKCS#7 file that
 //! OpenSSL reads imports with the right certificates and keys.
 
-use certkeeper_testkit::{corpora, manifest};
+use certkeeper_testkit::{corpora, corpus, manifest};
 
 use crate::common::{Env, stderr};
 
@@ -54,7 +54,7 @@ fn every_pkcs12_file_imports_with_its_certificates_and_key() {
 #[test]
 fn a_key_only_pkcs12_joins_its_certificate_already_in_the_home() {
     let env = Env::new();
-    let dir = corpora().join("cryptography_vectors/pkcs12");
+    let dir = corpus("cryptography_vectors/pkcs12");
     let cert = dir.join("cert-aes256cbc-no-key.p12").display().to_string();
     let key = dir.join("no-cert-key-aes256cbc.p12").display().to_string();
     let out = env.run_env(

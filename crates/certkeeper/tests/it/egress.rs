@@ -4,11 +4,11 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use certkeeper_testkit::{Spec, TestCert};
+use certkeeper_testkit::{Spec, TestCert, tools};
 
 use crate::agent::RunningAgent;
 use crate::common::{Env, stderr};
@@ -211,15 +211,17 @@ http {{
 "#
         );
         std::fs::write(d.join("nginx.conf"), conf).unwrap();
-        let mut nginx = Command::new("nginx")
+        let mut nginx = tools::command("nginx")
             .arg("-p")
             .arg(d)
+            .arg("-e")
+            .arg(d.join("error.log"))
             .arg("-c")
             .arg(d.join("nginx.conf"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("nginx (Debian package) is needed by the egress tests");
+            .unwrap_or_else(|e| panic!("nginx did not start: {e}"));
         wait_for_port(port);
         wait_for_port(h1_port);
         wait_for_port(rogue_port);
@@ -232,7 +234,7 @@ http {{
             panic!("the partner's nginx exited: {err}");
         }
         let strict_port = free_port();
-        let strict = Command::new("openssl")
+        let strict = tools::command("openssl")
             .args(["s_server", "-quiet", "-www", "-accept"])
             .arg(format!("127.0.0.1:{strict_port}"))
             .arg("-cert")
@@ -246,7 +248,7 @@ http {{
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("openssl is needed by the egress tests");
+            .unwrap_or_else(|e| panic!("openssl s_server did not start: {e}"));
         wait_for_port(strict_port);
         Partner {
             client_root,
@@ -1715,7 +1717,7 @@ fn request_with_json_gives_a_body_that_is_not_text_as_base64() {
     std::fs::write(dir.path().join("s.pem"), server.pem()).unwrap();
     std::fs::write(dir.path().join("s.key"), server.key_pem()).unwrap();
     let port = free_port();
-    let mut s_server = Command::new("openssl")
+    let mut s_server = certkeeper_testkit::tools::command("openssl")
         .args([
             "s_server", "-quiet", "-WWW", "-cert", "s.pem", "-key", "s.key", "-accept",
         ])

@@ -4,7 +4,7 @@
 //! Every caller here is a real process with another uid (setpriv).
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::agent::{RunningAgent, shared_binary};
 use crate::common::{Env, stderr};
@@ -16,7 +16,7 @@ const STRANGER: u32 = 4712;
 /// `certkeeper ARGS` as `uid`, with the home named by CERTKEEPER_HOME as a service's
 /// environment would, and the agent's socket given.
 fn as_uid(uid: u32, env: &Env, agent: &RunningAgent, args: &[&str]) -> Output {
-    Command::new("setpriv")
+    certkeeper_testkit::tools::command("setpriv")
         .arg(format!("--reuid={uid}"))
         .arg(format!("--regid={uid}"))
         .arg("--clear-groups")
@@ -215,7 +215,7 @@ while True:
     data += chunk
 sys.stdout.write(data.decode("utf-8", "replace"))
 "#;
-    let out = Command::new("setpriv")
+    let out = certkeeper_testkit::tools::command("setpriv")
         .arg(format!("--reuid={uid}"))
         .arg(format!("--regid={uid}"))
         .arg("--clear-groups")
@@ -296,7 +296,7 @@ while len(data) < n:
     data += s.recv(n - len(data))
 sys.stdout.write(data.decode())
 "#;
-    let out = Command::new("setpriv")
+    let out = certkeeper_testkit::tools::command("setpriv")
         .arg(format!("--reuid={uid}"))
         .arg(format!("--regid={uid}"))
         .arg("--clear-groups")
@@ -386,7 +386,7 @@ fn what_a_granted_user_asks_for_beyond_its_key_is_refused_and_nothing_hostile_is
     let cwd = tempfile::tempdir().unwrap();
     std::fs::set_permissions(cwd.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(cwd.path().join("root"), "not a certificate").unwrap();
-    let out = Command::new("setpriv")
+    let out = certkeeper_testkit::tools::command("setpriv")
         .arg(format!("--reuid={GRANTED}"))
         .arg(format!("--regid={GRANTED}"))
         .args(["--clear-groups", "--"])
@@ -418,7 +418,7 @@ while True:
         pass
     c.close()
 "#;
-    let mut fake_agent = Command::new("setpriv")
+    let mut fake_agent = certkeeper_testkit::tools::command("setpriv")
         .arg(format!("--reuid={STRANGER}"))
         .arg(format!("--regid={STRANGER}"))
         .args(["--clear-groups", "--", "/usr/bin/python3", "-c", server])
@@ -432,7 +432,7 @@ while True:
         &mut ready,
     )
     .unwrap();
-    let out = Command::new("setpriv")
+    let out = certkeeper_testkit::tools::command("setpriv")
         .arg(format!("--reuid={GRANTED}"))
         .arg(format!("--regid={GRANTED}"))
         .args(["--clear-groups", "--"])

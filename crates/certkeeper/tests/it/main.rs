@@ -10,6 +10,7 @@ mod egress;
 mod formats;
 mod granted;
 mod output;
+mod packaging;
 mod paths;
 mod real_files;
 mod store;

@@ -361,7 +361,7 @@ fn export_as_records_the_agreed_name_and_writes_der_there() {
 
 /// `setpriv` as nobody (uid 65534, no groups): what an ungranted user can do.
 fn as_nobody(args: &[&str]) -> std::process::Output {
-    std::process::Command::new("setpriv")
+    certkeeper_testkit::tools::command("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .args(args)
         .output()
@@ -384,7 +384,7 @@ fn export_as_writes_beside_the_private_home_where_other_users_read_it() {
     // A restrictive umask narrows neither the directory nor the file.
     let bin = env!("CARGO_BIN_EXE_certkeeper");
     let home = env.home.display().to_string();
-    let out = std::process::Command::new("sh")
+    let out = certkeeper_testkit::tools::command("sh")
         .args([
             "-c",
             "umask 077 && exec \"$0\" --home \"$1\" export partner --as partner.cer",
