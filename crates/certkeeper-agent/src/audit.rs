@@ -90,7 +90,12 @@ struct Burst {
     started: Instant,
     gid: u32,
     held: u64,
+    /// The first few thumbprints among those counted.
+    seen: Vec<String>,
 }
+
+/// Thumbprints a count record names.
+const SEEN: usize = 8;
 
 impl AuditLog {
     /// Opens (or creates, 0600) the log, never through a symbolic link.
@@ -121,12 +126,20 @@ impl AuditLog {
     ) -> Result<(), AuditError> {
         let mut inner = self.lock();
         let now = Instant::now();
-        if outcome != "allowed" {
+        // Signatures are written one by one; refusals, and admitted binding
+        // connections (one per application connection), are counted when repeated.
+        if outcome != "allowed" || op == "relay" {
             let key = (caller.uid, op.to_string(), outcome.to_string());
             if let Some(burst) = inner.bursts.get_mut(&key)
                 && now.duration_since(burst.started) < WINDOW
             {
                 burst.held += 1;
+                if let Some(t) = thumbprint
+                    && burst.seen.len() < SEEN
+                    && !burst.seen.iter().any(|s| s == t)
+                {
+                    burst.seen.push(t.chars().take(64).collect());
+                }
                 return Ok(());
             }
             inner.close_burst(&key)?;
@@ -139,6 +152,7 @@ impl AuditLog {
                     started: now,
                     gid: caller.gid,
                     held: 0,
+                    seen: Vec::new(),
                 },
             );
         }
@@ -207,7 +221,21 @@ impl Inner {
         key: &(u32, String, String),
         burst: &Burst,
     ) -> Result<(), AuditError> {
-        let detail = format!("{} more within {} s", burst.held, WINDOW.as_secs());
+        let detail = if burst.seen.is_empty() {
+            format!("{} more within {} s", burst.held, WINDOW.as_secs())
+        } else {
+            format!(
+                "{} more within {} s, for {}{}",
+                burst.held,
+                WINDOW.as_secs(),
+                burst.seen.join(", "),
+                if burst.held as usize > burst.seen.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
+            )
+        };
         let record = Record {
             time: now_text(),
             uid: key.0,
@@ -225,8 +253,15 @@ impl Inner {
     fn write(&mut self, record: &Record<'_>) -> Result<(), AuditError> {
         let mut line = serde_json::to_vec(record).map_err(|e| self.failed(e.to_string()))?;
         line.push(b'\n');
-        if self.size + line.len() as u64 > ROTATE_AT {
-            self.rotate().map_err(|e| self.failed(e.to_string()))?;
+        if self.size + line.len() as u64 > ROTATE_AT
+            && let Err(e) = self.rotate()
+        {
+            // Nothing was moved or deleted: go on writing to the current file, which
+            // only grows past its limit until a rotation succeeds.
+            eprintln!(
+                "certkeeper agent: the audit log {} could not be rotated ({e}); it keeps growing",
+                self.path.display()
+            );
         }
         // One write per record: O_APPEND keeps concurrent lines whole.
         match self.file.write_all(&line) {
@@ -243,15 +278,25 @@ impl Inner {
         }
     }
 
-    /// audit.log -> audit.log.1 -> ... -> audit.log.KEEP (the oldest dropped).
+    /// audit.log -> audit.log.1 -> ... -> audit.log.KEEP (the oldest dropped). The new
+    /// file is created first, so a failure (no descriptors, no space) moves nothing.
     fn rotate(&mut self) -> std::io::Result<()> {
         let numbered = |n: usize| PathBuf::from(format!("{}.{n}", self.path.display()));
+        let fresh_path = PathBuf::from(format!("{}.new", self.path.display()));
+        let _ = std::fs::remove_file(&fresh_path);
+        let fresh = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&fresh_path)?;
         let _ = std::fs::remove_file(numbered(KEEP));
         for n in (1..KEEP).rev() {
             let _ = std::fs::rename(numbered(n), numbered(n + 1));
         }
         std::fs::rename(&self.path, numbered(1))?;
-        self.file = open_log(&self.path)?;
+        std::fs::rename(&fresh_path, &self.path)?;
+        self.file = fresh;
         self.size = 0;
         Ok(())
     }
@@ -344,6 +389,27 @@ mod tests {
         let files = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(files, KEEP + 1);
         assert_eq!(lines(&path).len(), 1);
+    }
+
+    #[test]
+    fn a_rotation_that_cannot_open_the_new_file_moves_and_deletes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path).unwrap();
+        for n in 1..=KEEP {
+            std::fs::write(dir.path().join(format!("audit.log.{n}")), format!("{n}\n")).unwrap();
+        }
+        // The new file's name taken by a directory: it cannot be created.
+        std::fs::create_dir(dir.path().join("audit.log.new")).unwrap();
+        std::fs::write(dir.path().join("audit.log.new/x"), "").unwrap();
+        log.lock().size = ROTATE_AT;
+        log.record(&caller(1), "sign", None, "allowed", None)
+            .unwrap();
+        for n in 1..=KEEP {
+            let kept = std::fs::read_to_string(dir.path().join(format!("audit.log.{n}"))).unwrap();
+            assert_eq!(kept, format!("{n}\n"));
+        }
+        assert_eq!(lines(&path).len(), 1, "the record went to the current file");
     }
 
     #[test]

@@ -203,6 +203,8 @@ pub struct Agent {
     /// never holds the lock signatures need.
     lookup_home: Mutex<Home>,
     lookups: Lookups,
+    /// Callers' groups by (uid, gid), with when they were read.
+    callers: Mutex<HashMap<(u32, u32), (std::time::Instant, Vec<u32>)>>,
     owner_uid: u32,
     audit: AuditLog,
     cache: Mutex<Cache>,
@@ -304,6 +306,13 @@ fn check_socket_dir(dir: &Path) -> Result<(), String> {
             meta.mode() & 0o7777
         ));
     }
+    if let Err((ancestor, problem)) = certkeeper_store::trust::check_ancestors(dir, meta.uid()) {
+        return Err(format!(
+            "the directory {} {problem}; whoever may change it could replace the socket \
+             (use e.g. /run/certkeeper)",
+            ancestor.display()
+        ));
+    }
     Ok(())
 }
 
@@ -342,6 +351,7 @@ impl Agent {
             home: Mutex::new(home),
             lookup_home: Mutex::new(lookup_home),
             lookups: Lookups::default(),
+            callers: Mutex::new(HashMap::new()),
             owner_uid,
             audit,
             cache: Mutex::new(Cache {
@@ -402,7 +412,13 @@ impl Agent {
 
     /// Tells a caller over its limit so (audited, aggregated by the log) and closes.
     async fn turn_away(self: Arc<Self>, mut stream: UnixStream, cred: tokio::net::unix::UCred) {
-        let caller = Caller::from_credentials(cred.uid(), cred.gid(), cred.pid());
+        // No account lookups here: a flood of connections must stay cheap to refuse.
+        let caller = Caller {
+            uid: cred.uid(),
+            gid: cred.gid(),
+            pid: cred.pid(),
+            groups: Vec::new(),
+        };
         let _ = self
             .audit
             .record(&caller, "connect", None, "busy", Some("connection limit"));
@@ -425,7 +441,7 @@ impl Agent {
     ) {
         // Buffered for reading: a request's length and body come in one read.
         let mut stream = tokio::io::BufReader::with_capacity(4 * 1024, stream);
-        let caller = Caller::from_credentials(cred.uid(), cred.gid(), cred.pid());
+        let caller = self.caller(cred.uid(), cred.gid(), cred.pid());
         loop {
             // Idle until the first byte of a frame; then the whole frame within READ.
             match tokio::time::timeout(IDLE, stream.fill_buf()).await {
@@ -479,6 +495,35 @@ impl Agent {
                 return;
             }
         }
+    }
+
+    /// The caller with its groups, from a cache of a few seconds: the group database
+    /// is read once per uid and burst, not once per connection.
+    fn caller(&self, uid: u32, gid: u32, pid: Option<i32>) -> Caller {
+        const FRESH: Duration = Duration::from_secs(5);
+        let mut callers = self
+            .callers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, groups)) = callers.get(&(uid, gid))
+            && at.elapsed() < FRESH
+        {
+            return Caller {
+                uid,
+                gid,
+                pid,
+                groups: groups.clone(),
+            };
+        }
+        if callers.len() > 4096 {
+            callers.retain(|_, (at, _)| at.elapsed() < FRESH);
+        }
+        let caller = Caller::from_credentials(uid, gid, pid);
+        callers.insert(
+            (uid, gid),
+            (std::time::Instant::now(), caller.groups.clone()),
+        );
+        caller
     }
 
     /// Runs a lookup (resolve, describe, trust, binding, keys: database reads that may
@@ -635,6 +680,27 @@ impl Agent {
                 principal_of(caller)
             ))
         }
+    }
+
+    /// An application connection whose owner the kernel could not name (its socket
+    /// already closed): refused, and audited under uid 4294967295.
+    pub fn refuse_unknown_relay(&self, binding: &str) -> String {
+        let nobody = Caller {
+            uid: u32::MAX,
+            gid: u32::MAX,
+            pid: None,
+            groups: Vec::new(),
+        };
+        let _ = self.audit.record(
+            &nobody,
+            "relay",
+            None,
+            "denied",
+            Some(&format!(
+                "binding {binding}: the kernel could not name the connecting user"
+            )),
+        );
+        "the kernel could not say which user is connecting (was the connection closed?)".into()
     }
 
     /// The second connection, for lookups (see [`Agent::lookup`]).

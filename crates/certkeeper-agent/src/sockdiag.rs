@@ -41,6 +41,9 @@ pub enum SockDiagError {
     /// The answer does not have the shape of an `inet_diag_msg` for this socket.
     #[error("socket diagnostics: unexpected answer ({0})")]
     Malformed(&'static str),
+    /// The application's socket is already closed: no process owns it any more.
+    #[error("socket diagnostics: the application's socket is already closed")]
+    Orphan,
     /// The two ends are of different address families.
     #[error("socket diagnostics: mixed address families")]
     Family,
@@ -141,6 +144,11 @@ fn decode_answer(
     if msg[4..40] != expected[..36] {
         return Err(SockDiagError::Malformed("another socket"));
     }
+    // A socket its process has closed (an orphan in FIN_WAIT or TIME_WAIT) has no
+    // inode, and the kernel reports uid 0 for it: that is nobody, never root.
+    if u32_at(16 + 68) == 0 {
+        return Err(SockDiagError::Orphan);
+    }
     Ok(u32_at(16 + 64))
 }
 
@@ -159,7 +167,10 @@ mod tests {
         // A four-tuple that does not exist is an error, never a uid.
         let gone: SocketAddr = "127.0.0.1:1".parse().unwrap();
         assert!(tcp_peer_uid(accepted.local_addr().unwrap(), gone).is_err());
+        // Once the application has closed its socket, nobody owns it: not root.
         drop(client);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(tcp_peer_uid(accepted.local_addr().unwrap(), peer).is_err());
     }
 
     #[test]
@@ -172,6 +183,12 @@ mod tests {
         answer[8..12].copy_from_slice(&7u32.to_ne_bytes());
         write_sockid(&mut answer[16 + 4..16 + 52], a, b);
         answer[80..84].copy_from_slice(&1234u32.to_ne_bytes());
+        // Without an inode the socket is an orphan, whose uid the kernel gives as 0.
+        assert!(matches!(
+            decode_answer(&answer, 7, a, b),
+            Err(SockDiagError::Orphan)
+        ));
+        answer[84..88].copy_from_slice(&99u32.to_ne_bytes());
         assert_eq!(decode_answer(&answer, 7, a, b).unwrap(), 1234);
         assert!(decode_answer(&answer, 8, a, b).is_err(), "sequence");
         assert!(decode_answer(&answer, 7, b, a).is_err(), "four-tuple");

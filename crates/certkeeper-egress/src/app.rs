@@ -13,9 +13,67 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
-/// Decides, from the connecting uid, whether an application may use a binding: `Err`
-/// holds the one line the application reads with its 403.
-pub type Gate = Arc<dyn Fn(u32) -> Result<(), String> + Send + Sync>;
+/// Decides, from the connecting uid (`None` when the kernel could not name it), whether
+/// an application may use a binding: `Err` holds the one line the application reads
+/// with its 403.
+pub type Gate = Arc<dyn Fn(Option<u32>) -> Result<(), String> + Send + Sync>;
+
+/// Application connections one uid may hold open to one binding.
+pub const PER_UID: usize = 256;
+/// Application connections a binding holds open in all.
+pub const TOTAL: usize = 4096;
+
+/// Open application connections of one listener, per uid and in all: one uid cannot
+/// take a binding's descriptors (or the agent's) from the others.
+#[derive(Default)]
+pub struct Admission {
+    open: std::sync::Mutex<(usize, std::collections::HashMap<u32, usize>)>,
+}
+
+/// One admitted connection, counted until dropped.
+pub struct Admitted {
+    admission: Arc<Admission>,
+    uid: u32,
+}
+
+impl Admission {
+    /// Counts a connection of `uid`, or `None` when it or everyone is at the limit.
+    pub fn enter(admission: &Arc<Admission>, uid: u32) -> Option<Admitted> {
+        let mut open = admission
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (total, per_uid) = &mut *open;
+        let mine = per_uid.get(&uid).copied().unwrap_or(0);
+        if *total >= TOTAL || mine >= PER_UID {
+            return None;
+        }
+        per_uid.insert(uid, mine + 1);
+        *total += 1;
+        Some(Admitted {
+            admission: Arc::clone(admission),
+            uid,
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self
+            .admission
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (total, per_uid) = &mut *open;
+        *total = total.saturating_sub(1);
+        if let Some(mine) = per_uid.get_mut(&self.uid) {
+            *mine -= 1;
+            if *mine == 0 {
+                per_uid.remove(&self.uid);
+            }
+        }
+    }
+}
 
 /// Where a binding listens.
 pub enum Listener {
@@ -96,10 +154,23 @@ pub async fn listen(address: &str) -> Result<Listener, String> {
 /// Answers a refused application with a 403 and the reason, then lets it go. The
 /// request is drained briefly so that the application reads the answer rather than a
 /// reset.
-pub async fn refuse(mut stream: AppStream, reason: &str) {
+pub async fn refuse(stream: AppStream, reason: &str) {
+    answer_and_close(stream, "403 Forbidden", reason).await;
+}
+
+/// Answers an application over its connection limit with a 503, then lets it go.
+pub async fn too_many(stream: AppStream, uid: u32) {
+    let reason = format!(
+        "uid {uid} has {PER_UID} connections open to this binding (or the binding has \
+         {TOTAL}); reuse connections or close some"
+    );
+    answer_and_close(stream, "503 Service Unavailable", &reason).await;
+}
+
+async fn answer_and_close(mut stream: AppStream, status: &str, reason: &str) {
     let body = format!("certkeeper: {reason}\n");
     let answer = format!(
-        "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain; charset=utf-8\r\n\
+        "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );

@@ -909,6 +909,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    let admission = Arc::new(crate::app::Admission::default());
     loop {
         tokio::select! {
             _ = sweep.tick() => current_upstream(&current).sweep(),
@@ -922,15 +923,17 @@ pub async fn serve(
                 };
                 let current = Arc::clone(&current);
                 let gate = Arc::clone(&gate);
+                let admitted = uid.map(|u| (u, crate::app::Admission::enter(&admission, u)));
                 crate::workers::dispatch(stream, move |s| async move {
-                    let decision = match uid {
-                        Some(uid) => gate(uid),
-                        None => Err("the kernel could not say which user is connecting".into()),
-                    };
-                    match decision {
+                    if let Some((uid, None)) = admitted {
+                        return crate::app::too_many(s, uid).await;
+                    }
+                    match gate(uid) {
+                        // Counted until the connection ends.
                         Ok(()) => serve_connection(s, current).await,
                         Err(reason) => refuse(s, &reason).await,
                     }
+                    drop(admitted);
                 });
             }
             _ = shutdown.changed() => {

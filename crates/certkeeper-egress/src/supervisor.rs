@@ -131,9 +131,9 @@ fn upstream_for(
 fn gate(agent: &Arc<Agent>, binding: &Binding) -> Gate {
     let agent = Arc::clone(agent);
     let name = binding.name.clone();
-    Arc::new(move |uid| {
-        let caller = certkeeper_agent::peer::Caller::from_uid(uid);
-        agent.admit_relay(&caller, &name)
+    Arc::new(move |uid| match uid {
+        Some(uid) => agent.admit_relay(&certkeeper_agent::peer::Caller::from_uid(uid), &name),
+        None => Err(agent.refuse_unknown_relay(&name)),
     })
 }
 

@@ -31,15 +31,24 @@ pub const SERVICE_USER: &str = "certkeeper";
 /// right type, and is writable by no one else (the master key: readable by no one
 /// else either). A missing directory or file is fine: `init` creates it.
 pub fn check_home(dir: &Path) -> Result<(), StoreError> {
-    let meta = match std::fs::symlink_metadata(dir) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(StoreError::io(dir, e)),
-    };
     let untrusted = |path: &Path, problem: String, fix: String| StoreError::Untrusted {
         path: path.to_path_buf(),
         problem,
         fix,
+    };
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let me = nix::unistd::geteuid().as_raw();
+            return check_ancestors(dir, me).map_err(|(ancestor, problem)| {
+                untrusted(
+                    &ancestor,
+                    problem,
+                    "make the home under directories only root (or you) may change".into(),
+                )
+            });
+        }
+        Err(e) => return Err(StoreError::io(dir, e)),
     };
     if meta.file_type().is_symlink() {
         return Err(untrusted(
@@ -57,6 +66,16 @@ pub fn check_home(dir: &Path) -> Result<(), StoreError> {
     }
     let me = nix::unistd::geteuid().as_raw();
     let owner = meta.uid();
+    if let Err((ancestor, problem)) = check_ancestors(dir, owner) {
+        return Err(untrusted(
+            &ancestor,
+            problem,
+            format!(
+                "keep the home under directories only root (or {}) may change",
+                who_name(owner)
+            ),
+        ));
+    }
     if !acceptable_owner(owner, me) {
         return Err(untrusted(
             dir,
@@ -120,6 +139,55 @@ pub fn check_home(dir: &Path) -> Result<(), StoreError> {
                 &path,
                 format!("is open to other users (mode {:o})", meta.mode() & 0o7777),
                 format!("chmod 600 {}", path.display()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every directory above `path` (after resolving symbolic links) must belong to root,
+/// the running user or `owner`, and be writable by no one else unless sticky (as
+/// /tmp): otherwise whoever may write it can swap `path` for a directory of their own
+/// between a check and an open. `Err` names the directory and what is wrong.
+pub fn check_ancestors(path: &Path, owner: u32) -> Result<(), (std::path::PathBuf, String)> {
+    // A path still to be made (init) is made inside its nearest existing ancestor,
+    // which must then be trusted as well.
+    let (start, skip) = if path.exists() {
+        (path, 1)
+    } else {
+        match path.ancestors().skip(1).find(|a| a.exists()) {
+            Some(a) => (a, 0),
+            None => return Ok(()),
+        }
+    };
+    let start = if start.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        start
+    };
+    let real = match std::fs::canonicalize(start) {
+        Ok(p) => p,
+        Err(_) => return Ok(()),
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    for ancestor in real.ancestors().skip(skip) {
+        let Ok(meta) = std::fs::metadata(ancestor) else {
+            continue;
+        };
+        let uid = meta.uid();
+        if uid != 0 && uid != me && uid != owner {
+            return Err((
+                ancestor.to_path_buf(),
+                format!("above the path, belongs to {}", who(uid)),
+            ));
+        }
+        if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
+            return Err((
+                ancestor.to_path_buf(),
+                format!(
+                    "above the path, is writable by other users (mode {:o})",
+                    meta.mode() & 0o7777
+                ),
             ));
         }
     }

@@ -476,3 +476,44 @@ fn the_agent_process_cannot_be_dumped_or_traced_by_its_own_user() {
         "the agent is dumpable: its /proc files belong to uid {owner}"
     );
 }
+
+#[test]
+fn a_home_or_socket_under_a_directory_another_user_controls_is_refused() {
+    // Another user owns a directory above the home: they could swap the home for
+    // theirs between a check and an open.
+    let theirs = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(theirs.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    chown(theirs.path(), OTHER);
+    let home = theirs.path().join("deep").join("home");
+    let out = Command::new(shared_binary())
+        .arg("--home")
+        .arg(&home)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert_untrusted(&out, "init under another user's directory");
+    assert!(
+        stderr(&out).contains(&format!("belongs to uid {OTHER}")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!home.exists(), "nothing is made there");
+    // The same for the agent's socket.
+    let env = Env::new();
+    env.ok(&["init"]);
+    let sockdir = theirs.path().join("run");
+    std::fs::create_dir(&sockdir).unwrap();
+    std::fs::set_permissions(&sockdir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = env
+        .cmd()
+        .args(["agent", "--socket"])
+        .arg(sockdir.join("agent.sock"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("could replace the socket"),
+        "{}",
+        stderr(&out)
+    );
+}

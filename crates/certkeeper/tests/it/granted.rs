@@ -525,3 +525,51 @@ fn bind_allow_narrows_a_binding_below_the_key_acl_and_doctor_says_who_may_use_it
         "{detail}"
     );
 }
+
+#[test]
+fn an_application_socket_closed_before_the_agent_looks_is_nobody_not_root() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let port = bind_cert(&env, "partner-api", "partner", &partner.url("/"));
+    let mut agent = RunningAgent::start(&env);
+    let tcp = format!("127.0.0.1:{port}");
+    let start = std::time::Instant::now();
+    while get_as(0, &tcp, "/status").0 != 200 {
+        assert!(start.elapsed().as_secs() < 15, "never served");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The agent is made slow to accept (stopped); a stranger connects, sends its
+    // request and closes. Its socket is an orphan by the time the agent asks the
+    // kernel, which then names uid 0 for it.
+    let pid = nix::unistd::Pid::from_raw(agent.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let script = r#"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"POST /transfer HTTP/1.1\r\nHost: app\r\nContent-Length: 9\r\n\r\namount=99")
+s.close()
+"#;
+    let out = certkeeper_testkit::tools::command("setpriv")
+        .arg(format!("--reuid={STRANGER}"))
+        .arg(format!("--regid={STRANGER}"))
+        .args(["--clear-groups", "--", "/usr/bin/python3", "-c", script])
+        .arg(port.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    agent.stop();
+    let log = std::fs::read_to_string(env.home.join("audit.log")).unwrap();
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        records.iter().any(|r| r["op"] == "relay"
+            && r["uid"] == u64::from(u32::MAX)
+            && r["outcome"] == "denied"),
+        "the orphan was not refused and audited: {log}"
+    );
+}
