@@ -165,9 +165,8 @@ pub fn check_ancestors(path: &Path, owner: u32) -> Result<(), (std::path::PathBu
     } else {
         start
     };
-    let real = match std::fs::canonicalize(start) {
-        Ok(p) => p,
-        Err(_) => return Ok(()),
+    let Ok(real) = std::fs::canonicalize(start) else {
+        return Ok(());
     };
     let me = nix::unistd::geteuid().as_raw();
     for ancestor in real.ancestors().skip(skip) {
