@@ -37,6 +37,9 @@ pub const TOTAL: usize = 1024;
 /// Lookups that run at once (each uid's run one at a time).
 const LOOKUPS: usize = 2;
 
+/// A caller's groups, with when they were read from the group database.
+type GroupsRead = (std::time::Instant, Vec<u32>);
+
 /// Open connections, per uid and in all.
 #[derive(Default)]
 struct Limits {
@@ -204,7 +207,7 @@ pub struct Agent {
     lookup_home: Mutex<Home>,
     lookups: Lookups,
     /// Callers' groups by (uid, gid), with when they were read.
-    callers: Mutex<HashMap<(u32, u32), (std::time::Instant, Vec<u32>)>>,
+    callers: Mutex<HashMap<(u32, u32), GroupsRead>>,
     owner_uid: u32,
     audit: AuditLog,
     cache: Mutex<Cache>,
