@@ -13,6 +13,9 @@ use crate::principal::Principal;
 use crate::schema;
 use crate::seal::MasterKey;
 
+/// Most entries a `subject:` REF gathers (more is ambiguous all the same).
+const MAX_MATCHES: i64 = 64;
+
 /// The database file inside a home.
 pub const DB_FILE: &str = "certkeeper.db";
 /// The master key file inside a home.
@@ -318,9 +321,20 @@ impl Home {
         condition: &str,
         args: &[&dyn rusqlite::ToSql],
     ) -> Result<Vec<Entry>, StoreError> {
+        self.query_entries_at_most(condition, args, i64::MAX)
+    }
+
+    /// At most `limit` entries: a REF that matches more is ambiguous anyway, and the
+    /// agent answers such lookups for other users.
+    fn query_entries_at_most(
+        &self,
+        condition: &str,
+        args: &[&dyn rusqlite::ToSql],
+        limit: i64,
+    ) -> Result<Vec<Entry>, StoreError> {
         let sql = format!(
             "SELECT {} FROM entries e LEFT JOIN keys k ON k.thumbprint = e.thumbprint WHERE {condition}
-             ORDER BY e.store, e.subject, e.thumbprint",
+             ORDER BY e.store, e.subject, e.thumbprint LIMIT {limit}",
             Entry::COLUMNS
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.db_err(e))?;
@@ -359,7 +373,11 @@ impl Home {
         }
         if let Some(text) = reference_trim.strip_prefix("subject:") {
             let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
-            return self.query_entries("lower(e.subject) LIKE ?1 ESCAPE '\\'", &[&pattern]);
+            return self.query_entries_at_most(
+                "lower(e.subject) LIKE ?1 ESCAPE '\\'",
+                &[&pattern],
+                MAX_MATCHES,
+            );
         }
         let hex = reference_trim.replace([':', ' '], "").to_lowercase();
         let mut found = Vec::new();
