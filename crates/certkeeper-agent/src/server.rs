@@ -1173,7 +1173,8 @@ fn load_key(home: &Home, entry: &Entry) -> Result<Arc<dyn SigningKey>, String> {
     })
 }
 
-/// Why the entry's key cannot sign a TLS handshake (a DSA key, an X25519 key), if so.
+/// Why the entry's key cannot sign a TLS handshake (a DSA, X25519, Ed448
+/// or X448 key), if so.
 fn tls_refusal(entry: &Entry) -> Option<&'static str> {
     entry
         .key_algorithm

@@ -313,9 +313,9 @@ fn key_type(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> String {
         Ok(PublicKey::DSA(_)) => "DSA".into(),
         _ => match alg.as_str() {
             crate::key::OID_ED25519 => "Ed25519".into(),
-            "1.3.101.113" => "Ed448".into(),
+            crate::key::OID_ED448 => "Ed448".into(),
             crate::key::OID_X25519 => "X25519".into(),
-            "1.3.101.111" => "X448".into(),
+            crate::key::OID_X448 => "X448".into(),
             _ => alg,
         },
     }

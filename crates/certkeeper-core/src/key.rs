@@ -29,6 +29,10 @@ pub const OID_ED25519: &str = "1.3.101.112";
 pub const OID_DSA: &str = "1.2.840.10040.4.1";
 /// id-X25519.
 pub const OID_X25519: &str = "1.3.101.110";
+/// id-Ed448.
+pub const OID_ED448: &str = "1.3.101.113";
+/// id-X448.
+pub const OID_X448: &str = "1.3.101.111";
 
 /// The key types certkeeper stores and signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +55,10 @@ pub enum KeyAlgorithm {
     Dsa,
     /// X25519: a key-agreement key, it signs nothing.
     X25519,
+    /// Ed448: stored and exported, but the TLS stack signs with no such scheme.
+    Ed448,
+    /// X448: a key-agreement key, it signs nothing.
+    X448,
 }
 
 impl KeyAlgorithm {
@@ -66,6 +74,8 @@ impl KeyAlgorithm {
             KeyAlgorithm::EcSecp256k1 => "ec-secp256k1",
             KeyAlgorithm::Dsa => "dsa",
             KeyAlgorithm::X25519 => "x25519",
+            KeyAlgorithm::Ed448 => "ed448",
+            KeyAlgorithm::X448 => "x448",
         }
     }
 
@@ -79,6 +89,13 @@ impl KeyAlgorithm {
             KeyAlgorithm::X25519 => {
                 Some("an X25519 key is for key agreement and cannot sign a TLS handshake")
             }
+            KeyAlgorithm::X448 => {
+                Some("an X448 key is for key agreement and cannot sign a TLS handshake")
+            }
+            KeyAlgorithm::Ed448 => Some(
+                "an Ed448 key cannot sign a TLS handshake (certkeeper's TLS library offers \
+                 no Ed448 signatures)",
+            ),
             KeyAlgorithm::EcSecp256k1 => Some(
                 "an EC key on secp256k1 cannot sign a TLS handshake (TLS signs with EC keys \
                  on P-256, P-384 and P-521 only)",
@@ -99,6 +116,8 @@ impl KeyAlgorithm {
             KeyAlgorithm::EcSecp256k1,
             KeyAlgorithm::Dsa,
             KeyAlgorithm::X25519,
+            KeyAlgorithm::Ed448,
+            KeyAlgorithm::X448,
         ]
         .into_iter()
         .find(|a| a.name() == name)
@@ -147,8 +166,8 @@ impl PrivateKey {
             OID_ED25519 => KeyAlgorithm::Ed25519,
             OID_DSA => KeyAlgorithm::Dsa,
             OID_X25519 => KeyAlgorithm::X25519,
-            "1.3.101.113" => return Err(unsupported("an Ed448 key")),
-            "1.3.101.111" => return Err(unsupported("an X448 key (not a signing key)")),
+            OID_ED448 => KeyAlgorithm::Ed448,
+            OID_X448 => KeyAlgorithm::X448,
             other => return Err(unsupported(&format!("a key of algorithm {other}"))),
         };
         let key = PrivateKey {
@@ -238,7 +257,8 @@ impl PrivateKey {
     }
 
     /// The public key, encoded as a certificate's subjectPublicKey BIT STRING holds it:
-    /// RSAPublicKey DER for RSA, the uncompressed point for EC, 32 bytes for Ed25519.
+    /// RSAPublicKey DER for RSA, the uncompressed point for EC, 32 bytes for Ed25519
+    /// and X25519, 57 for Ed448, 56 for X448.
     pub fn public_key_bits(&self) -> Result<Vec<u8>, FormatError> {
         let bad = |detail: &str| FormatError::damaged("private key", detail);
         match self.algorithm {
@@ -276,19 +296,37 @@ impl PrivateKey {
             }
             KeyAlgorithm::X25519 => {
                 let info = parse_pkcs8(&self.pkcs8)?;
-                let secret = ber::read_single(&info.key)
-                    .ok()
-                    .filter(|t| t.tag_byte() == 0x04)
-                    .ok_or_else(|| bad("invalid X25519 key"))?;
+                let secret = curve_secret(&info).ok_or_else(|| bad("invalid X25519 key"))?;
                 let key = aws_lc_rs::agreement::PrivateKey::from_private_key(
                     &aws_lc_rs::agreement::X25519,
-                    secret.content,
+                    secret,
                 )
                 .map_err(|_| bad("invalid X25519 key"))?;
                 let public = key
                     .compute_public_key()
                     .map_err(|_| bad("invalid X25519 key"))?;
                 Ok(public.as_ref().to_vec())
+            }
+            KeyAlgorithm::Ed448 => {
+                // RFC 8032: the public key is the encoded point of SHAKE256(seed)'s
+                // clamped scalar times the base point; the crate's SigningKey zeroizes
+                // the seed and its expansion when dropped.
+                let info = parse_pkcs8(&self.pkcs8)?;
+                let key = curve_secret(&info)
+                    .and_then(|s| ed448_goldilocks::SigningKey::try_from(s).ok())
+                    .ok_or_else(|| bad("invalid Ed448 key (its secret is not 57 bytes)"))?;
+                Ok(key.verifying_key().to_bytes().to_vec())
+            }
+            KeyAlgorithm::X448 => {
+                // RFC 7748: the clamped secret times the base point u = 5.
+                let info = parse_pkcs8(&self.pkcs8)?;
+                let mut bytes = Zeroizing::new([0u8; 56]);
+                let secret = curve_secret(&info)
+                    .filter(|s| s.len() == bytes.len())
+                    .ok_or_else(|| bad("invalid X448 key (its secret is not 56 bytes)"))?;
+                bytes.copy_from_slice(secret);
+                let key = x448::StaticSecret::from(*bytes);
+                Ok(x448::PublicKey::from(&key).as_bytes().to_vec())
             }
         }
     }
@@ -321,6 +359,15 @@ pub fn public_key_id(bits: &[u8], rsa: bool) -> String {
         &aws_lc_rs::digest::SHA256,
         &canonical,
     ))
+}
+
+/// The secret of an X25519, X448 or Ed448 key: RFC 8410's CurvePrivateKey, an OCTET
+/// STRING inside the PKCS#8 privateKey OCTET STRING.
+fn curve_secret(info: &Pkcs8Info) -> Option<&[u8]> {
+    ber::read_single(&info.key)
+        .ok()
+        .filter(|t| t.tag_byte() == 0x04)
+        .map(|t| t.content)
 }
 
 fn unsupported(what: &str) -> FormatError {
@@ -613,6 +660,66 @@ mod montgomery {
                 assert_eq!(r[15], 1);
                 assert!(r[..15].iter().all(|b| *b == 0));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PKCS#8 v1 PrivateKeyInfo for an RFC 8410 key: the secret as an OCTET STRING
+    /// inside the privateKey OCTET STRING.
+    fn rfc8410_pkcs8(oid: &str, secret: &[u8]) -> Vec<u8> {
+        let alg = ber::encode(&[0x30], &oid_tlv(oid));
+        let key = ber::encode(&[0x04], &ber::encode(&[0x04], secret));
+        ber::encode(&[0x30], &[vec![0x02, 0x01, 0x00], alg, key].concat())
+    }
+
+    #[test]
+    fn ed448_and_x448_public_keys_are_those_of_the_rfcs() {
+        // RFC 8032 section 7.4, "1 octet"; RFC 7748 section 6.2, Alice.
+        let cases = [
+            (
+                OID_ED448,
+                "c4eab05d357007c632f3dbb48489924d552b08fe0c353a0d4a1f00acda2c463a\
+                 fbea67c5e8d2877c5e3bc397a659949ef8021e954e0a12274e",
+                "43ba28f430cdff456ae531545f7ecd0ac834a55d9358c0372bfa0c6c6798c086\
+                 6aea01eb00742802b8438ea4cb82169c235160627b4c3a9480",
+                KeyAlgorithm::Ed448,
+            ),
+            (
+                OID_X448,
+                "9a8f4925d1519f5775cf46b04b5800d4ee9ee8bae8bc5565d498c28dd9c9baf5\
+                 74a9419744897391006382a6f127ab1d9ac2d8c0a598726b",
+                "9b08f7cc31b7e3e67d22d5aea121074a273bd2b83de09c63faa73d2c22c5d9bb\
+                 c836647241d953d40c5b12da88120d53177f80e532c41fa0",
+                KeyAlgorithm::X448,
+            ),
+        ];
+        for (oid, secret, public, algorithm) in cases {
+            let der = rfc8410_pkcs8(oid, &hex::decode(secret).unwrap());
+            let key = PrivateKey::from_pkcs8_der(&der).unwrap();
+            assert_eq!(key.algorithm(), algorithm);
+            assert_eq!(hex::encode(key.public_key_bits().unwrap()), public, "{oid}");
+            assert!(key.algorithm().tls_refusal().is_some(), "{oid}");
+        }
+    }
+
+    #[test]
+    fn ed448_and_x448_secrets_of_the_wrong_length_are_damaged_keys() {
+        for (oid, len, what) in [
+            (OID_ED448, 56, "invalid Ed448 key"),
+            (OID_ED448, 32, "invalid Ed448 key"),
+            (OID_X448, 57, "invalid X448 key"),
+            (OID_X448, 0, "invalid X448 key"),
+        ] {
+            let der = rfc8410_pkcs8(oid, &vec![7; len]);
+            let err = PrivateKey::from_pkcs8_der(&der).unwrap_err();
+            assert!(
+                matches!(err, FormatError::Damaged { .. }) && err.to_string().contains(what),
+                "{oid} {len}: {err}"
+            );
         }
     }
 }

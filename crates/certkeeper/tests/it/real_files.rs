@@ -1,6 +1,7 @@
 //! Files as administrators receive them, made at test time by the real `openssl`:
 //! Windows exports with bytes after the PFX, damaged files opened with the right
-//! password, and containers holding DSA and X25519 keys (stored, never used for TLS).
+//! password, and containers holding DSA, X25519, Ed448 and X448 keys (stored, never
+//! used for TLS).
 
 use std::path::Path;
 
@@ -337,4 +338,160 @@ fn an_x25519_certificate_imports_with_its_key() {
     assert_eq!(v["key_algorithm"], "x25519");
     assert_eq!(v["key_type"], "X25519");
     assert_eq!(v["key_signs_tls"], false);
+}
+
+#[test]
+fn ed448_and_x448_keys_import_with_their_certificates_and_are_never_used_for_tls() {
+    let env = Env::new();
+    // An Ed448 key signs its own certificate; an X448 key cannot sign, so a CA signs
+    // the certificate for it (-force_pubkey). Both in legacy files, as old tools write.
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "ED448",
+        "-out",
+        &env.path("ed.key"),
+    ]);
+    let ed = self_signed_pfx(
+        &env,
+        "ed.key",
+        "ed448-partner",
+        "ed.pfx",
+        &["-legacy", "-name", "ed448"],
+    );
+    ec_key(&env, "ca.key");
+    openssl(&["genpkey", "-algorithm", "X448", "-out", &env.path("x.key")]);
+    openssl(&[
+        "pkey",
+        "-in",
+        &env.path("x.key"),
+        "-pubout",
+        "-out",
+        &env.path("x.pub"),
+    ]);
+    openssl(&[
+        "req",
+        "-x509",
+        "-key",
+        &env.path("ca.key"),
+        "-subj",
+        "/CN=x-ca",
+        "-days",
+        "30",
+        "-out",
+        &env.path("ca.pem"),
+    ]);
+    openssl(&[
+        "req",
+        "-new",
+        "-key",
+        &env.path("ca.key"),
+        "-subj",
+        "/CN=x448-partner",
+        "-out",
+        &env.path("x.csr"),
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &env.path("x.csr"),
+        "-CA",
+        &env.path("ca.pem"),
+        "-CAkey",
+        &env.path("ca.key"),
+        "-force_pubkey",
+        &env.path("x.pub"),
+        "-days",
+        "30",
+        "-out",
+        &env.path("x.pem"),
+    ]);
+    let x = pfx_of(
+        &env,
+        &env.path("x.pem"),
+        "x.key",
+        "x.pfx",
+        &["-legacy", "-name", "x448"],
+    );
+
+    let cases = [
+        (
+            &ed,
+            "ed448",
+            "Ed448",
+            "an Ed448 key cannot sign a TLS handshake",
+        ),
+        (
+            &x,
+            "x448",
+            "X448",
+            "an X448 key is for key agreement and cannot sign a TLS handshake",
+        ),
+    ];
+    let mut thumbprints = Vec::new();
+    for (file, name, key_type, reason) in cases {
+        let (code, v, err) = import_json(&env, file);
+        assert_eq!(code, Some(0), "{file}: {err}");
+        assert_eq!(v["imported"][0]["has_key"], true, "{file}: {v}");
+        assert_eq!(v["imported"][0]["store"], "personal", "{file}: {v}");
+
+        let v = env.json(&["show", name]);
+        assert_eq!(v["key_algorithm"], name);
+        assert_eq!(v["key_type"], key_type);
+        assert_eq!(v["key_signs_tls"], false);
+        thumbprints.push((name, reason, v["thumbprint"].as_str().unwrap().to_string()));
+        let show = env.ok(&["show", name]);
+        assert!(
+            show.contains(&format!(
+                "You have a private key that corresponds to this certificate, but {reason}"
+            )),
+            "{show}"
+        );
+        let out = env.run(&["doctor", name]);
+        assert_eq!(out.status.code(), Some(1));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.lines().any(|l| l.starts_with("FAIL  private-key")
+                && l.contains(&format!(
+                    "present and matches the certificate, but {reason}"
+                ))),
+            "{text}"
+        );
+    }
+
+    // The agent refuses to sign with them, says why, and keeps serving; a request
+    // through it fails before any connection, with the same reason.
+    let agent = RunningAgent::start(&env);
+    for (name, reason, thumbprint) in &thumbprints {
+        let out = keycheck_as(&agent, name, None);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(reason), "{}", stderr(&out));
+        let request = format!(
+            r#"{{"v": 2, "op": "sign", "thumbprint": "{thumbprint}", "scheme": "ED25519", "data": "aGVsbG8="}}"#
+        );
+        let answer = raw_exchange(&agent.socket, &framed(&request)).unwrap();
+        assert_eq!(answer["error"]["code"], "unsupported_scheme", "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(reason),
+            "{answer}"
+        );
+        let out = env.run(&[
+            "request",
+            "https://127.0.0.1:9/",
+            "--cert",
+            name,
+            "--server-ca",
+            "system",
+            "--socket",
+            agent.socket.to_str().unwrap(),
+        ]);
+        assert_ne!(out.status.code(), Some(0));
+        assert!(stderr(&out).contains(reason), "{}", stderr(&out));
+    }
+    let hello = raw_exchange(&agent.socket, &framed(r#"{"v": 2, "op": "hello"}"#)).unwrap();
+    assert!(hello["ok"]["agent"].is_string(), "{hello}");
 }
