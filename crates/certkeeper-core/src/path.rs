@@ -580,6 +580,9 @@ pub fn signed_by(child: &Certificate, issuer: &Certificate) -> Option<bool> {
 
 /// Most path candidates the diagnosis looks at: bounds hostile input.
 const BUDGET: usize = 512;
+/// Most signatures the diagnosis verifies (each pair once): a pool of many CAs with
+/// one name costs at most this many verifications, not one per walk per link.
+const SIGNATURE_BUDGET: usize = 128;
 /// Longest path the diagnosis follows.
 const MAX_DEPTH: usize = 16;
 
@@ -587,12 +590,29 @@ struct Search<'q, 'a> {
     query: &'q Query<'a>,
     budget: usize,
     best: Option<(u32, Vec<&'a Certificate>, bool)>,
+    /// Signatures verified so far, by (child, issuer) thumbprint.
+    signatures: std::collections::HashMap<(&'a str, &'a str), Option<bool>>,
 }
 
 impl<'a> Search<'_, 'a> {
     /// How good a (possibly partial) path is: reaching an anchor, then a self-signed
     /// root, then length; minus its problems.
-    fn score(&self, path: &[&'a Certificate], complete: bool) -> u32 {
+    /// `signed_by`, each pair verified at most once and at most [`SIGNATURE_BUDGET`]
+    /// pairs in all (past it: unknown, not penalised).
+    fn signed(&mut self, child: &'a Certificate, issuer: &'a Certificate) -> Option<bool> {
+        let key = (child.thumbprint.as_str(), issuer.thumbprint.as_str());
+        if let Some(known) = self.signatures.get(&key) {
+            return *known;
+        }
+        if self.signatures.len() >= SIGNATURE_BUDGET {
+            return None;
+        }
+        let verdict = signed_by(child, issuer);
+        self.signatures.insert(key, verdict);
+        verdict
+    }
+
+    fn score(&mut self, path: &[&'a Certificate], complete: bool) -> u32 {
         let top = path[path.len() - 1];
         let anchored = self.trust(top) == Some(Trust::Anchor);
         let mut score: u32 = if anchored {
@@ -608,7 +628,7 @@ impl<'a> Search<'_, 'a> {
                 score = score.saturating_sub(3);
             }
             if let Some(issuer) = path.get(i + 1)
-                && signed_by(c, issuer) == Some(false)
+                && self.signed(c, issuer) == Some(false)
             {
                 score = score.saturating_sub(40);
             }
@@ -687,6 +707,7 @@ fn diagnose(query: &Query<'_>, error: &webpki::Error) -> Report {
         query,
         budget: BUDGET,
         best: None,
+        signatures: std::collections::HashMap::new(),
     };
     let mut path = vec![query.leaf];
     search.walk(&mut path);
@@ -854,5 +875,57 @@ fn describe_webpki(error: &webpki::Error) -> String {
         }
         E::ExtensionValueInvalid => "a certificate has an invalid extension value".into(),
         other => format!("the path was refused ({other:?})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use certkeeper_testkit::{Spec, TestCert};
+
+    /// Ten CAs for each of three names (A issued by B, B by C, C by the root), and a
+    /// leaf whose issuer is another "A": every walk is a dead end, and there are far
+    /// more walks than distinct signatures.
+    #[test]
+    fn the_diagnosis_verifies_each_signature_once_and_at_most_its_budget() {
+        let root = TestCert::self_signed(&Spec::ca("Shared Root"));
+        let mut made = Vec::new();
+        let cs: Vec<TestCert> = (0..10).map(|_| root.issue(&Spec::ca("C"))).collect();
+        let bs: Vec<TestCert> = (0..10).map(|i| cs[i].issue(&Spec::ca("B"))).collect();
+        let as_: Vec<TestCert> = (0..10).map(|i| bs[i].issue(&Spec::ca("A"))).collect();
+        let stranger = bs[0].issue(&Spec::ca("A"));
+        let leaf = stranger.issue(&Spec::client("leaf.example"));
+        for t in std::iter::once(&root).chain(&cs).chain(&bs).chain(&as_) {
+            made.push(Certificate::from_der(&t.der).unwrap());
+        }
+        let leaf = Certificate::from_der(&leaf.der).unwrap();
+        let pool: Vec<PoolCert<'_>> = made
+            .iter()
+            .enumerate()
+            .map(|(i, cert)| PoolCert {
+                cert,
+                trust: if i == 0 { Trust::Anchor } else { Trust::Untrusted },
+            })
+            .collect();
+        let now = leaf.not_before + 3600;
+        let query = Query::new(&leaf, &pool, now);
+        let mut search = Search {
+            query: &query,
+            budget: BUDGET,
+            best: None,
+            signatures: std::collections::HashMap::new(),
+        };
+        let mut path = vec![&leaf];
+        search.walk(&mut path);
+        assert!(search.budget < BUDGET - 100, "the walks did happen");
+        assert!(
+            search.signatures.len() <= SIGNATURE_BUDGET,
+            "{} signatures verified",
+            search.signatures.len()
+        );
+        // And the verdict still names what is wrong.
+        let report = validate(&query);
+        assert!(!report.valid);
+        assert!(report.problem.is_some());
     }
 }
