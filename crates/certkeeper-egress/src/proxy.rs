@@ -924,7 +924,9 @@ pub async fn serve(
                 let current = Arc::clone(&current);
                 let gate = Arc::clone(&gate);
                 let admitted = uid.map(|u| (u, crate::app::Admission::enter(&admission, u)));
+                let in_flight = Serving::enter();
                 crate::workers::dispatch(stream, move |s| async move {
+                    let _in_flight = in_flight;
                     if let Some((uid, None)) = admitted {
                         return crate::app::too_many(s, uid).await;
                     }
@@ -942,6 +944,38 @@ pub async fn serve(
                 }
             }
         }
+    }
+}
+
+/// Application connections being served, by every binding of this process.
+static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One application connection, counted in [`IN_FLIGHT`] until dropped.
+struct Serving;
+
+impl Serving {
+    fn enter() -> Serving {
+        IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Serving
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// After the listeners have stopped (SIGTERM): waits for the application connections
+/// still being served to finish, at most `bound`, and returns how many were left.
+pub async fn drain(bound: Duration) -> usize {
+    let until = Instant::now() + bound;
+    loop {
+        let left = IN_FLIGHT.load(std::sync::atomic::Ordering::Relaxed);
+        if left == 0 || Instant::now() >= until {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -33,6 +33,9 @@ pub fn socket_path(flag: Option<PathBuf>, home_dir: &Path) -> PathBuf {
     }
 }
 
+/// How long a stopping agent lets the calls in flight through its bindings finish.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub fn serve(ctx: &Context, socket: Option<PathBuf>) -> Result<u8, CliError> {
     harden();
     let socket = socket_path(socket, &ctx.home_dir);
@@ -72,6 +75,14 @@ pub fn serve(ctx: &Context, socket: Option<PathBuf>) -> Result<u8, CliError> {
         agent.serve(listener, shutdown_signal()).await;
         let _ = stop.send(true);
         let _ = egress.await;
+        // The listeners are closed; the calls already relayed get DRAIN to finish.
+        let left = certkeeper_egress::proxy::drain(DRAIN).await;
+        if left > 0 {
+            eprintln!(
+                "certkeeper agent: {left} application connections still open after {} s: closing them",
+                DRAIN.as_secs()
+            );
+        }
         Ok::<(), CliError>(())
     })?;
     let _ = std::fs::remove_file(&socket);

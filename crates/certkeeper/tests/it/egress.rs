@@ -271,7 +271,7 @@ http {{
         format!("https://localhost:{}{path}", self.port)
     }
 
-    fn h1_url(&self, path: &str) -> String {
+    pub fn h1_url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.h1_port)
     }
 }

@@ -573,3 +573,25 @@ s.close()
         "the orphan was not refused and audited: {log}"
     );
 }
+
+#[test]
+fn a_stopping_agent_lets_the_calls_in_flight_finish() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let port = bind_cert(&env, "partner-api", "partner", &partner.h1_url("/"));
+    let mut agent = RunningAgent::start(&env);
+    let start = std::time::Instant::now();
+    while http(port, "GET", "/status", &[], b"").0 != 200 {
+        assert!(start.elapsed().as_secs() < 15, "never served");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The partner answers /late after 300 ms; the agent is told to stop at 100 ms.
+    let call = std::thread::spawn(move || http(port, "GET", "/late", &[], b""));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    agent.stop();
+    let (status, body) = call.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "late\n");
+    // And the listener is gone.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
