@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use certkeeper_egress::request::{Answer, Call, Limits, send_with};
 use certkeeper_egress::tls::{ServerTrust, agent_client_config};
+use certkeeper_egress::tunnel::{NoProxy, Proxy, Route};
 use certkeeper_store::Binding;
 use http::{HeaderName, HeaderValue, Method};
 
@@ -17,15 +18,8 @@ use crate::cli::RequestArgs;
 use crate::error::{CliError, Kind};
 use crate::output;
 
-pub fn bind(
-    ctx: &Context,
-    name: String,
-    cert: String,
-    upstream: String,
-    listen: Option<String>,
-    server_ca: String,
-    allow: Vec<String>,
-) -> Result<u8, CliError> {
+pub fn bind(ctx: &Context, mut binding: Binding) -> Result<u8, CliError> {
+    let server_ca = binding.server_ca.clone();
     // A binding outlives the command, so its CA is kept in the home, not read from a
     // file that may move: say so rather than "no certificate matches".
     if !matches!(server_ca.as_str(), "root" | "system")
@@ -36,16 +30,23 @@ pub fn bind(
              (certkeeper import {server_ca} --store other --name partner-ca) and give --server-ca partner-ca"
         )));
     }
-    let home = ctx.open()?;
-    let binding = Binding {
-        name,
-        cert,
-        upstream,
-        listen,
-        server_ca,
-        allow,
+    binding.proxy = binding.proxy.filter(|p| !p.trim().is_empty());
+    let proxy = match &binding.proxy {
+        Some(url) => Some(Proxy::parse(url.trim()).map_err(|e| CliError::usage(e.to_string()))?),
+        None => None,
     };
+    let home = ctx.open()?;
     home.bind(&binding)?;
+    if let Some(name) = proxy.as_ref().and_then(Proxy::secret_name)
+        && home.secret(&name)?.is_none()
+    {
+        eprintln!(
+            "certkeeper: warning: no password is stored for the proxy user {}: store it with \
+             certkeeper config egress_proxy_password --password-env VAR --proxy {}",
+            name.trim_start_matches("proxy:"),
+            binding.proxy.as_deref().unwrap_or_default()
+        );
+    }
     if ctx.json {
         output::json(&binding)?;
     } else {
@@ -59,8 +60,11 @@ pub fn bind(
         } else {
             format!("; only {} may use it", binding.allow.join(", "))
         };
+        let through = proxy
+            .map(|p| format!(" through the proxy {p}"))
+            .unwrap_or_default();
         output::print_stdout(&format!(
-            "bound {} -> {} with certificate {}{via}{who}\n",
+            "bound {} -> {}{through} with certificate {}{via}{who}\n",
             binding.name, binding.upstream, binding.cert
         ))?;
     }
@@ -127,7 +131,8 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
             }
         })?;
 
-    let call = build_call(args, url)?;
+    let mut call = build_call(args, url)?;
+    call.route = route(ctx, args)?;
     if args.verbose {
         eprintln!(
             "* client certificate: {} (sha256 {})",
@@ -135,6 +140,15 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
             &info.thumbprint[..16]
         );
         eprintln!("* connecting to {}", call.url);
+        if let Some(host) = call.url.host()
+            && let Some(proxy) = call
+                .route
+                .proxy
+                .as_ref()
+                .filter(|_| !call.route.no_proxy.bypasses(host))
+        {
+            eprintln!("* through the proxy {proxy} (CONNECT; the TLS session runs end to end)");
+        }
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -215,6 +229,72 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
         }
     }
     Ok(0)
+}
+
+/// How `request` reaches the upstream: `--proxy` (empty for none) or curl's
+/// environment variables; `--noproxy` or `NO_PROXY`. The proxy user's password comes
+/// from `--proxy-password-env`, or for the home's owner from the home.
+fn route(ctx: &Context, args: &RequestArgs) -> Result<Route, CliError> {
+    let env = |name: &str| std::env::var(name).ok();
+    let mut route = match &args.proxy {
+        Some(url) if url.trim().is_empty() => Route::default(),
+        Some(url) => Route {
+            proxy: Some(Arc::new(
+                Proxy::parse(url.trim()).map_err(|e| CliError::usage(format!("--proxy: {e}")))?,
+            )),
+            no_proxy: NoProxy::default(),
+        },
+        None => Route::from_env(env).map_err(|e| CliError::usage(format!("HTTPS_PROXY: {e}")))?,
+    };
+    if args.proxy.as_deref().is_some_and(|p| !p.trim().is_empty()) {
+        route.no_proxy = NoProxy::parse(
+            &env("no_proxy")
+                .filter(|v| !v.is_empty())
+                .or_else(|| env("NO_PROXY"))
+                .unwrap_or_default(),
+        );
+    }
+    if let Some(list) = &args.noproxy {
+        route.no_proxy = NoProxy::parse(list);
+    }
+    let Some(proxy) = route.proxy.take() else {
+        return Ok(route);
+    };
+    let mut proxy = Arc::unwrap_or_clone(proxy);
+    if let Some(var) = &args.proxy_password_env {
+        if proxy.user().is_none() {
+            return Err(CliError::usage(format!(
+                "--proxy-password-env: the proxy URL names no user (write http://user@{proxy})"
+            )));
+        }
+        let value = std::env::var(var).map_err(|_| {
+            CliError::usage(format!(
+                "--proxy-password-env: environment variable {var} is not set"
+            ))
+        })?;
+        proxy = proxy.with_password(zeroize::Zeroizing::new(value));
+    } else if let Some(name) = proxy.secret_name() {
+        // Only the home's owner can unseal it; anyone else gives it by variable.
+        let stored = match ctx.open() {
+            Ok(home) => home.secret(&name)?,
+            Err(_) => None,
+        };
+        match stored {
+            Some((password, _)) => {
+                let text = std::str::from_utf8(&password)
+                    .map_err(|_| CliError::input("the stored proxy password is not UTF-8"))?;
+                proxy = proxy.with_password(zeroize::Zeroizing::new(text.to_string()));
+            }
+            None => {
+                return Err(CliError::usage(format!(
+                    "no password for the proxy user {}: give it with --proxy-password-env VAR",
+                    name.trim_start_matches("proxy:")
+                )));
+            }
+        }
+    }
+    route.proxy = Some(Arc::new(proxy));
+    Ok(route)
 }
 
 /// What a request needs before it connects: the client certificate's REF, the URL and
@@ -547,5 +627,6 @@ fn build_call(args: &RequestArgs, url: http::Uri) -> Result<Call, CliError> {
         method,
         headers,
         body,
+        route: Route::default(),
     })
 }

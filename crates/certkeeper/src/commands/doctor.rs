@@ -666,6 +666,7 @@ fn handshake(
         method: http::Method::HEAD,
         headers: Vec::new(),
         body: bytes::Bytes::new(),
+        route: certkeeper_egress::tunnel::Route::default(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
