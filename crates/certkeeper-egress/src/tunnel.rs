@@ -50,7 +50,7 @@ pub enum TunnelError {
         status: u16,
         /// Its reason phrase (printable ASCII, at most 80 characters).
         reason: String,
-        /// What to do about a 407.
+        /// What to do about a 407 (or 401).
         hint: &'static str,
     },
     /// The proxy closed the connection before its answer's head was complete.
@@ -320,14 +320,17 @@ impl Proxy {
                 target: target.to_string(),
                 status,
                 reason,
+                // Some proxies (tinyproxy) ask for credentials with 401, not 407.
                 hint: match (status, &self.user, &self.password) {
-                    (407, None, _) => {
+                    (401 | 407, None, _) => {
                         " (the proxy wants a user: give it in the proxy URL, http://user@host:port, and its password)"
                     }
-                    (407, Some(_), None) => {
+                    (401 | 407, Some(_), None) => {
                         " (no password for the proxy's user: store it with `certkeeper config egress_proxy_password --password-env VAR`, or give --proxy-password-env VAR to request)"
                     }
-                    (407, Some(_), Some(_)) => " (the proxy did not accept the user and password)",
+                    (401 | 407, Some(_), Some(_)) => {
+                        " (the proxy did not accept the user and password)"
+                    }
                     _ => "",
                 },
             });
