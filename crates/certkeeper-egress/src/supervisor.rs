@@ -146,11 +146,11 @@ fn route(home: &certkeeper_store::Home, binding: &Binding) -> Result<(Route, Str
         let secret = home
             .secret(&name)
             .map_err(|e| EgressError::Config(e.to_string()))?;
-        if let Some((password, at)) = secret {
-            let text = std::str::from_utf8(&password)
+        if let Some(secret) = secret {
+            let text = std::str::from_utf8(&secret.value)
                 .map_err(|_| EgressError::Config(format!("{name}: the password is not UTF-8")))?;
             proxy = proxy.with_password(zeroize::Zeroizing::new(text.to_string()));
-            stamp = at;
+            stamp.clone_from(&secret.stamp);
         }
     }
     Ok((

@@ -272,6 +272,14 @@ pub fn check_proxy_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A secret unsealed from the home.
+pub struct Secret {
+    /// Its bytes, zeroized on drop.
+    pub value: zeroize::Zeroizing<Vec<u8>>,
+    /// Changes whenever it is set again (the sealing's random nonce, not secret).
+    pub stamp: String,
+}
+
 /// The name a proxy's password is kept under: "user@host:port" of its URL.
 pub fn proxy_secret_name(user: &str, host_port: &str) -> String {
     format!("proxy:{user}@{host_port}")
@@ -295,10 +303,7 @@ impl Home {
     /// Unseals the secret `name`, if there is one (in memory that zeroizes), with a
     /// stamp that changes whenever it is set again (its random nonce, which is not
     /// secret), so that a relay built with it knows when to rebuild.
-    pub fn secret(
-        &self,
-        name: &str,
-    ) -> Result<Option<(zeroize::Zeroizing<Vec<u8>>, String)>, StoreError> {
+    pub fn secret(&self, name: &str) -> Result<Option<Secret>, StoreError> {
         let sealed: Option<Vec<u8>> = self
             .conn
             .query_row("SELECT sealed FROM secrets WHERE name = ?1", [name], |r| {
@@ -309,7 +314,10 @@ impl Home {
         match sealed {
             Some(sealed) => {
                 let stamp = sealed.iter().take(16).map(|b| format!("{b:02x}")).collect();
-                Ok(Some((self.master_key()?.unseal(name, &sealed)?, stamp)))
+                Ok(Some(Secret {
+                    value: self.master_key()?.unseal(name, &sealed)?,
+                    stamp,
+                }))
             }
             None => Ok(None),
         }

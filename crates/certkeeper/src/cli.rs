@@ -213,34 +213,9 @@ pub enum Command {
     /// further with --allow); the others get 403 and are audited.
     #[command(after_help = "Examples:\n  \
         certkeeper bind partner-api --cert partner --upstream https://api.partner.example/soap --listen 127.0.0.1:8443\n  \
-        certkeeper bind partner-api --cert partner --upstream https://api.partner.example/soap --listen unix:/run/certkeeper/partner.sock --allow user:appsvc")]
-    Bind {
-        /// The binding's name.
-        name: String,
-        /// The client certificate (a REF).
-        #[arg(long, value_name = "REF")]
-        cert: String,
-        /// The upstream base URL (https://...).
-        #[arg(long, value_name = "URL")]
-        upstream: String,
-        /// Where the agent relays from: a loopback address (127.0.0.1:PORT) or
-        /// unix:/ABSOLUTE/PATH.
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<String>,
-        /// How to verify the upstream: root (the home's root store), system, or a REF.
-        #[arg(long, value_name = "CA", default_value = "root")]
-        server_ca: String,
-        /// Only these principals (user:NAME, group:NAME, uid:N, gid:N) may use the
-        /// binding, among those the key's ACL admits (default: whom the ACL admits).
-        #[arg(long, value_name = "PRINCIPAL", num_args = 1..)]
-        allow: Vec<String>,
-        /// Reach the upstream through this forward proxy (HTTP CONNECT):
-        /// http://[user@]host:port. Default: the home's egress_proxy setting. The
-        /// user's password is stored sealed with `certkeeper config
-        /// egress_proxy_password --password-env VAR --proxy URL`.
-        #[arg(long, value_name = "URL")]
-        proxy: Option<String>,
-    },
+        certkeeper bind partner-api --cert partner --upstream https://api.partner.example/soap --listen unix:/run/certkeeper/partner.sock --allow user:appsvc\n  \
+        certkeeper bind partner-api --cert partner --upstream https://api.partner.example/soap --listen 127.0.0.1:8443 --proxy http://certkeeper@proxy.corp:3128")]
+    Bind(Box<BindArgs>),
 
     /// Delete a binding (the agent stops its listener within a second).
     #[command(after_help = "Example:\n  certkeeper unbind partner-api")]
@@ -265,7 +240,7 @@ pub enum Command {
         certkeeper request /status --binding partner-api\n  \
         HTTPS_PROXY=http://proxy.corp:3128 certkeeper request https://api.partner.example/status --cert partner\n  \
         certkeeper request https://api.partner.example/status --cert partner --proxy http://alice@proxy.corp:3128 --proxy-password-env PROXY_PASSWORD")]
-    Request(RequestArgs),
+    Request(Box<RequestArgs>),
 
     /// Check the usual causes of a failing client-certificate call, one line each.
     ///
@@ -348,6 +323,36 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         proxy: Option<String>,
     },
+}
+
+/// Arguments of `bind`.
+#[derive(Debug, Args)]
+pub struct BindArgs {
+    /// The binding's name.
+    pub name: String,
+    /// The client certificate (a REF).
+    #[arg(long, value_name = "REF")]
+    pub cert: String,
+    /// The upstream base URL (https://...).
+    #[arg(long, value_name = "URL")]
+    pub upstream: String,
+    /// Where the agent relays from: a loopback address (127.0.0.1:PORT) or
+    /// unix:/ABSOLUTE/PATH.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// How to verify the upstream: root (the home's root store), system, or a REF.
+    #[arg(long, value_name = "CA", default_value = "root")]
+    pub server_ca: String,
+    /// Only these principals (user:NAME, group:NAME, uid:N, gid:N) may use the
+    /// binding, among those the key's ACL admits (default: whom the ACL admits).
+    #[arg(long, value_name = "PRINCIPAL", num_args = 1..)]
+    pub allow: Vec<String>,
+    /// Reach the upstream through this forward proxy (HTTP CONNECT):
+    /// http://[user@]host:port. Default: the home's egress_proxy setting. The
+    /// user's password is stored sealed with `certkeeper config
+    /// egress_proxy_password --password-env VAR --proxy URL`.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
 }
 
 /// Arguments of `import`.

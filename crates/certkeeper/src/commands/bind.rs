@@ -280,8 +280,8 @@ fn route(ctx: &Context, args: &RequestArgs) -> Result<Route, CliError> {
             Err(_) => None,
         };
         match stored {
-            Some((password, _)) => {
-                let text = std::str::from_utf8(&password)
+            Some(secret) => {
+                let text = std::str::from_utf8(&secret.value)
                     .map_err(|_| CliError::input("the stored proxy password is not UTF-8"))?;
                 proxy = proxy.with_password(zeroize::Zeroizing::new(text.to_string()));
             }

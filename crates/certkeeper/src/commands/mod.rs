@@ -141,26 +141,21 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         }
         Command::Export(args) => export::run(&ctx, &args),
         Command::Agent { socket } => agent::serve(&ctx, socket),
-        Command::Bind {
-            name,
-            cert,
-            upstream,
-            listen,
-            server_ca,
-            allow,
-            proxy,
-        } => bind::bind(
-            &ctx,
-            Binding {
-                name,
-                cert,
-                upstream,
-                listen,
-                server_ca,
-                allow,
-                proxy,
-            },
-        ),
+        Command::Bind(args) => {
+            let args = *args;
+            bind::bind(
+                &ctx,
+                Binding {
+                    name: args.name,
+                    cert: args.cert,
+                    upstream: args.upstream,
+                    listen: args.listen,
+                    server_ca: args.server_ca,
+                    allow: args.allow,
+                    proxy: args.proxy,
+                },
+            )
+        }
         Command::Unbind { name } => bind::unbind(&ctx, &name),
         Command::Bindings => bind::list(&ctx),
         Command::Request(args) => bind::request(&ctx, &args),
