@@ -322,15 +322,6 @@ impl Home {
             None => Ok(None),
         }
     }
-
-    /// Forgets the secret `name`; whether there was one.
-    pub fn remove_secret(&self, name: &str) -> Result<bool, StoreError> {
-        let n = self
-            .conn
-            .execute("DELETE FROM secrets WHERE name = ?1", [name])
-            .map_err(|e| self.db_err(e))?;
-        Ok(n > 0)
-    }
 }
 
 fn now() -> i64 {

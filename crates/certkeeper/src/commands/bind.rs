@@ -94,8 +94,13 @@ pub fn list(ctx: &Context) -> Result<u8, CliError> {
     }
     let mut text = String::new();
     for b in &bindings {
+        let via = b
+            .proxy
+            .as_deref()
+            .map(|p| format!(", proxy {p}"))
+            .unwrap_or_default();
         text.push_str(&format!(
-            "{:<16} {:<24} -> {}  (cert {}, server CA {})\n",
+            "{:<16} {:<24} -> {}  (cert {}, server CA {}{via})\n",
             b.name,
             b.listen
                 .as_deref()
@@ -103,7 +108,7 @@ pub fn list(ctx: &Context) -> Result<u8, CliError> {
                 .unwrap_or_else(|| "(no listener)".into()),
             b.upstream,
             b.cert,
-            b.server_ca
+            b.server_ca,
         ));
     }
     output::print_stdout(&text)?;
@@ -112,6 +117,7 @@ pub fn list(ctx: &Context) -> Result<u8, CliError> {
 
 pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
     let plan = plan(ctx, args)?;
+    let route = route(ctx, args, plan.binding_route.as_ref())?;
     let (reference, url, trust, from_file) = (plan.reference, plan.url, plan.trust, plan.from_file);
     let socket = socket_path(args.socket.clone(), &ctx.home_dir);
     let (config, resolver, info) =
@@ -132,7 +138,7 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
         })?;
 
     let mut call = build_call(args, url)?;
-    call.route = route(ctx, args)?;
+    call.route = route;
     if args.verbose {
         eprintln!(
             "* client certificate: {} (sha256 {})",
@@ -231,20 +237,34 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
     Ok(0)
 }
 
-/// How `request` reaches the upstream: `--proxy` (empty for none) or curl's
-/// environment variables; `--noproxy` or `NO_PROXY`. The proxy user's password comes
-/// from `--proxy-password-env`, or for the home's owner from the home.
-fn route(ctx: &Context, args: &RequestArgs) -> Result<Route, CliError> {
+/// How `request` reaches the upstream: `--proxy` (empty for none); else, for
+/// `--binding` read from the home, the binding's route (`binding_route`: a proxy URL
+/// and its exceptions) when it has a proxy; else curl's environment variables.
+/// `--noproxy` replaces the exceptions. The proxy user's password comes from
+/// `--proxy-password-env`, or for the home's owner from the home.
+fn route(
+    ctx: &Context,
+    args: &RequestArgs,
+    binding_route: Option<&(String, String)>,
+) -> Result<Route, CliError> {
     let env = |name: &str| std::env::var(name).ok();
-    let mut route = match &args.proxy {
-        Some(url) if url.trim().is_empty() => Route::default(),
-        Some(url) => Route {
+    let mut route = match (&args.proxy, binding_route) {
+        (Some(url), _) if url.trim().is_empty() => Route::default(),
+        (Some(url), _) => Route {
             proxy: Some(Arc::new(
                 Proxy::parse(url.trim()).map_err(|e| CliError::usage(format!("--proxy: {e}")))?,
             )),
             no_proxy: NoProxy::default(),
         },
-        None => Route::from_env(env).map_err(|e| CliError::usage(format!("HTTPS_PROXY: {e}")))?,
+        (None, Some((url, no_proxy))) => Route {
+            proxy: Some(Arc::new(
+                Proxy::parse(url.trim()).map_err(|e| CliError::input(e.to_string()))?,
+            )),
+            no_proxy: NoProxy::parse(no_proxy),
+        },
+        (None, None) => {
+            Route::from_env(env).map_err(|e| CliError::usage(format!("HTTPS_PROXY: {e}")))?
+        }
     };
     if args.proxy.as_deref().is_some_and(|p| !p.trim().is_empty()) {
         route.no_proxy = NoProxy::parse(
@@ -305,6 +325,9 @@ struct Plan {
     trust: ServerTrust,
     /// `--cert` named a certificate file (the reference is its thumbprint).
     from_file: bool,
+    /// `--binding`, read from the home: the proxy URL and exceptions the binding's
+    /// relay uses (its own `--proxy`, else `egress_proxy` and `egress_no_proxy`).
+    binding_route: Option<(String, String)>,
 }
 
 /// Reads the binding and the trust anchors from the home when this user may open it,
@@ -325,11 +348,20 @@ fn plan(ctx: &Context, args: &RequestArgs) -> Result<Plan, CliError> {
     } else {
         None
     };
+    let mut binding_route = None;
     let (reference, url, server_ca) = match &args.binding {
         Some(name) => {
             let (cert, upstream, server_ca) = match access.as_mut() {
                 Some(Access::Home(home)) => {
                     let b = home.binding(name)?;
+                    binding_route = Some(match b.proxy.clone() {
+                        Some(own) => (own, String::new()),
+                        None => (
+                            home.setting(certkeeper_store::Setting::EgressProxy)?,
+                            home.setting(certkeeper_store::Setting::EgressNoProxy)?,
+                        ),
+                    })
+                    .filter(|(url, _)| !url.trim().is_empty());
                     (b.cert, b.upstream, b.server_ca)
                 }
                 Some(Access::Agent(client)) => {
@@ -408,6 +440,7 @@ fn plan(ctx: &Context, args: &RequestArgs) -> Result<Plan, CliError> {
         url,
         trust,
         from_file,
+        binding_route,
     })
 }
 

@@ -430,7 +430,7 @@ fn bindings_use_the_homes_egress_proxy_and_name_it_when_it_fails() {
     let mut proxy = Tinyproxy::start_on(proxy_port, &[port_of(&url)], None);
     let env = home_for(&partner);
     env.ok(&["config", "egress_proxy", &proxy.url()]);
-    let _agent = RunningAgent::start(&env);
+    let agent = RunningAgent::start(&env);
 
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
@@ -483,6 +483,11 @@ fn bindings_use_the_homes_egress_proxy_and_name_it_when_it_fails() {
     }
     // One tunnel carries them all (the partner speaks HTTP/2: one shared connection).
     assert_eq!(proxy.connects(&target), 1);
+    // `request --binding` goes the binding's way, not the (empty) environment's.
+    let out = request(&env, &agent, &["/", "--binding", "via-home"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_certificate_reached(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(proxy.connects(&target), 2);
 
     // A port the proxy does not allow: its 403 in the 502.
     let h1 = partner.h1_url("/api");
@@ -536,6 +541,11 @@ fn bindings_use_the_homes_egress_proxy_and_name_it_when_it_fails() {
             down.trim_start_matches("http://")
         )),
         "{body}"
+    );
+    assert!(
+        env.ok(&["bindings"]).contains(&format!("proxy {down})")),
+        "{}",
+        env.ok(&["bindings"])
     );
     let shown = env.ok(&["bindings", "--json"]);
     assert!(
