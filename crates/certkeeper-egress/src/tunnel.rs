@@ -304,6 +304,9 @@ impl Proxy {
         let end = match answer.parse(bytes) {
             Ok(httparse::Status::Complete(end)) => end,
             Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(self.malformed(target, "its answer has more than 64 header fields"));
+            }
             Err(e) => return Err(self.malformed(target, &format!("not an HTTP answer ({e})"))),
         };
         let status = answer.code.unwrap_or(0);

@@ -554,3 +554,87 @@ fn bindings_use_the_homes_egress_proxy_and_name_it_when_it_fails() {
         "{shown}"
     );
 }
+
+/// A fake proxy: answers each connection's CONNECT with `answer`, after checking
+/// that the request is exactly `expected`, then closes. Returns its port.
+fn fake_proxy(expected: String, answer: Vec<u8>) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read_exact(&mut byte).is_ok() {
+                head.push(byte[0]);
+            }
+            if head == expected.as_bytes() {
+                let _ = stream.write_all(&answer);
+            } else {
+                let _ = stream.write_all(b"HTTP/1.1 400 Unexpected request\r\n\r\n");
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn a_proxy_answering_wrongly_is_refused_and_nothing_of_its_answer_passed_on() {
+    let partner = Partner::start();
+    let url = partner.url("/status");
+    let target = format!("localhost:{}", port_of(&url));
+    let env = home_for(&partner);
+    let agent = RunningAgent::start(&env);
+    let expected = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+    let mut long = b"HTTP/1.1 200 OK\r\nX-Padding: ".to_vec();
+    long.resize(20_000, b'a');
+    let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
+    for i in 0..100 {
+        many.extend_from_slice(format!("X-{i}: a\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\n");
+    let cases: [(&[u8], &str); 6] = [
+        (&many, "more than 64 header fields"),
+        (
+            b"HTTP/1.1 200 Connection established\r\n\r\nHTTP/1.1 200 OK\r\n\r\nforged",
+            "it sent data after its answer, before the TLS handshake",
+        ),
+        (&long, "its answer's head is longer than 16384 bytes"),
+        (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", "not an HTTP answer"),
+        (
+            b"HTTP/1.1 302 Found\r\nLocation: http://portal.corp/\r\n\r\n",
+            "refused CONNECT",
+        ),
+        (
+            b"HTTP/1.1 200 Conn",
+            "closed the connection before answering CONNECT",
+        ),
+    ];
+    for (answer, why) in cases {
+        let port = fake_proxy(expected.clone(), answer.to_vec());
+        let proxy = format!("http://127.0.0.1:{port}");
+        let out = request(
+            &env,
+            &agent,
+            &[&url, "--cert", "partner", "--proxy", &proxy],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("the proxy 127.0.0.1:{port} ")),
+            "{err}"
+        );
+        assert!(err.contains(why), "{why}: {err}");
+        assert!(
+            !err.contains("forged") && !err.contains("portal.corp"),
+            "{err}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
