@@ -119,6 +119,14 @@ fn identity(agent: &Arc<Agent>, binding: &Binding) -> Result<(Settled, String), 
     ))
 }
 
+/// How a binding's relay reaches its upstream (see [`route`]), for `doctor --online`.
+pub fn binding_route(
+    home: &certkeeper_store::Home,
+    binding: &Binding,
+) -> Result<Route, EgressError> {
+    route(home, binding).map(|(route, _)| route)
+}
+
 /// How a binding reaches its upstream: through its own `--proxy`, else the home's
 /// `egress_proxy` except the hosts `egress_no_proxy` lists, else directly; with the
 /// proxy user's password unsealed from the home. Also a stamp that changes when the

@@ -483,11 +483,26 @@ fn bindings_use_the_homes_egress_proxy_and_name_it_when_it_fails() {
     }
     // One tunnel carries them all (the partner speaks HTTP/2: one shared connection).
     assert_eq!(proxy.connects(&target), 1);
+    // doctor --online checks the binding the way its relay goes.
+    let out = env.run(&[
+        "doctor",
+        "--online",
+        "--socket",
+        agent.socket.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "{target} through the proxy 127.0.0.1:{proxy_port} answered"
+        )),
+        "{text}"
+    );
+    assert_eq!(proxy.connects(&target), 2);
     // `request --binding` goes the binding's way, not the (empty) environment's.
     let out = request(&env, &agent, &["/", "--binding", "via-home"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_certificate_reached(&String::from_utf8_lossy(&out.stdout));
-    assert_eq!(proxy.connects(&target), 2);
+    assert_eq!(proxy.connects(&target), 3);
 
     // A port the proxy does not allow: its 403 in the 502.
     let h1 = partner.h1_url("/api");
