@@ -437,13 +437,15 @@ fn percent_decode(text: &str) -> Result<String, String> {
 
 /// The hosts reached directly, as curl reads `NO_PROXY`: a comma (or space)
 /// separated list of `*` (every host), host names that match themselves and their
-/// subdomains (a leading dot is allowed), and IP addresses that match exactly.
-/// Ports in entries are ignored.
+/// subdomains (a leading dot is allowed), IP addresses that match exactly, and
+/// address ranges (`10.0.0.0/8`, as curl 7.86 and later). Ports in entries are
+/// ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NoProxy {
     all: bool,
     names: Vec<String>,
-    addresses: Vec<IpAddr>,
+    /// Addresses with a prefix length (`10.0.0.0/8`; a bare address is /32 or /128).
+    addresses: Vec<(IpAddr, u8)>,
 }
 
 impl NoProxy {
@@ -458,13 +460,25 @@ impl NoProxy {
                 out.all = true;
                 continue;
             }
+            if let Some((ip, bits)) = entry.split_once('/')
+                && let (Ok(ip), Ok(bits)) = (
+                    ip.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<IpAddr>(),
+                    bits.parse::<u8>(),
+                )
+                && bits <= max_bits(ip)
+            {
+                out.addresses.push((ip, bits));
+                continue;
+            }
             let host = match split_host_port(entry) {
                 Ok((host, _)) => host,
                 Err(_) => entry.to_string(),
             };
             let bare = host.trim_start_matches('[').trim_end_matches(']');
             match bare.parse::<IpAddr>() {
-                Ok(ip) => out.addresses.push(ip),
+                Ok(ip) => out.addresses.push((ip, max_bits(ip))),
                 Err(_) => out.names.push(
                     bare.trim_start_matches('.')
                         .trim_end_matches('.')
@@ -482,7 +496,10 @@ impl NoProxy {
         }
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>() {
-            return self.addresses.contains(&ip);
+            return self
+                .addresses
+                .iter()
+                .any(|(net, bits)| same_prefix(*net, ip, *bits));
         }
         let host = bare.trim_end_matches('.').to_ascii_lowercase();
         self.names.iter().any(|name| {
@@ -492,6 +509,21 @@ impl NoProxy {
                     && host.as_bytes()[host.len() - name.len() - 1] == b'.')
         })
     }
+}
+
+fn max_bits(ip: IpAddr) -> u8 {
+    if ip.is_ipv4() { 32 } else { 128 }
+}
+
+/// Whether `ip` is in `net/bits` (never across address families).
+fn same_prefix(net: IpAddr, ip: IpAddr, bits: u8) -> bool {
+    let (a, b, width) = match (net, ip) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u128::from(a.to_bits()), u128::from(b.to_bits()), 32),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (a.to_bits(), b.to_bits(), 128),
+        _ => return false,
+    };
+    let shift = width - u32::from(bits);
+    shift >= 128 || (a >> shift) == (b >> shift)
 }
 
 /// Where a host is reached: its name (as in a URL) and, when the route goes through
@@ -600,6 +632,16 @@ mod tests {
         assert!(!list.bypasses("10.0.0.70"));
         assert!(list.bypasses("[::1]"));
         assert!(!list.bypasses("partner.example.net"));
+        let ranges = NoProxy::parse("10.0.0.0/8,fd00::/8,192.168.1.0/33");
+        assert!(ranges.bypasses("10.200.3.4"));
+        assert!(!ranges.bypasses("11.0.0.1"));
+        assert!(ranges.bypasses("[fd12::1]"));
+        assert!(!ranges.bypasses("[fe80::1]"));
+        assert!(
+            !ranges.bypasses("192.168.1.1"),
+            "a prefix past 32 bits is no range"
+        );
+        assert!(NoProxy::parse("0.0.0.0/0").bypasses("8.8.8.8"));
         assert!(NoProxy::parse("*").bypasses("anything.at.all"));
         assert!(!NoProxy::parse("").bypasses("example.com"));
     }

@@ -551,7 +551,7 @@ pub struct RequestArgs {
     pub proxy: Option<String>,
     /// Hosts reached without the proxy, as NO_PROXY (default: no_proxy, NO_PROXY):
     /// comma-separated host names (which match their subdomains too), IP
-    /// addresses, or * for all.
+    /// addresses and ranges (10.0.0.0/8), or * for all.
     #[arg(long, value_name = "LIST")]
     pub noproxy: Option<String>,
     /// The proxy user's password, from this environment variable (default: the one
