@@ -271,8 +271,8 @@ _arguments "${_arguments_options[@]}" : \
 '--max-time=[Give up when the whole call takes longer than this (seconds, e.g. 30 or 2.5)]:SECS:_default' \
 '--connect-timeout=[Give up when connecting (TCP and TLS) takes longer than this (seconds)]:SECS:_default' \
 '--socket=[The agent'\''s socket \[env\: CERTKEEPER_SOCKET\]]:PATH:_files' \
-'-x+[Go through this forward proxy (HTTP CONNECT; the TLS session runs end to end through it)\: http\://\[user@\]host\[\:port\] (port 1080 by default), "" for none. Default, as curl\: https_proxy, HTTPS_PROXY, all_proxy, ALL_PROXY]:URL:_default' \
-'--proxy=[Go through this forward proxy (HTTP CONNECT; the TLS session runs end to end through it)\: http\://\[user@\]host\[\:port\] (port 1080 by default), "" for none. Default, as curl\: https_proxy, HTTPS_PROXY, all_proxy, ALL_PROXY]:URL:_default' \
+'-x+[Go through this forward proxy (HTTP CONNECT; the TLS session runs end to end through it)\: http\://\[user@\]host\[\:port\] (port 1080 by default), "" for none. Default, as curl\: https_proxy, HTTPS_PROXY, all_proxy, ALL_PROXY (where, as with curl, http\://user\:password@host\:port is accepted; never here)]:URL:_default' \
+'--proxy=[Go through this forward proxy (HTTP CONNECT; the TLS session runs end to end through it)\: http\://\[user@\]host\[\:port\] (port 1080 by default), "" for none. Default, as curl\: https_proxy, HTTPS_PROXY, all_proxy, ALL_PROXY (where, as with curl, http\://user\:password@host\:port is accepted; never here)]:URL:_default' \
 '--noproxy=[Hosts reached without the proxy, as NO_PROXY (default\: no_proxy, NO_PROXY)\: comma-separated host names (which match their subdomains too), IP addresses and ranges (10.0.0.0/8), or * for all]:LIST:_default' \
 '--proxy-password-env=[The proxy user'\''s password, from this environment variable (default\: the one the home keeps for that proxy and user, for the home'\''s owner)]:VAR:_default' \
 '--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \

@@ -126,6 +126,18 @@ impl Proxy {
     /// never a password (those stay off command lines and out of the database in
     /// clear), a host and a port (1080 when none).
     pub fn parse(url: &str) -> Result<Proxy, TunnelError> {
+        Self::parse_url(url, false)
+    }
+
+    /// [`Proxy::parse`] for a URL from the environment (`HTTPS_PROXY`), where curl
+    /// users keep `user:password@`: the environment is the user's own, unlike a
+    /// command line or the database, so the password is taken (into memory that
+    /// zeroizes).
+    pub fn parse_from_env(url: &str) -> Result<Proxy, TunnelError> {
+        Self::parse_url(url, true)
+    }
+
+    fn parse_url(url: &str, allow_password: bool) -> Result<Proxy, TunnelError> {
         let bad = |why: &str| TunnelError::BadUrl {
             url: redact(url),
             why: why.to_string(),
@@ -143,7 +155,18 @@ impl Proxy {
         if rest.contains(['/', '?', '#']) {
             return Err(bad("a proxy URL has no path"));
         }
+        let mut password = None;
         let (user, hostport) = match rest.rsplit_once('@') {
+            Some((userinfo, hostport)) if allow_password && userinfo.contains(':') => {
+                let (user, secret) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                if user.is_empty() {
+                    return Err(bad("empty user name before ':'"));
+                }
+                password = Some(Zeroizing::new(
+                    percent_decode(secret).map_err(|_| bad("bad %-escape in the password"))?,
+                ));
+                (Some(percent_decode(user).map_err(|w| bad(&w))?), hostport)
+            }
             Some((userinfo, hostport)) => {
                 if userinfo.contains(':') {
                     return Err(bad(
@@ -165,7 +188,7 @@ impl Proxy {
             host,
             port: port.unwrap_or(DEFAULT_PORT),
             user,
-            password: None,
+            password,
         })
     }
 
@@ -565,7 +588,7 @@ impl Route {
                 .find_map(|n| get(n).filter(|v| !v.trim().is_empty()))
         };
         let proxy = first(&["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"])
-            .map(|url| Proxy::parse(url.trim()))
+            .map(|url| Proxy::parse_from_env(url.trim()))
             .transpose()?
             .map(std::sync::Arc::new);
         let no_proxy = first(&["no_proxy", "NO_PROXY"])
@@ -664,6 +687,12 @@ mod tests {
             .to_string();
         assert!(err.contains("password") && !err.contains("s3cret"), "{err}");
         assert!(err.contains("alice:***@proxy:3128"), "{err}");
+        let from_env = Proxy::parse_from_env("http://alice:pa%40ss@proxy:3128").unwrap();
+        assert_eq!(from_env.user(), Some("alice"));
+        assert_eq!(
+            &from_env.connect_request("h:443")[..],
+            &b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nProxy-Authorization: Basic YWxpY2U6cGFAc3M=\r\n\r\n"[..]
+        );
         assert!(Proxy::parse("https://proxy:443").is_err());
         assert!(Proxy::parse("http://proxy:0").is_err());
         assert!(Proxy::parse("http://proxy:3128/path").is_err());

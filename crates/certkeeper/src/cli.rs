@@ -546,7 +546,8 @@ pub struct RequestArgs {
     pub socket: Option<std::path::PathBuf>,
     /// Go through this forward proxy (HTTP CONNECT; the TLS session runs end to end
     /// through it): http://[user@]host[:port] (port 1080 by default), "" for none.
-    /// Default, as curl: https_proxy, HTTPS_PROXY, all_proxy, ALL_PROXY.
+    /// Default, as curl: https_proxy, HTTPS_PROXY, all_proxy, ALL_PROXY (where, as
+    /// with curl, http://user:password@host:port is accepted; never here).
     #[arg(short = 'x', long, value_name = "URL")]
     pub proxy: Option<String>,
     /// Hosts reached without the proxy, as NO_PROXY (default: no_proxy, NO_PROXY):

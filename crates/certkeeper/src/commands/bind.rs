@@ -293,7 +293,7 @@ fn route(
             ))
         })?;
         proxy = proxy.with_password(zeroize::Zeroizing::new(value));
-    } else if let Some(name) = proxy.secret_name() {
+    } else if let Some(name) = proxy.secret_name().filter(|_| !proxy.has_password()) {
         // Only the home's owner can unseal it; anyone else gives it by variable.
         let stored = match ctx.open() {
             Ok(home) => home.secret(&name)?,

@@ -311,6 +311,16 @@ fn proxy_passwords_come_from_a_variable_or_sealed_in_the_home_never_a_command_li
         stderr(&out)
     );
 
+    // In HTTPS_PROXY, the user's own environment, curl's user:password@ is taken.
+    let out = request(
+        &env,
+        &agent,
+        &[&url, "--cert", "partner"],
+        &[("HTTPS_PROXY", &inline)],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_certificate_reached(&String::from_utf8_lossy(&out.stdout));
+
     // Without one, and none in the home: said before anything is sent.
     let out = request(&env, &agent, &args, &[]);
     assert_eq!(out.status.code(), Some(2));
