@@ -219,7 +219,7 @@ _certkeeper() {
             return 0
             ;;
         certkeeper__subcmd__bind)
-            opts="-h -V --cert --upstream --listen --server-ca --allow --home --json --help --version"
+            opts="-h -V --cert --upstream --listen --server-ca --allow --proxy --home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -242,6 +242,10 @@ _certkeeper() {
                     return 0
                     ;;
                 --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -293,12 +297,20 @@ _certkeeper() {
             return 0
             ;;
         certkeeper__subcmd__config)
-            opts="-h -V --home --json --help --version"
+            opts="-h -V --password-env --proxy --home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --password-env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --home)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -931,7 +943,7 @@ _certkeeper() {
             return 0
             ;;
         certkeeper__subcmd__request)
-            opts="-X -H -d -i -v -f -k -o -m -s -h -V --cert --binding --request --header --data --soap-action --soap12 --include --verbose --fail --server-ca --cacert --insecure --output --max-time --connect-timeout --silent --socket --home --json --help --version"
+            opts="-X -H -d -i -v -f -k -o -m -s -x -h -V --cert --binding --request --header --data --soap-action --soap12 --include --verbose --fail --server-ca --cacert --insecure --output --max-time --connect-timeout --silent --socket --proxy --noproxy --proxy-password-env --home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1002,6 +1014,22 @@ _certkeeper() {
                     return 0
                     ;;
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -x)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --noproxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy-password-env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -49,7 +49,7 @@ complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "doctor" -d 'C
 complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "demo" -d 'Walk through everything on a temporary home: PKI, .pfx import, path, grant, export, agent, a local HTTPS service demanding a client certificate, a binding'
 complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
 complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "man" -d 'Print the man page (roff)'
-complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "config" -d 'Show or change settings: export_dir, service_principals, expiry_warning_days, upstream_timeout'
+complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "config" -d 'Show or change settings: export_dir, service_principals, expiry_warning_days, upstream_timeout, egress_proxy, egress_no_proxy; store egress_proxy_password'
 complete -c certkeeper -n "__fish_certkeeper_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand init" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand init" -l json -d 'Print one JSON document on stdout instead of text'
@@ -150,6 +150,7 @@ complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l upstream 
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l listen -d 'Where the agent relays from: a loopback address (127.0.0.1:PORT) or unix:/ABSOLUTE/PATH' -r
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l server-ca -d 'How to verify the upstream: root (the home\'s root store), system, or a REF' -r
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l allow -d 'Only these principals (user:NAME, group:NAME, uid:N, gid:N) may use the binding, among those the key\'s ACL admits (default: whom the ACL admits)' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l proxy -d 'Reach the upstream through this forward proxy (HTTP CONNECT): http://[user@]host:port. Default: the home\'s egress_proxy setting. The user\'s password is stored sealed with `certkeeper config egress_proxy_password --password-env VAR --proxy URL`' -r
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -174,6 +175,9 @@ complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s o -l o
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s m -l max-time -d 'Give up when the whole call takes longer than this (seconds, e.g. 30 or 2.5)' -r
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l connect-timeout -d 'Give up when connecting (TCP and TLS) takes longer than this (seconds)' -r
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l socket -d 'The agent\'s socket [env: CERTKEEPER_SOCKET]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s x -l proxy -d 'Go through this forward proxy (HTTP CONNECT; the TLS session runs end to end through it): http://[user@]host[:port] (port 1080 by default), "" for none. Default, as curl: https_proxy, HTTPS_PROXY, all_proxy, ALL_PROXY (where, as with curl, http://user:password@host:port is accepted; never here)' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l noproxy -d 'Hosts reached without the proxy, as NO_PROXY (default: no_proxy, NO_PROXY): comma-separated host names (which match their subdomains too), IP addresses and ranges (10.0.0.0/8), or * for all' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l proxy-password-env -d 'The proxy user\'s password, from this environment variable (default: the one the home keeps for that proxy and user, for the home\'s owner)' -r
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l soap12 -d 'SOAP 1.2: Content-Type application/soap+xml (with --soap-action as its action)'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s i -l include -d 'Print the response status line and headers before the body'
@@ -203,6 +207,8 @@ complete -c certkeeper -n "__fish_certkeeper_using_subcommand man" -l home -d 'T
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand man" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand man" -s h -l help -d 'Print help'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand man" -s V -l version -d 'Print version'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand config" -l password-env -d 'egress_proxy_password only: read the password from this environment variable' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand config" -l proxy -d 'egress_proxy_password only: the proxy URL (with its user) the password is for (default: the egress_proxy setting)' -r
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand config" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand config" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand config" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -228,5 +234,5 @@ complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fi
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "demo" -d 'Walk through everything on a temporary home: PKI, .pfx import, path, grant, export, agent, a local HTTPS service demanding a client certificate, a binding'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "man" -d 'Print the man page (roff)'
-complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "config" -d 'Show or change settings: export_dir, service_principals, expiry_warning_days, upstream_timeout'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "config" -d 'Show or change settings: export_dir, service_principals, expiry_warning_days, upstream_timeout, egress_proxy, egress_no_proxy; store egress_proxy_password'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand help; and not __fish_seen_subcommand_from init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

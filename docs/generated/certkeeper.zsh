@@ -221,6 +221,7 @@ _arguments "${_arguments_options[@]}" : \
 '--listen=[Where the agent relays from\: a loopback address (127.0.0.1\:PORT) or unix\:/ABSOLUTE/PATH]:ADDR:_default' \
 '--server-ca=[How to verify the upstream\: root (the home'\''s root store), system, or a REF]:CA:_default' \
 '*--allow=[Only these principals (user\:NAME, group\:NAME, uid\:N, gid\:N) may use the binding, among those the key'\''s ACL admits (default\: whom the ACL admits)]:PRINCIPAL:_default' \
+'--proxy=[Reach the upstream through this forward proxy (HTTP CONNECT)\: http\://\[user@\]host\:port. Default\: the home'\''s egress_proxy setting. The user'\''s password is stored sealed with \`certkeeper config egress_proxy_password --password-env VAR --proxy URL\`]:URL:_default' \
 '--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
 '--json[Print one JSON document on stdout instead of text]' \
 '-h[Print help (see more with '\''--help'\'')]' \
@@ -270,6 +271,10 @@ _arguments "${_arguments_options[@]}" : \
 '--max-time=[Give up when the whole call takes longer than this (seconds, e.g. 30 or 2.5)]:SECS:_default' \
 '--connect-timeout=[Give up when connecting (TCP and TLS) takes longer than this (seconds)]:SECS:_default' \
 '--socket=[The agent'\''s socket \[env\: CERTKEEPER_SOCKET\]]:PATH:_files' \
+'-x+[Go through this forward proxy (HTTP CONNECT; the TLS session runs end to end through it)\: http\://\[user@\]host\[\:port\] (port 1080 by default), "" for none. Default, as curl\: https_proxy, HTTPS_PROXY, all_proxy, ALL_PROXY (where, as with curl, http\://user\:password@host\:port is accepted; never here)]:URL:_default' \
+'--proxy=[Go through this forward proxy (HTTP CONNECT; the TLS session runs end to end through it)\: http\://\[user@\]host\[\:port\] (port 1080 by default), "" for none. Default, as curl\: https_proxy, HTTPS_PROXY, all_proxy, ALL_PROXY (where, as with curl, http\://user\:password@host\:port is accepted; never here)]:URL:_default' \
+'--noproxy=[Hosts reached without the proxy, as NO_PROXY (default\: no_proxy, NO_PROXY)\: comma-separated host names (which match their subdomains too), IP addresses and ranges (10.0.0.0/8), or * for all]:LIST:_default' \
+'--proxy-password-env=[The proxy user'\''s password, from this environment variable (default\: the one the home keeps for that proxy and user, for the home'\''s owner)]:VAR:_default' \
 '--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
 '--soap12[SOAP 1.2\: Content-Type application/soap+xml (with --soap-action as its action)]' \
 '-i[Print the response status line and headers before the body]' \
@@ -337,6 +342,8 @@ _arguments "${_arguments_options[@]}" : \
 ;;
 (config)
 _arguments "${_arguments_options[@]}" : \
+'--password-env=[egress_proxy_password only\: read the password from this environment variable]:VAR:_default' \
+'--proxy=[egress_proxy_password only\: the proxy URL (with its user) the password is for (default\: the egress_proxy setting)]:URL:_default' \
 '--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
 '--json[Print one JSON document on stdout instead of text]' \
 '-h[Print help (see more with '\''--help'\'')]' \
@@ -484,7 +491,7 @@ _certkeeper_commands() {
 'demo:Walk through everything on a temporary home\: PKI, .pfx import, path, grant, export, agent, a local HTTPS service demanding a client certificate, a binding' \
 'completions:Print shell completions (bash, zsh, fish, elvish, powershell)' \
 'man:Print the man page (roff)' \
-'config:Show or change settings\: export_dir, service_principals, expiry_warning_days, upstream_timeout' \
+'config:Show or change settings\: export_dir, service_principals, expiry_warning_days, upstream_timeout, egress_proxy, egress_no_proxy; store egress_proxy_password' \
 'help:Print this message or the help of the given subcommand(s)' \
     )
     _describe -t commands 'certkeeper commands' commands "$@"
@@ -563,7 +570,7 @@ _certkeeper__subcmd__help_commands() {
 'demo:Walk through everything on a temporary home\: PKI, .pfx import, path, grant, export, agent, a local HTTPS service demanding a client certificate, a binding' \
 'completions:Print shell completions (bash, zsh, fish, elvish, powershell)' \
 'man:Print the man page (roff)' \
-'config:Show or change settings\: export_dir, service_principals, expiry_warning_days, upstream_timeout' \
+'config:Show or change settings\: export_dir, service_principals, expiry_warning_days, upstream_timeout, egress_proxy, egress_no_proxy; store egress_proxy_password' \
 'help:Print this message or the help of the given subcommand(s)' \
     )
     _describe -t commands 'certkeeper help commands' commands "$@"

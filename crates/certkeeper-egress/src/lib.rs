@@ -9,7 +9,8 @@
 //!   the upstream speaks HTTP/1.1, and through hyper otherwise.
 //! - [`app`]: the applications' side of a binding: loopback TCP or Unix-socket
 //!   listeners, and the gate that admits only the uids the key's ACL allows.
-//! - [`tls`]: the rustls client configuration both use.
+//! - [`tls`]: the rustls client configuration both use, and the connection.
+//! - [`tunnel`]: forward proxies (HTTP CONNECT) on the way, and `NO_PROXY`.
 //! - [`workers`]: the single-threaded runtimes, one per CPU, that serve the relays'
 //!   connections.
 
@@ -21,6 +22,7 @@ pub mod proxy;
 pub mod request;
 pub mod supervisor;
 pub mod tls;
+pub mod tunnel;
 pub mod workers;
 
 /// What can go wrong before or during a call.
@@ -32,6 +34,9 @@ pub enum EgressError {
     /// The call failed; the message says how (see [`failure::explain`]).
     #[error("{0}")]
     Call(String),
+    /// The forward proxy on the way failed or refused the tunnel.
+    #[error(transparent)]
+    Proxy(#[from] tunnel::TunnelError),
     /// The agent did not give us the client certificate (not reachable, denied, ...).
     #[error(transparent)]
     Agent(#[from] certkeeper_agent::ClientError),

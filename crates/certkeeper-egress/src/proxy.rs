@@ -71,7 +71,8 @@ pub struct Upstream {
     pub(crate) name: String,
     /// "host:port", for messages.
     pub(crate) target: String,
-    pub(crate) host: String,
+    /// The upstream's host, and the forward proxy on the way if any.
+    pub(crate) host: crate::tunnel::Endpoint,
     pub(crate) port: u16,
     scheme_authority: (http::uri::Scheme, http::uri::Authority),
     /// The upstream URL's path without its trailing slash ("" for none): requests
@@ -102,12 +103,14 @@ struct Attempt {
 
 impl Upstream {
     /// An upstream at `base_url` (https) reached with `config` (client certificate
-    /// and trust), answering within `response_timeout`.
+    /// and trust) on `route` (directly or through a forward proxy), answering within
+    /// `response_timeout`.
     pub fn new(
         name: &str,
         base_url: &str,
         mut config: ClientConfig,
         response_timeout: Duration,
+        route: &crate::tunnel::Route,
     ) -> Result<Self, EgressError> {
         let bad = |why: &str| EgressError::Config(format!("upstream {base_url:?}: {why}"));
         let base: Uri = base_url.parse().map_err(|e| bad(&format!("{e}")))?;
@@ -125,7 +128,7 @@ impl Upstream {
         Ok(Upstream {
             name: name.to_string(),
             target: format!("{host}:{port}"),
-            host,
+            host: route.endpoint(&host),
             port,
             scheme_authority: (http::uri::Scheme::HTTPS, authority),
             prefix: base.path().trim_end_matches('/').to_string(),

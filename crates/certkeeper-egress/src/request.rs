@@ -28,6 +28,8 @@ pub struct Call {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The body (empty for none).
     pub body: Bytes,
+    /// Directly or through a forward proxy (curl's `HTTPS_PROXY` and `NO_PROXY`).
+    pub route: crate::tunnel::Route,
 }
 
 /// What the TLS handshake settled.
@@ -123,9 +125,10 @@ async fn exchange(
     let port = call.url.port_u16().unwrap_or(443);
     let target = format!("{host}:{port}");
     let fail = |e: &(dyn std::error::Error + 'static)| EgressError::Call(explain(e, &target));
+    let endpoint = call.route.endpoint(host);
     let tls = match connect {
-        None => crate::tls::connect(host, port, config).await?,
-        Some(limit) => tokio::time::timeout(limit, crate::tls::connect(host, port, config))
+        None => crate::tls::connect(&endpoint, port, config).await?,
+        Some(limit) => tokio::time::timeout(limit, crate::tls::connect(&endpoint, port, config))
             .await
             .map_err(|_| {
                 EgressError::Call(format!(

@@ -16,9 +16,11 @@ use rustls::client::ResolvesClientCert;
 use rustls::sign::CertifiedKey;
 use tokio::sync::watch;
 
+use crate::EgressError;
 use crate::app::{Gate, listen as bind_listener};
 use crate::proxy::{Current, RESPONSE_TIMEOUT, Upstream, serve};
 use crate::tls::{ServerTrust, client_config};
+use crate::tunnel::{NoProxy, Proxy, Route};
 
 /// The client certificate of a binding, resolved through the agent at each handshake.
 pub struct BindingCert {
@@ -90,7 +92,7 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
 /// changes it, and the pool is rebuilt so that every following request goes out with
 /// the new certificate.
 fn identity(agent: &Arc<Agent>, binding: &Binding) -> Result<(Settled, String), String> {
-    let (trust, timeout) = agent.with_home(|home| {
+    let (trust, timeout, (route, stamp)) = agent.with_home(|home| {
         let trust =
             ServerTrust::named(Some(home), &binding.server_ca).map_err(|e| e.to_string())?;
         let timeout = home
@@ -98,17 +100,81 @@ fn identity(agent: &Arc<Agent>, binding: &Binding) -> Result<(Settled, String), 
             .map_err(|e| e.to_string())?
             .parse()
             .map_or(RESPONSE_TIMEOUT, Duration::from_secs);
-        Ok::<_, String>((trust, timeout))
+        let route = route(home, binding).map_err(|e| e.to_string())?;
+        Ok::<_, String>((trust, timeout, route))
     })?;
     let thumbprint = agent.certified_key(&binding.cert).map(|(_, t)| t)?;
-    let identity = format!("{binding:?}{thumbprint}{:?}{timeout:?}", trust.identity());
-    Ok((Settled { trust, timeout }, identity))
+    // The route's Debug never shows the password; the stamp changes with it.
+    let identity = format!(
+        "{binding:?}{thumbprint}{:?}{timeout:?}{route:?}{stamp}",
+        trust.identity()
+    );
+    Ok((
+        Settled {
+            trust,
+            timeout,
+            route,
+        },
+        identity,
+    ))
+}
+
+/// How a binding's relay reaches its upstream (see [`route`]), for `doctor --online`.
+pub fn binding_route(
+    home: &certkeeper_store::Home,
+    binding: &Binding,
+) -> Result<Route, EgressError> {
+    route(home, binding).map(|(route, _)| route)
+}
+
+/// How a binding reaches its upstream: through its own `--proxy`, else the home's
+/// `egress_proxy` except the hosts `egress_no_proxy` lists, else directly; with the
+/// proxy user's password unsealed from the home. Also a stamp that changes when the
+/// password is set again.
+fn route(home: &certkeeper_store::Home, binding: &Binding) -> Result<(Route, String), EgressError> {
+    let own = binding.proxy.as_deref().filter(|p| !p.trim().is_empty());
+    let (url, no_proxy) = match own {
+        Some(url) => (url.to_string(), NoProxy::default()),
+        None => (
+            home.setting(Setting::EgressProxy)
+                .map_err(|e| EgressError::Config(e.to_string()))?,
+            NoProxy::parse(
+                &home
+                    .setting(Setting::EgressNoProxy)
+                    .map_err(|e| EgressError::Config(e.to_string()))?,
+            ),
+        ),
+    };
+    if url.trim().is_empty() {
+        return Ok((Route::default(), String::new()));
+    }
+    let mut proxy = Proxy::parse(url.trim())?;
+    let mut stamp = String::new();
+    if let Some(name) = proxy.secret_name() {
+        let secret = home
+            .secret(&name)
+            .map_err(|e| EgressError::Config(e.to_string()))?;
+        if let Some(secret) = secret {
+            let text = std::str::from_utf8(&secret.value)
+                .map_err(|_| EgressError::Config(format!("{name}: the password is not UTF-8")))?;
+            proxy = proxy.with_password(zeroize::Zeroizing::new(text.to_string()));
+            stamp.clone_from(&secret.stamp);
+        }
+    }
+    Ok((
+        Route {
+            proxy: Some(Arc::new(proxy)),
+            no_proxy,
+        },
+        stamp,
+    ))
 }
 
 /// What a binding's relay is built from, besides the binding itself.
 struct Settled {
     trust: ServerTrust,
     timeout: Duration,
+    route: Route,
 }
 
 fn upstream_for(
@@ -122,8 +188,14 @@ fn upstream_for(
         binding: binding.name.clone(),
     });
     let config = client_config(&settled.trust, resolver, &[]).map_err(|e| e.to_string())?;
-    Upstream::new(&binding.name, &binding.upstream, config, settled.timeout)
-        .map_err(|e| e.to_string())
+    Upstream::new(
+        &binding.name,
+        &binding.upstream,
+        config,
+        settled.timeout,
+        &settled.route,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Who may use a binding: whom the key of its certificate admits, decided by the

@@ -15,6 +15,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::EgressError;
 use crate::failure::explain;
+use crate::tunnel::Destination;
 
 /// How long to wait for a TCP connection and the TLS handshake, each.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -25,28 +26,37 @@ pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 pub type Stream = tokio_rustls::client::TlsStream<tokio::io::BufReader<tokio::net::TcpStream>>;
 
 /// Opens a mutual-TLS connection to `host:port` (`host` as in a URL: a name, an IPv4
-/// address or a bracketed IPv6 address), within [`CONNECT_TIMEOUT`] for the TCP
-/// connection and again for the handshake. A failure says what failed
-/// ([`explain`]).
-pub async fn connect(
-    host: &str,
+/// address or a bracketed IPv6 address), directly or through the forward proxy the
+/// destination names (a CONNECT tunnel, [`crate::tunnel`]; the TLS session then runs
+/// end to end through it), within [`CONNECT_TIMEOUT`] for the TCP connection (and
+/// tunnel) and again for the handshake. A failure says what failed ([`explain`]),
+/// naming the proxy when it was the proxy.
+pub async fn connect<D: Destination + ?Sized>(
+    destination: &D,
     port: u16,
     config: Arc<ClientConfig>,
 ) -> Result<Stream, EgressError> {
+    let host = destination.host();
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let target = format!("{host}:{port}");
     let name = ServerName::try_from(bare.to_string())
         .map_err(|_| EgressError::Config(format!("{host}: not a valid host name")))?;
-    let timed_out = |_| EgressError::Call(format!("connecting to {target} timed out"));
     let fail = |e: std::io::Error| EgressError::Call(explain(&e, &target));
-    let tcp = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        tokio::net::TcpStream::connect((bare, port)),
-    )
-    .await
-    .map_err(timed_out)?
-    .map_err(fail)?;
-    let _ = tcp.set_nodelay(true);
+    let tcp = match destination.via() {
+        Some(proxy) => proxy.open(host, port, CONNECT_TIMEOUT).await?,
+        None => {
+            let timed_out = |_| EgressError::Call(format!("connecting to {target} timed out"));
+            let tcp = tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                tokio::net::TcpStream::connect((bare, port)),
+            )
+            .await
+            .map_err(timed_out)?
+            .map_err(fail)?;
+            let _ = tcp.set_nodelay(true);
+            tcp
+        }
+    };
     tokio::time::timeout(
         CONNECT_TIMEOUT,
         tokio_rustls::TlsConnector::from(config)

@@ -30,6 +30,10 @@ pub struct Binding {
     /// those the key's ACL admits (`bind --allow`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub allow: Vec<String>,
+    /// The forward proxy the upstream is reached through (`http://[user@]host:port`),
+    /// or none: then the home's `egress_proxy` setting applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
 }
 
 impl Binding {
@@ -62,6 +66,9 @@ impl Binding {
                  certificate of the home), never by a file",
                 self.server_ca
             ));
+        }
+        if let Some(proxy) = &self.proxy {
+            check_proxy_url(proxy).map_err(StoreError::Invalid)?;
         }
         if let Some(listen) = &self.listen {
             if let Some(path) = listen.strip_prefix("unix:") {
@@ -98,7 +105,7 @@ impl Home {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT name, cert_ref, upstream, listen, server_ca, allow FROM bindings ORDER BY name",
+                "SELECT name, cert_ref, upstream, listen, server_ca, allow, proxy FROM bindings ORDER BY name",
             )
             .map_err(|e| self.db_err(e))?;
         let rows = stmt
@@ -115,6 +122,7 @@ impl Home {
                         .filter(|p| !p.is_empty())
                         .map(str::to_string)
                         .collect(),
+                    proxy: r.get(6)?,
                 })
             })
             .map_err(|e| self.db_err(e))?;
@@ -166,11 +174,12 @@ impl Home {
         }
         self.conn
             .execute(
-                "INSERT INTO bindings(name, cert_ref, upstream, listen, server_ca, created_at, allow)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                "INSERT INTO bindings(name, cert_ref, upstream, listen, server_ca, created_at, allow, proxy)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT(name) DO UPDATE SET cert_ref = excluded.cert_ref, upstream = excluded.upstream,
-                   listen = excluded.listen, server_ca = excluded.server_ca, allow = excluded.allow",
-                params![binding.name, binding.cert, binding.upstream, binding.listen, binding.server_ca, now(), binding.allow.join(",")],
+                   listen = excluded.listen, server_ca = excluded.server_ca, allow = excluded.allow,
+                   proxy = excluded.proxy",
+                params![binding.name, binding.cert, binding.upstream, binding.listen, binding.server_ca, now(), binding.allow.join(","), binding.proxy],
             )
             .map_err(|e| self.db_err(e))?;
         Ok(())
@@ -235,6 +244,82 @@ impl Home {
                 }
             }
             other => other,
+        }
+    }
+}
+
+/// The store's check of a proxy URL (the egress crate reads it fully): http:// or
+/// no scheme, and never a password, which would be kept in clear.
+pub fn check_proxy_url(url: &str) -> Result<(), String> {
+    let rest = match url.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+        Some(_) => return Err(format!("proxy {url:?}: only http:// proxies are supported")),
+        None => url,
+    };
+    if rest.is_empty() || rest.starts_with(['/', '@', ':']) {
+        return Err(format!("proxy {url:?} has no host"));
+    }
+    if rest
+        .rsplit_once('@')
+        .is_some_and(|(user, _)| user.contains(':'))
+    {
+        return Err(
+            "a proxy URL never holds a password: give the user only (http://user@host:port) \
+             and store the password with `certkeeper config egress_proxy_password --password-env VAR`"
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
+/// A secret unsealed from the home.
+pub struct Secret {
+    /// Its bytes, zeroized on drop.
+    pub value: zeroize::Zeroizing<Vec<u8>>,
+    /// Changes whenever it is set again (the sealing's random nonce, not secret).
+    pub stamp: String,
+}
+
+/// The name a proxy's password is kept under: "user@host:port" of its URL.
+pub fn proxy_secret_name(user: &str, host_port: &str) -> String {
+    format!("proxy:{user}@{host_port}")
+}
+
+impl Home {
+    /// Seals `password` under the master key as the secret `name` (see
+    /// [`proxy_secret_name`]), replacing any before. Owner only.
+    pub fn set_secret(&self, name: &str, password: &[u8]) -> Result<(), StoreError> {
+        let sealed = self.master_key()?.seal(name, password)?;
+        self.conn
+            .execute(
+                "INSERT INTO secrets(name, sealed) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET sealed = excluded.sealed",
+                params![name, sealed],
+            )
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    /// Unseals the secret `name`, if there is one (in memory that zeroizes), with a
+    /// stamp that changes whenever it is set again (its random nonce, which is not
+    /// secret), so that a relay built with it knows when to rebuild.
+    pub fn secret(&self, name: &str) -> Result<Option<Secret>, StoreError> {
+        let sealed: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT sealed FROM secrets WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.db_err(e))?;
+        match sealed {
+            Some(sealed) => {
+                let stamp = sealed.iter().take(16).map(|b| format!("{b:02x}")).collect();
+                Ok(Some(Secret {
+                    value: self.master_key()?.unseal(name, &sealed)?,
+                    stamp,
+                }))
+            }
+            None => Ok(None),
         }
     }
 }

@@ -39,15 +39,22 @@ pub enum Setting {
     ExpiryWarningDays,
     /// Seconds a binding waits for the upstream's answer before a 504 (default 60).
     UpstreamTimeout,
+    /// The forward proxy bindings without their own `--proxy` go through
+    /// (`http://[user@]host:port`; default none).
+    EgressProxy,
+    /// The hosts the bindings reach without `egress_proxy` (as curl's `NO_PROXY`).
+    EgressNoProxy,
 }
 
 impl Setting {
     /// Every setting.
-    pub const ALL: [Setting; 4] = [
+    pub const ALL: [Setting; 6] = [
         Setting::ExportDir,
         Setting::ServicePrincipals,
         Setting::ExpiryWarningDays,
         Setting::UpstreamTimeout,
+        Setting::EgressProxy,
+        Setting::EgressNoProxy,
     ];
 
     /// The setting's key.
@@ -57,6 +64,8 @@ impl Setting {
             Setting::ServicePrincipals => "service_principals",
             Setting::ExpiryWarningDays => "expiry_warning_days",
             Setting::UpstreamTimeout => "upstream_timeout",
+            Setting::EgressProxy => "egress_proxy",
+            Setting::EgressNoProxy => "egress_no_proxy",
         }
     }
 
@@ -67,8 +76,9 @@ impl Setting {
             .find(|s| s.key() == key)
             .ok_or_else(|| {
                 StoreError::InvalidSetting(format!(
-                    "unknown setting {key:?}: export_dir, service_principals, expiry_warning_days \
-                     or upstream_timeout"
+                    "unknown setting {key:?}: export_dir, service_principals, expiry_warning_days, \
+                     upstream_timeout, egress_proxy, egress_no_proxy (or \
+                     egress_proxy_password with --password-env)"
                 ))
             })
     }
@@ -227,6 +237,7 @@ impl Home {
             Setting::ServicePrincipals => String::new(),
             Setting::ExpiryWarningDays => "30".into(),
             Setting::UpstreamTimeout => "60".into(),
+            Setting::EgressProxy | Setting::EgressNoProxy => String::new(),
         }))
     }
 
@@ -274,6 +285,14 @@ impl Home {
                     })?;
                 seconds.to_string()
             }
+            Setting::EgressProxy => {
+                let url = value.trim();
+                if !url.is_empty() {
+                    crate::bindings::check_proxy_url(url).map_err(StoreError::InvalidSetting)?;
+                }
+                url.to_string()
+            }
+            Setting::EgressNoProxy => value.trim().to_string(),
         };
         self.conn
             .execute(

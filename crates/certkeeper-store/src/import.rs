@@ -553,6 +553,7 @@ mod tests {
             listen: None,
             server_ca: "root".into(),
             allow: Vec::new(),
+            proxy: None,
         })
         .unwrap();
     }

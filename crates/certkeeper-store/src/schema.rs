@@ -1,7 +1,7 @@
 //! The database schema and its migrations (`PRAGMA user_version`).
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 /// The version that added `entry_names`; migrating to it also fills the table from
 /// the stored certificates (`Home::migrate`).
@@ -77,6 +77,16 @@ CREATE INDEX entry_names_name ON entry_names(name);
 "#,
     // 5: `bind --allow`: principals a binding narrows its key's ACL to.
     "ALTER TABLE bindings ADD COLUMN allow TEXT NOT NULL DEFAULT '';",
+    // 6: a binding's forward proxy (`bind --proxy`), and secrets other than keys
+    // (the proxies' passwords), sealed under the master key with their name as
+    // associated data.
+    r#"
+ALTER TABLE bindings ADD COLUMN proxy TEXT;
+CREATE TABLE secrets (
+    name         TEXT PRIMARY KEY,           -- 'proxy:user@host:port'
+    sealed       BLOB NOT NULL               -- AES-256-GCM under the master key
+);
+"#,
 ];
 
 /// Records the "Issued to" names of an entry (inside the caller's transaction).

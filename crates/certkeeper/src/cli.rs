@@ -213,28 +213,9 @@ pub enum Command {
     /// further with --allow); the others get 403 and are audited.
     #[command(after_help = "Examples:\n  \
         certkeeper bind partner-api --cert partner --upstream https://api.partner.example/soap --listen 127.0.0.1:8443\n  \
-        certkeeper bind partner-api --cert partner --upstream https://api.partner.example/soap --listen unix:/run/certkeeper/partner.sock --allow user:appsvc")]
-    Bind {
-        /// The binding's name.
-        name: String,
-        /// The client certificate (a REF).
-        #[arg(long, value_name = "REF")]
-        cert: String,
-        /// The upstream base URL (https://...).
-        #[arg(long, value_name = "URL")]
-        upstream: String,
-        /// Where the agent relays from: a loopback address (127.0.0.1:PORT) or
-        /// unix:/ABSOLUTE/PATH.
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<String>,
-        /// How to verify the upstream: root (the home's root store), system, or a REF.
-        #[arg(long, value_name = "CA", default_value = "root")]
-        server_ca: String,
-        /// Only these principals (user:NAME, group:NAME, uid:N, gid:N) may use the
-        /// binding, among those the key's ACL admits (default: whom the ACL admits).
-        #[arg(long, value_name = "PRINCIPAL", num_args = 1..)]
-        allow: Vec<String>,
-    },
+        certkeeper bind partner-api --cert partner --upstream https://api.partner.example/soap --listen unix:/run/certkeeper/partner.sock --allow user:appsvc\n  \
+        certkeeper bind partner-api --cert partner --upstream https://api.partner.example/soap --listen 127.0.0.1:8443 --proxy http://certkeeper@proxy.corp:3128")]
+    Bind(Box<BindArgs>),
 
     /// Delete a binding (the agent stops its listener within a second).
     #[command(after_help = "Example:\n  certkeeper unbind partner-api")]
@@ -256,8 +237,10 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         certkeeper request https://api.partner.example/status --cert partner -v\n  \
         certkeeper request https://api.partner.example/soap --cert partner -d @order.xml --soap-action urn:submitOrder\n  \
-        certkeeper request /status --binding partner-api")]
-    Request(RequestArgs),
+        certkeeper request /status --binding partner-api\n  \
+        HTTPS_PROXY=http://proxy.corp:3128 certkeeper request https://api.partner.example/status --cert partner\n  \
+        certkeeper request https://api.partner.example/status --cert partner --proxy http://alice@proxy.corp:3128 --proxy-password-env PROXY_PASSWORD")]
+    Request(Box<RequestArgs>),
 
     /// Check the usual causes of a failing client-certificate call, one line each.
     ///
@@ -305,7 +288,14 @@ pub enum Command {
     Man,
 
     /// Show or change settings: export_dir, service_principals, expiry_warning_days,
-    /// upstream_timeout.
+    /// upstream_timeout, egress_proxy, egress_no_proxy; store egress_proxy_password.
+    ///
+    /// egress_proxy: the forward proxy (http://[user@]host:port) the bindings reach
+    /// their upstreams through when they have no --proxy of their own; egress_no_proxy:
+    /// the hosts they reach directly (as NO_PROXY). The agent reads these, not its own
+    /// environment. egress_proxy_password: the proxy user's password, read from
+    /// --password-env and kept sealed with the home's master key, for the proxy URL of
+    /// --proxy or else of egress_proxy; it is never shown.
     ///
     /// export_dir: where `export --as` writes the public certificates, readable by other
     /// users (directory 0755, files 0644). Default: `<home>-exports` beside the home, e.g.
@@ -316,13 +306,53 @@ pub enum Command {
         certkeeper config\n  \
         certkeeper config export_dir /srv/certificates\n  \
         certkeeper config service_principals user:www-data,group:app\n  \
-        certkeeper config upstream_timeout 120   (seconds a binding waits for the partner)")]
+        certkeeper config upstream_timeout 120   (seconds a binding waits for the partner)\n  \
+        certkeeper config egress_proxy http://certkeeper@proxy.corp:3128\n  \
+        certkeeper config egress_no_proxy .corp.example,10.1.2.3\n  \
+        certkeeper config egress_proxy_password --password-env PROXY_PASSWORD")]
     Config {
         /// The setting.
         key: Option<String>,
         /// Its new value.
         value: Option<String>,
+        /// egress_proxy_password only: read the password from this environment variable.
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+        /// egress_proxy_password only: the proxy URL (with its user) the password is
+        /// for (default: the egress_proxy setting).
+        #[arg(long, value_name = "URL")]
+        proxy: Option<String>,
     },
+}
+
+/// Arguments of `bind`.
+#[derive(Debug, Args)]
+pub struct BindArgs {
+    /// The binding's name.
+    pub name: String,
+    /// The client certificate (a REF).
+    #[arg(long, value_name = "REF")]
+    pub cert: String,
+    /// The upstream base URL (https://...).
+    #[arg(long, value_name = "URL")]
+    pub upstream: String,
+    /// Where the agent relays from: a loopback address (127.0.0.1:PORT) or
+    /// unix:/ABSOLUTE/PATH.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// How to verify the upstream: root (the home's root store), system, or a REF.
+    #[arg(long, value_name = "CA", default_value = "root")]
+    pub server_ca: String,
+    /// Only these principals (user:NAME, group:NAME, uid:N, gid:N) may use the
+    /// binding, among those the key's ACL admits (default: whom the ACL admits).
+    #[arg(long, value_name = "PRINCIPAL", num_args = 1..)]
+    pub allow: Vec<String>,
+    /// Reach the upstream through this forward proxy (HTTP CONNECT):
+    /// http://[user@]host:port. Default: the home's egress_proxy setting. The
+    /// user's password is stored sealed with `certkeeper config
+    /// egress_proxy_password --password-env VAR --proxy URL`.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
 }
 
 /// Arguments of `import`.
@@ -514,6 +544,21 @@ pub struct RequestArgs {
     /// The agent's socket [env: CERTKEEPER_SOCKET].
     #[arg(long, value_name = "PATH")]
     pub socket: Option<std::path::PathBuf>,
+    /// Go through this forward proxy (HTTP CONNECT; the TLS session runs end to end
+    /// through it): http://[user@]host[:port] (port 1080 by default), "" for none.
+    /// Default, as curl: https_proxy, HTTPS_PROXY, all_proxy, ALL_PROXY (where, as
+    /// with curl, http://user:password@host:port is accepted; never here).
+    #[arg(short = 'x', long, value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Hosts reached without the proxy, as NO_PROXY (default: no_proxy, NO_PROXY):
+    /// comma-separated host names (which match their subdomains too), IP
+    /// addresses and ranges (10.0.0.0/8), or * for all.
+    #[arg(long, value_name = "LIST")]
+    pub noproxy: Option<String>,
+    /// The proxy user's password, from this environment variable (default: the one
+    /// the home keeps for that proxy and user, for the home's owner).
+    #[arg(long, value_name = "VAR")]
+    pub proxy_password_env: Option<String>,
 }
 
 /// A positive number of seconds (`30`, `2.5`).

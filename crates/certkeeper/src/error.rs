@@ -222,6 +222,10 @@ impl From<certkeeper_egress::EgressError> for CliError {
             E::Agent(agent) => agent.into(),
             E::Call(message) => CliError::new(Kind::Upstream, message),
             E::Config(message) => CliError::input(message),
+            E::Proxy(e @ certkeeper_egress::tunnel::TunnelError::BadUrl { .. }) => {
+                CliError::input(e.to_string())
+            }
+            E::Proxy(e) => CliError::new(Kind::Upstream, e.to_string()),
         }
     }
 }

@@ -103,7 +103,10 @@ fn curl_hint(e: &clap::Error) -> Option<String> {
         "-O" | "--remote-name" => "use -o FILE",
         "--capath" => "use --cacert FILE, --server-ca system or --server-ca REF",
         "-S" | "--show-error" => "errors are always shown on stderr, also with -s",
-        "--resolve" | "--connect-to" | "-x" | "--proxy" => "not supported",
+        "--resolve" | "--connect-to" => "not supported",
+        "-U" | "--proxy-user" => {
+            "give the user in the proxy URL (--proxy http://user@host:port) and the password with --proxy-password-env VAR"
+        }
         _ => return None,
     };
     Some(format!("{flag}: {hint}"))

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use certkeeper_egress::request::{Answer, Call, Limits, send_with};
 use certkeeper_egress::tls::{ServerTrust, agent_client_config};
+use certkeeper_egress::tunnel::{NoProxy, Proxy, Route};
 use certkeeper_store::Binding;
 use http::{HeaderName, HeaderValue, Method};
 
@@ -17,15 +18,8 @@ use crate::cli::RequestArgs;
 use crate::error::{CliError, Kind};
 use crate::output;
 
-pub fn bind(
-    ctx: &Context,
-    name: String,
-    cert: String,
-    upstream: String,
-    listen: Option<String>,
-    server_ca: String,
-    allow: Vec<String>,
-) -> Result<u8, CliError> {
+pub fn bind(ctx: &Context, mut binding: Binding) -> Result<u8, CliError> {
+    let server_ca = binding.server_ca.clone();
     // A binding outlives the command, so its CA is kept in the home, not read from a
     // file that may move: say so rather than "no certificate matches".
     if !matches!(server_ca.as_str(), "root" | "system")
@@ -36,16 +30,23 @@ pub fn bind(
              (certkeeper import {server_ca} --store other --name partner-ca) and give --server-ca partner-ca"
         )));
     }
-    let home = ctx.open()?;
-    let binding = Binding {
-        name,
-        cert,
-        upstream,
-        listen,
-        server_ca,
-        allow,
+    binding.proxy = binding.proxy.filter(|p| !p.trim().is_empty());
+    let proxy = match &binding.proxy {
+        Some(url) => Some(Proxy::parse(url.trim()).map_err(|e| CliError::usage(e.to_string()))?),
+        None => None,
     };
+    let home = ctx.open()?;
     home.bind(&binding)?;
+    if let Some(name) = proxy.as_ref().and_then(Proxy::secret_name)
+        && home.secret(&name)?.is_none()
+    {
+        eprintln!(
+            "certkeeper: warning: no password is stored for the proxy user {}: store it with \
+             certkeeper config egress_proxy_password --password-env VAR --proxy {}",
+            name.trim_start_matches("proxy:"),
+            binding.proxy.as_deref().unwrap_or_default()
+        );
+    }
     if ctx.json {
         output::json(&binding)?;
     } else {
@@ -59,8 +60,11 @@ pub fn bind(
         } else {
             format!("; only {} may use it", binding.allow.join(", "))
         };
+        let through = proxy
+            .map(|p| format!(" through the proxy {p}"))
+            .unwrap_or_default();
         output::print_stdout(&format!(
-            "bound {} -> {} with certificate {}{via}{who}\n",
+            "bound {} -> {}{through} with certificate {}{via}{who}\n",
             binding.name, binding.upstream, binding.cert
         ))?;
     }
@@ -90,8 +94,13 @@ pub fn list(ctx: &Context) -> Result<u8, CliError> {
     }
     let mut text = String::new();
     for b in &bindings {
+        let via = b
+            .proxy
+            .as_deref()
+            .map(|p| format!(", proxy {p}"))
+            .unwrap_or_default();
         text.push_str(&format!(
-            "{:<16} {:<24} -> {}  (cert {}, server CA {})\n",
+            "{:<16} {:<24} -> {}  (cert {}, server CA {}{via})\n",
             b.name,
             b.listen
                 .as_deref()
@@ -99,7 +108,7 @@ pub fn list(ctx: &Context) -> Result<u8, CliError> {
                 .unwrap_or_else(|| "(no listener)".into()),
             b.upstream,
             b.cert,
-            b.server_ca
+            b.server_ca,
         ));
     }
     output::print_stdout(&text)?;
@@ -108,6 +117,7 @@ pub fn list(ctx: &Context) -> Result<u8, CliError> {
 
 pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
     let plan = plan(ctx, args)?;
+    let route = route(ctx, args, plan.binding_route.as_ref())?;
     let (reference, url, trust, from_file) = (plan.reference, plan.url, plan.trust, plan.from_file);
     let socket = socket_path(args.socket.clone(), &ctx.home_dir);
     let (config, resolver, info) =
@@ -127,7 +137,8 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
             }
         })?;
 
-    let call = build_call(args, url)?;
+    let mut call = build_call(args, url)?;
+    call.route = route;
     if args.verbose {
         eprintln!(
             "* client certificate: {} (sha256 {})",
@@ -135,6 +146,15 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
             &info.thumbprint[..16]
         );
         eprintln!("* connecting to {}", call.url);
+        if let Some(host) = call.url.host()
+            && let Some(proxy) = call
+                .route
+                .proxy
+                .as_ref()
+                .filter(|_| !call.route.no_proxy.bypasses(host))
+        {
+            eprintln!("* through the proxy {proxy} (CONNECT; the TLS session runs end to end)");
+        }
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -217,6 +237,86 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
     Ok(0)
 }
 
+/// How `request` reaches the upstream: `--proxy` (empty for none); else, for
+/// `--binding` read from the home, the binding's route (`binding_route`: a proxy URL
+/// and its exceptions) when it has a proxy; else curl's environment variables.
+/// `--noproxy` replaces the exceptions. The proxy user's password comes from
+/// `--proxy-password-env`, or for the home's owner from the home.
+fn route(
+    ctx: &Context,
+    args: &RequestArgs,
+    binding_route: Option<&(String, String)>,
+) -> Result<Route, CliError> {
+    let env = |name: &str| std::env::var(name).ok();
+    let mut route = match (&args.proxy, binding_route) {
+        (Some(url), _) if url.trim().is_empty() => Route::default(),
+        (Some(url), _) => Route {
+            proxy: Some(Arc::new(
+                Proxy::parse(url.trim()).map_err(|e| CliError::usage(format!("--proxy: {e}")))?,
+            )),
+            no_proxy: NoProxy::default(),
+        },
+        (None, Some((url, no_proxy))) => Route {
+            proxy: Some(Arc::new(
+                Proxy::parse(url.trim()).map_err(|e| CliError::input(e.to_string()))?,
+            )),
+            no_proxy: NoProxy::parse(no_proxy),
+        },
+        (None, None) => {
+            Route::from_env(env).map_err(|e| CliError::usage(format!("HTTPS_PROXY: {e}")))?
+        }
+    };
+    if args.proxy.as_deref().is_some_and(|p| !p.trim().is_empty()) {
+        route.no_proxy = NoProxy::parse(
+            &env("no_proxy")
+                .filter(|v| !v.is_empty())
+                .or_else(|| env("NO_PROXY"))
+                .unwrap_or_default(),
+        );
+    }
+    if let Some(list) = &args.noproxy {
+        route.no_proxy = NoProxy::parse(list);
+    }
+    let Some(proxy) = route.proxy.take() else {
+        return Ok(route);
+    };
+    let mut proxy = Arc::unwrap_or_clone(proxy);
+    if let Some(var) = &args.proxy_password_env {
+        if proxy.user().is_none() {
+            return Err(CliError::usage(format!(
+                "--proxy-password-env: the proxy URL names no user (write http://user@{proxy})"
+            )));
+        }
+        let value = std::env::var(var).map_err(|_| {
+            CliError::usage(format!(
+                "--proxy-password-env: environment variable {var} is not set"
+            ))
+        })?;
+        proxy = proxy.with_password(zeroize::Zeroizing::new(value));
+    } else if let Some(name) = proxy.secret_name().filter(|_| !proxy.has_password()) {
+        // Only the home's owner can unseal it; anyone else gives it by variable.
+        let stored = match ctx.open() {
+            Ok(home) => home.secret(&name)?,
+            Err(_) => None,
+        };
+        match stored {
+            Some(secret) => {
+                let text = std::str::from_utf8(&secret.value)
+                    .map_err(|_| CliError::input("the stored proxy password is not UTF-8"))?;
+                proxy = proxy.with_password(zeroize::Zeroizing::new(text.to_string()));
+            }
+            None => {
+                return Err(CliError::usage(format!(
+                    "no password for the proxy user {}: give it with --proxy-password-env VAR",
+                    name.trim_start_matches("proxy:")
+                )));
+            }
+        }
+    }
+    route.proxy = Some(Arc::new(proxy));
+    Ok(route)
+}
+
 /// What a request needs before it connects: the client certificate's REF, the URL and
 /// how to check the server.
 struct Plan {
@@ -225,6 +325,9 @@ struct Plan {
     trust: ServerTrust,
     /// `--cert` named a certificate file (the reference is its thumbprint).
     from_file: bool,
+    /// `--binding`, read from the home: the proxy URL and exceptions the binding's
+    /// relay uses (its own `--proxy`, else `egress_proxy` and `egress_no_proxy`).
+    binding_route: Option<(String, String)>,
 }
 
 /// Reads the binding and the trust anchors from the home when this user may open it,
@@ -245,11 +348,20 @@ fn plan(ctx: &Context, args: &RequestArgs) -> Result<Plan, CliError> {
     } else {
         None
     };
+    let mut binding_route = None;
     let (reference, url, server_ca) = match &args.binding {
         Some(name) => {
             let (cert, upstream, server_ca) = match access.as_mut() {
                 Some(Access::Home(home)) => {
                     let b = home.binding(name)?;
+                    binding_route = Some(match b.proxy.clone() {
+                        Some(own) => (own, String::new()),
+                        None => (
+                            home.setting(certkeeper_store::Setting::EgressProxy)?,
+                            home.setting(certkeeper_store::Setting::EgressNoProxy)?,
+                        ),
+                    })
+                    .filter(|(url, _)| !url.trim().is_empty());
                     (b.cert, b.upstream, b.server_ca)
                 }
                 Some(Access::Agent(client)) => {
@@ -328,6 +440,7 @@ fn plan(ctx: &Context, args: &RequestArgs) -> Result<Plan, CliError> {
         url,
         trust,
         from_file,
+        binding_route,
     })
 }
 
@@ -547,5 +660,6 @@ fn build_call(args: &RequestArgs, url: http::Uri) -> Result<Call, CliError> {
         method,
         headers,
         body,
+        route: Route::default(),
     })
 }

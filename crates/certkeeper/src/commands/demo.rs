@@ -290,6 +290,7 @@ async fn demo() -> Result<usize, CliError> {
         listen: Some(format!("127.0.0.1:{listen_port}")),
         server_ca: "root".into(),
         allow: Vec::new(),
+        proxy: None,
     })?;
     s.say(&format!(
         "partner-api: http://127.0.0.1:{listen_port} -> https://localhost:{upstream_port}/api"
@@ -331,6 +332,7 @@ async fn demo() -> Result<usize, CliError> {
         method: http::Method::GET,
         headers: Vec::new(),
         body: bytes::Bytes::new(),
+        route: certkeeper_egress::tunnel::Route::default(),
     };
     let mut out = Vec::new();
     let answer = certkeeper_egress::request::send(&call, Arc::new(config), &mut |_| {}, &mut out)

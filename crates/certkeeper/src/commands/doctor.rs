@@ -666,7 +666,19 @@ fn handshake(
         method: http::Method::HEAD,
         headers: Vec::new(),
         body: bytes::Bytes::new(),
+        route: certkeeper_egress::supervisor::binding_route(home, binding)
+            .map_err(|e| e.to_string())?,
     };
+    let through = url
+        .host()
+        .and_then(|host| {
+            call.route
+                .proxy
+                .as_ref()
+                .filter(|_| !call.route.no_proxy.bypasses(host))
+        })
+        .map(|p| format!(" through the proxy {p}"))
+        .unwrap_or_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -681,7 +693,7 @@ fn handshake(
         ))
         .map_err(|e| e.to_string())?;
     Ok(format!(
-        "{} answered {} over {} (client certificate {})",
+        "{}{through} answered {} over {} (client certificate {})",
         url.authority().map(|a| a.as_str()).unwrap_or(""),
         answer.status,
         answer.tls.version,

@@ -16,7 +16,7 @@ pub use import::io_reason;
 
 use std::path::PathBuf;
 
-use certkeeper_store::{Home, Principal};
+use certkeeper_store::{Binding, Home, Principal};
 
 use crate::cli::{Cli, Command};
 use crate::error::CliError;
@@ -141,14 +141,21 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         }
         Command::Export(args) => export::run(&ctx, &args),
         Command::Agent { socket } => agent::serve(&ctx, socket),
-        Command::Bind {
-            name,
-            cert,
-            upstream,
-            listen,
-            server_ca,
-            allow,
-        } => bind::bind(&ctx, name, cert, upstream, listen, server_ca, allow),
+        Command::Bind(args) => {
+            let args = *args;
+            bind::bind(
+                &ctx,
+                Binding {
+                    name: args.name,
+                    cert: args.cert,
+                    upstream: args.upstream,
+                    listen: args.listen,
+                    server_ca: args.server_ca,
+                    allow: args.allow,
+                    proxy: args.proxy,
+                },
+            )
+        }
         Command::Unbind { name } => bind::unbind(&ctx, &name),
         Command::Bindings => bind::list(&ctx),
         Command::Request(args) => bind::request(&ctx, &args),
@@ -207,7 +214,21 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             principals,
         } => acl(&ctx, &reference, Some((false, &principals))),
         Command::Acl { reference } => acl(&ctx, &reference, None),
-        Command::Config { key, value } => config::run(&ctx, key.as_deref(), value.as_deref()),
+        Command::Config {
+            key,
+            value,
+            password_env,
+            proxy,
+        } => match key.as_deref() {
+            Some(config::PROXY_PASSWORD) => {
+                config::proxy_password(&ctx, value.as_deref(), password_env, proxy.as_deref())
+            }
+            _ if password_env.is_some() || proxy.is_some() => Err(CliError::usage(format!(
+                "--password-env and --proxy go with `certkeeper config {}`",
+                config::PROXY_PASSWORD
+            ))),
+            _ => config::run(&ctx, key.as_deref(), value.as_deref()),
+        },
     }
 }
 

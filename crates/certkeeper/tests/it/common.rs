@@ -33,6 +33,18 @@ impl Env {
         let mut c = Command::new(env!("CARGO_BIN_EXE_certkeeper"));
         c.arg("--home").arg(&self.home);
         c.env_remove("CERTKEEPER_HOME");
+        // The proxy tests set these themselves; a proxy of the machine's must not
+        // route the others.
+        for var in [
+            "https_proxy",
+            "HTTPS_PROXY",
+            "all_proxy",
+            "ALL_PROXY",
+            "no_proxy",
+            "NO_PROXY",
+        ] {
+            c.env_remove(var);
+        }
         c
     }
 

@@ -18,7 +18,7 @@ use crate::common::{Env, stderr};
 /// port-0 listener or an outgoing connection between this check and the server
 /// binding it, which a port asked of the kernel could be (another test's listener
 /// then answers in the server's place). Unique within this run.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let ephemeral_low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
@@ -36,7 +36,7 @@ fn free_port() -> u16 {
     }
 }
 
-fn wait_for_port(port: u16) {
+pub fn wait_for_port(port: u16) {
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(

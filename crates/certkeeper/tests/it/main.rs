@@ -12,5 +12,6 @@ mod granted;
 mod output;
 mod packaging;
 mod paths;
+mod proxy;
 mod real_files;
 mod store;
