@@ -24,8 +24,17 @@ pub fn shared_binary() -> &'static Path {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let bin = dir.join("certkeeper");
-        std::fs::copy(env!("CARGO_BIN_EXE_certkeeper"), &bin).unwrap();
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // A hard link when it can: a copy keeps the file open for writing a moment,
+        // and a command another test forks meanwhile inherits that descriptor until
+        // its exec, which makes executing the copy fail with ETXTBSY.
+        if std::fs::hard_link(env!("CARGO_BIN_EXE_certkeeper"), &bin).is_err() {
+            let staged = dir.join("certkeeper.partial");
+            std::fs::copy(env!("CARGO_BIN_EXE_certkeeper"), &staged).unwrap();
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::rename(&staged, &bin).unwrap();
+            // Let any child forked during the copy reach its exec.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
         bin
     })
 }
