@@ -36,7 +36,7 @@ fn free_port() -> u16 {
     }
 }
 
-fn wait_for_port(port: u16) {
+pub fn wait_for_port(port: u16) {
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -70,8 +70,58 @@ fn backend(delay: Duration, answer: &'static [u8], hold: Duration) -> u16 {
     port
 }
 
+/// A request as the partner's application saw it, behind the partner's nginx:
+/// method, target, body.
+pub type Seen = (String, String, Vec<u8>);
+
+/// The partner's application behind nginx (`/ledger/` on the h1-only port): records
+/// every request nginx parsed and passed on, and answers `seen METHOD TARGET BODY`.
+fn ledger_backend(seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            // nginx passes requests on one per connection, its body buffered and
+            // framed by Content-Length.
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read_exact(&mut byte).is_ok() {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let mut words = head.split_whitespace();
+            let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            let mut body = vec![0u8; length];
+            let _ = stream.read_exact(&mut body);
+            let mut answer = format!("seen {method} {target} ").into_bytes();
+            answer.extend_from_slice(&body);
+            seen.lock()
+                .unwrap()
+                .push((method.to_string(), target.to_string(), body));
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                answer.len()
+            );
+            let _ = stream.write_all(&answer);
+        }
+    });
+    port
+}
+
 /// The partner's side: a server PKI, a client PKI it trusts, and nginx.
 pub struct Partner {
+    /// What the partner's application behind `/ledger/` has seen, in order.
+    pub ledger: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
     pub client_root: TestCert,
     pub client_ca: TestCert,
     server_root: TestCert,
@@ -157,6 +207,8 @@ impl Partner {
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nlate\n",
             Duration::ZERO,
         );
+        let ledger = std::sync::Arc::default();
+        let ledger_port = ledger_backend(std::sync::Arc::clone(&ledger));
         let p = d.display();
         let echo = r#"default_type text/plain; return 200 "subject=$ssl_client_s_dn serial=$ssl_client_serial verify=$ssl_client_verify method=$request_method soapaction=$http_soapaction ct=$content_type uri=$request_uri conn=$connection reqs=$connection_requests reused=$ssl_session_reused len=$content_length\n";"#;
         let conf = format!(
@@ -186,6 +238,9 @@ http {{
     location /chunked {{ proxy_pass http://127.0.0.1:{chunky_port}; proxy_http_version 1.1; proxy_buffering off; }}
     location /upload {{ client_max_body_size 0; add_header X-Received $request_length always; proxy_pass http://127.0.0.1:{sink_port}; }}
     location = /big {{ default_type application/octet-stream; alias {p}/big.bin; }}
+    location /ledger/ {{ client_max_body_size 1m; proxy_pass http://127.0.0.1:{ledger_port}; }}
+    location /ledger/small/ {{ client_max_body_size 8; proxy_pass http://127.0.0.1:{ledger_port}; }}
+    location /ledger/early/ {{ default_type text/plain; return 200 "early $request_uri\n"; }}
     location / {{ {echo} }}
   }}
   server {{
@@ -251,6 +306,7 @@ http {{
             .unwrap_or_else(|e| panic!("openssl s_server did not start: {e}"));
         wait_for_port(strict_port);
         Partner {
+            ledger,
             client_root,
             client_ca,
             server_root,
@@ -271,7 +327,7 @@ http {{
         format!("https://localhost:{}{path}", self.port)
     }
 
-    fn h1_url(&self, path: &str) -> String {
+    pub fn h1_url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.h1_port)
     }
 }
@@ -347,7 +403,7 @@ fn keep_alive_get(s: &mut TcpStream, path: &str) -> (u16, String) {
 
 /// Reads one answer from an application's connection: its head, and its body by
 /// Content-Length, by chunks (decoded), or to the end of the connection.
-fn read_answer(s: &mut TcpStream, head_only: bool) -> (String, Vec<u8>) {
+pub fn read_answer(s: &mut TcpStream, head_only: bool) -> (String, Vec<u8>) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
