@@ -982,3 +982,93 @@ async fn write_both(w: &mut AppStream, mut a: &[u8], mut b: &[u8]) -> io::Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(http10: bool, head: bool) -> Asked {
+        Asked {
+            idempotent: true,
+            head,
+            http10,
+            close: false,
+            framing: Framing::Empty,
+        }
+    }
+
+    /// The application's version of an answer head, or why it was refused.
+    fn relayed(answer: &str, asked: &Asked) -> Result<(String, Framing), String> {
+        let mut out = Vec::new();
+        let a = answer_head(answer.as_bytes(), asked, false, &mut out)?.expect("a whole head");
+        Ok((
+            String::from_utf8(out).unwrap().to_ascii_lowercase(),
+            a.framing,
+        ))
+    }
+
+    #[test]
+    fn the_answers_framing_is_the_relays_whatever_its_connection_field_names() {
+        let (head, framing) = relayed(
+            "HTTP/1.1 200 OK\r\nConnection: Content-Length, Transfer-Encoding\r\n\
+             Content-Length: 0005\r\n\r\n",
+            &asked(false, false),
+        )
+        .unwrap();
+        assert_eq!(framing, Framing::Length(5));
+        assert!(head.contains("\r\ncontent-length: 5\r\n"), "{head}");
+        assert!(
+            !head.contains("0005") && !head.contains("connection: content"),
+            "{head}"
+        );
+
+        let (head, framing) = relayed(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\nConnection: transfer-encoding\r\n\r\n",
+            &asked(false, false),
+        )
+        .unwrap();
+        assert_eq!(framing, Framing::Chunked);
+        assert_eq!(
+            head.matches("transfer-encoding: chunked\r\n").count(),
+            1,
+            "{head}"
+        );
+        // To HTTP/1.0, the chunked body goes without chunks, up to the close.
+        let (head, _) = relayed(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &asked(true, false),
+        )
+        .unwrap();
+        assert!(!head.contains("transfer-encoding") && head.contains("connection: close"));
+        // A HEAD's answer keeps its length; a 204 has none.
+        let (head, framing) = relayed(
+            "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n",
+            &asked(false, true),
+        )
+        .unwrap();
+        assert_eq!(framing, Framing::Empty);
+        assert!(head.contains("content-length: 12\r\n"), "{head}");
+        let (head, _) = relayed(
+            "HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n",
+            &asked(false, false),
+        )
+        .unwrap();
+        assert!(!head.contains("content-length"), "{head}");
+    }
+
+    #[test]
+    fn an_answer_whose_framing_is_in_doubt_is_refused() {
+        for bad in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\nContent-Length: 5\n\n",
+            "HTTP/1.1 200 OK\r\nX-A: 1\r\n Content-Length: 5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n",
+        ] {
+            assert!(relayed(bad, &asked(false, false)).is_err(), "{bad:?}");
+        }
+    }
+}
