@@ -398,10 +398,10 @@ impl<'a> ConnectionOptions<'a> {
         options
     }
 
-    /// Whether the connection stays open after this message: HTTP/1.1 unless it says
+    /// Whether the connection stays open after this message: never if it says
     /// `close`, HTTP/1.0 only if it says `keep-alive`.
     pub(crate) fn persistent(&self, http10: bool) -> bool {
-        if http10 { self.keep_alive } else { !self.close }
+        !self.close && (!http10 || self.keep_alive)
     }
 
     /// Whether a field is not to be relayed: hop-by-hop, or named in `Connection`.
@@ -495,6 +495,22 @@ pub(crate) fn declared(headers: &[httparse::Header<'_>]) -> Result<Declared, Fra
         (true, None) => Ok(Declared::Chunked),
         (false, Some(n)) => Ok(Declared::Length(n)),
         (false, None) => Ok(Declared::Nothing),
+    }
+}
+
+/// How a request's body is framed, from its head's raw bytes and fields: checked by
+/// [`check_head`] and [`declared`], and HTTP/1.0 has no `Transfer-Encoding`.
+pub(crate) fn request_framing(
+    head: &[u8],
+    headers: &[httparse::Header<'_>],
+    http10: bool,
+) -> Result<Framing, FramingError> {
+    check_head(head)?;
+    match declared(headers)? {
+        Declared::Chunked if http10 => Err(FramingError("HTTP/1.0 has no Transfer-Encoding")),
+        Declared::Chunked => Ok(Framing::Chunked),
+        Declared::Length(n) => Ok(Framing::Length(n)),
+        Declared::Nothing => Ok(Framing::Empty),
     }
 }
 
@@ -749,7 +765,8 @@ mod tests {
         ];
         let options = ConnectionOptions::of(&headers);
         assert!(options.close && options.keep_alive);
-        assert!(!options.persistent(false) && options.persistent(true));
+        // `close` wins, also over HTTP/1.0's `keep-alive`.
+        assert!(!options.persistent(false) && !options.persistent(true));
         assert!(options.drops("x-trace"));
         assert!(options.drops("Keep-Alive"));
         assert!(options.drops("Transfer-Encoding"));

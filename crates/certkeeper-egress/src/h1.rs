@@ -291,16 +291,11 @@ impl Relay {
                 "bindings relay requests; they do not tunnel (CONNECT)".into(),
             ));
         }
-        if let Err(e) = framing::check_head(&self.inbuf.bytes()[..head_len]) {
-            return bad(&e.to_string());
-        }
-        let framing = match framing::declared(headers) {
-            Ok(Declared::Chunked) if http10 => return bad("HTTP/1.0 has no Transfer-Encoding"),
-            Ok(Declared::Chunked) => Framing::Chunked,
-            Ok(Declared::Length(n)) => Framing::Length(n),
-            Ok(Declared::Nothing) => Framing::Empty,
-            Err(e) => return bad(&e.to_string()),
-        };
+        let framing =
+            match framing::request_framing(&self.inbuf.bytes()[..head_len], headers, http10) {
+                Ok(framing) => framing,
+                Err(e) => return bad(&e.to_string()),
+            };
         let options = ConnectionOptions::of(headers);
         let close = !options.persistent(http10);
 
