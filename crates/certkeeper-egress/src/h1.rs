@@ -26,7 +26,7 @@ use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::app::AppStream;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -42,9 +42,6 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_FIELDS: usize = 128;
 /// How much of a body is read before it is written on.
 const MAX_BUFFER: usize = 128 * 1024;
-/// An upstream connection idle for longer than this is checked for a close by the
-/// upstream before it carries a request.
-const RECHECK_AFTER: Duration = Duration::from_secs(1);
 
 /// Serves one application connection, request after request, until it closes.
 pub(crate) async fn serve(app: AppStream, current: Current) {
@@ -172,7 +169,6 @@ struct Held {
     upstream: Arc<Upstream>,
     /// The worker whose runtime watches its socket (see [`crate::workers`]).
     origin: usize,
-    since: Instant,
 }
 
 struct Relay {
@@ -514,10 +510,7 @@ impl Relay {
                 break;
             }
         }
-        self.held = held.map(|h| Held {
-            since: Instant::now(),
-            ..h
-        });
+        self.held = held;
         if answer.close_app {
             let _ = self.app.shutdown().await;
             return Ok(Next::Close);
@@ -594,7 +587,8 @@ impl Relay {
     async fn acquire(&mut self, upstream: &Arc<Upstream>) -> Result<(Held, bool), Failure> {
         if let Some(mut held) = self.held.take()
             && Arc::ptr_eq(&held.upstream, upstream)
-            && (held.since.elapsed() < RECHECK_AFTER || still_open(&mut held.io))
+            // Closed by the upstream, or bytes no request asked for: not used again.
+            && still_open(&mut held.io)
         {
             return Ok((held, true));
         }
@@ -612,7 +606,6 @@ impl Relay {
             io,
             upstream: Arc::clone(upstream),
             origin,
-            since: Instant::now(),
         };
         Ok((held, reused))
     }
