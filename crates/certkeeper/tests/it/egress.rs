@@ -124,7 +124,7 @@ pub struct Partner {
     pub ledger: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
     pub client_root: TestCert,
     pub client_ca: TestCert,
-    server_root: TestCert,
+    pub server_root: TestCert,
     _dir: tempfile::TempDir,
     nginx: Child,
     port: u16,

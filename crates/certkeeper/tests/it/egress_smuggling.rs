@@ -360,3 +360,161 @@ fn a_partner_that_answers_early_or_refuses_100_continue_gets_no_stray_bytes() {
     expected.sort();
     assert_eq!(seen_since(&partner, before), expected);
 }
+
+/// A partner written by hand (TLS, no nginx in front) whose answers play with their
+/// framing, chosen by the request's path; every answer's body starts with
+/// `for PATH`. Requests are read one after another on each connection.
+fn framing_partner(partner: &Partner) -> u16 {
+    use certkeeper_testkit::Spec;
+    let mut spec = Spec::server("localhost");
+    spec.dns.push("127.0.0.1".into());
+    let cert = partner.server_root.issue(&spec);
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(cert.key_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.der.into()], key)
+    .unwrap();
+    let config = std::sync::Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(tcp) = stream else { continue };
+            let config = std::sync::Arc::clone(&config);
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                loop {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if tls.read_exact(&mut byte).is_err() {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let body = format!("for {path}\n");
+                    let len = body.len();
+                    let answer = match path.as_str() {
+                        "/cl-named" => format!(
+                            "HTTP/1.1 200 OK\r\nConnection: Content-Length, Transfer-Encoding\r\n\
+                             Content-Length: {len}\r\n\r\n{body}HTTP/1.1 200 OK\r\n\
+                             Content-Length: 6\r\n\r\nstray\n"
+                        ),
+                        "/cl-list" => {
+                            format!("HTTP/1.1 200 OK\r\nContent-Length: {len}, {len}\r\n\r\n{body}")
+                        }
+                        "/te-cl" => format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n\
+                             {len:x}\r\n{body}\r\n0\r\n\r\n"
+                        ),
+                        "/te-gzip" => format!(
+                            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n\
+                             {len:x}\r\n{body}\r\n0\r\n\r\n"
+                        ),
+                        "/bare-lf" => format!("HTTP/1.1 200 OK\nContent-Length: {len}\n\n{body}"),
+                        "/chunk-ext" => format!(
+                            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                             {len:x};secret=ext\r\n{body}\r\n0;more\r\nX-Trailer-Secret: 1\r\n\r\n"
+                        ),
+                        "/chunk-lf" => format!(
+                            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                             {len:x}\n{body}\r\n0\r\n\r\n"
+                        ),
+                        "/stray-later" => {
+                            let _ = write!(
+                                tls,
+                                "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n{body}"
+                            );
+                            let _ = tls.flush();
+                            std::thread::sleep(Duration::from_millis(200));
+                            "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nstray\n".to_string()
+                        }
+                        _ => format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n{body}"),
+                    };
+                    if tls.write_all(answer.as_bytes()).is_err() || tls.flush().is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// One GET on an application connection: the head, and the raw bytes after it that
+/// the relay sent within `wait` (the connection may stay open).
+fn get_raw(s: &mut TcpStream, path: &str, wait: Duration) -> (String, Vec<u8>) {
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (head, _) = read_answer(s, true);
+    let (rest, _) = rest(s, wait);
+    (head, rest)
+}
+
+#[test]
+fn answers_whose_framing_is_in_doubt_never_reach_another_request() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let _agent = RunningAgent::start(&env);
+    let upstream = format!("https://localhost:{}", framing_partner(&partner));
+    let port = bind_cert(&env, "liar", "partner", &upstream);
+    wait_for_port(port);
+    let own = |s: &mut TcpStream, path: &str| {
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let (head, body) = read_answer(s, false);
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+        assert_eq!(String::from_utf8_lossy(&body), format!("for {path}\n"));
+        head
+    };
+    // The first connection finds the partner speaks HTTP/1.1 (through hyper); the
+    // next ones go by the hand relay.
+    own(&mut connect(port), "/warm");
+    let mut s = connect(port);
+    own(&mut s, "/hand");
+
+    // The answer's Connection field names its framing: the length still frames it,
+    // and the answer after it, which nobody asked for, goes to nobody.
+    let head = own(&mut s, "/cl-named").to_ascii_lowercase();
+    assert!(head.contains("content-length: 14\r\n"), "{head}");
+    own(&mut s, "/after-cl-named");
+    // Extensions and trailers do not reach the application: the chunks are the relay's.
+    let (head, raw) = get_raw(&mut s, "/chunk-ext", Duration::from_millis(300));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&raw),
+        "f\r\nfor /chunk-ext\n\r\n0\r\n\r\n"
+    );
+    own(&mut s, "/after-chunk-ext");
+    // An answer that comes later, unasked, is never read as the next one's.
+    own(&mut s, "/stray-later");
+    std::thread::sleep(Duration::from_millis(500));
+    own(&mut s, "/after-stray");
+    drop(s);
+
+    // Answers whose framing is in doubt: a 502, and the connection closed.
+    for path in ["/cl-list", "/te-cl", "/te-gzip", "/bare-lf", "/chunk-lf"] {
+        let mut s = connect(port);
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+        let all = String::from_utf8_lossy(&all);
+        if path == "/chunk-lf" {
+            // The head went on before the body broke: the answer is cut off.
+            assert!(!all.contains("for /chunk-lf"), "{path}: {all}");
+        } else {
+            assert!(all.starts_with("HTTP/1.1 502"), "{path}: {all}");
+        }
+        let mut s = connect(port);
+        own(&mut s, &format!("/after{path}"));
+    }
+}
