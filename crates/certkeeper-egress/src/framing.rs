@@ -26,6 +26,10 @@ pub(crate) struct FramingError(&'static str);
 #[derive(Debug)]
 pub(crate) struct BodyScan {
     state: Scan,
+    /// Bytes of chunk extensions in the whole body so far.
+    extensions: usize,
+    /// Trailer fields so far.
+    trailers: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -41,8 +45,8 @@ enum Scan {
 enum Chunk {
     /// Reading the chunk size's hex digits.
     Size { value: u64, digits: u32 },
-    /// Within a chunk line's extensions (RFC 9112 §7.1.1), `used` bytes of them so far.
-    Ext { value: u64, at: Ext, used: usize },
+    /// Within a chunk line's extensions (RFC 9112 §7.1.1).
+    Ext { value: u64, at: Ext },
     /// After the CR that ends a chunk line.
     SizeLf(u64),
     /// Inside a chunk's data.
@@ -81,9 +85,12 @@ enum Trailer {
     EndLf,
 }
 
-/// The most bytes of chunk extensions on one line, and of the trailer section.
+/// The most bytes of chunk extensions in a body, bytes of its trailer section and
+/// trailer fields: below hyper's limits (16 KiB, 16 KiB, 100), so that nothing hyper
+/// refuses is relayed.
 const MAX_EXTENSIONS: usize = 4096;
-const MAX_TRAILERS: usize = 16 * 1024;
+const MAX_TRAILERS: usize = 8 * 1024;
+const MAX_TRAILER_FIELDS: usize = 64;
 
 /// RFC 9110 §5.6.2 `tchar`.
 pub(crate) fn is_tchar(b: u8) -> bool {
@@ -110,7 +117,11 @@ impl BodyScan {
                 digits: 0,
             }),
         };
-        BodyScan { state }
+        BodyScan {
+            state,
+            extensions: 0,
+            trailers: 0,
+        }
     }
 
     pub(crate) fn is_done(&self) -> bool {
@@ -214,25 +225,19 @@ impl BodyScan {
                             b';' => Chunk::Ext {
                                 value,
                                 at: Ext::BeforeName,
-                                used: 0,
                             },
                             b' ' | b'\t' => Chunk::Ext {
                                 value,
                                 at: Ext::BeforeSemi,
-                                used: 0,
                             },
                             _ => return Err(e("a chunk size is not hexadecimal")),
                         };
                     }
                 }
-                Chunk::Ext {
-                    value,
-                    at: ext,
-                    used,
-                } => {
-                    *used += 1;
-                    if *used > MAX_EXTENSIONS {
-                        return Err(e("a chunk's extensions are too long"));
+                Chunk::Ext { value, at: ext } => {
+                    self.extensions += 1;
+                    if self.extensions > MAX_EXTENSIONS {
+                        return Err(e("its chunk extensions are too long"));
                     }
                     let bad = e("a chunk extension is malformed");
                     *ext = match (*ext, byte) {
@@ -311,7 +316,13 @@ impl BodyScan {
                         (Trailer::Name, b':') => Trailer::Value,
                         (Trailer::Value, b'\r') => Trailer::Lf,
                         (Trailer::Value, b) if is_field_byte(b) => Trailer::Value,
-                        (Trailer::Lf, b'\n') => Trailer::LineStart,
+                        (Trailer::Lf, b'\n') => {
+                            self.trailers += 1;
+                            if self.trailers > MAX_TRAILER_FIELDS {
+                                return Err(e("it has too many trailer fields"));
+                            }
+                            Trailer::LineStart
+                        }
                         (Trailer::EndLf, b'\n') => {
                             self.state = Scan::Done;
                             at += 1;
@@ -718,6 +729,25 @@ mod tests {
                 assert!(failed, "{:?}", String::from_utf8_lossy(body));
             }
         }
+        // Limits below hyper's, over the whole body.
+        let mut many = Vec::new();
+        for _ in 0..300 {
+            many.extend_from_slice(b"1;extension=0123456789\r\nx\r\n");
+        }
+        assert!(
+            BodyScan::new(Framing::Chunked)
+                .take(&many, &mut |_| {})
+                .is_err()
+        );
+        let mut trailers = b"0\r\n".to_vec();
+        for i in 0..65 {
+            trailers.extend_from_slice(format!("X-{i}: 1\r\n").as_bytes());
+        }
+        assert!(
+            BodyScan::new(Framing::Chunked)
+                .take(&trailers, &mut |_| {})
+                .is_err()
+        );
         let mut scan = BodyScan::new(Framing::Chunked);
         assert!(
             scan.take(b"5\r\nhello\r\n0\r\nX: \0\r\n\r\n", &mut |_| {})
