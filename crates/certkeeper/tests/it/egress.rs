@@ -221,6 +221,7 @@ http {{
     listen 127.0.0.1:{port} ssl http2;
     ssl_certificate {p}/server.pem; ssl_certificate_key {p}/server.key;
     ssl_client_certificate {p}/client-ca.pem; ssl_verify_client on; ssl_verify_depth 3;
+    location /ledger/ {{ client_max_body_size 1m; proxy_pass http://127.0.0.1:{ledger_port}; }}
     location /upload {{ client_max_body_size 0; add_header X-Received $request_length always; proxy_pass http://127.0.0.1:{sink_port}; }}
     location = /big {{ default_type application/octet-stream; alias {p}/big.bin; }}
     location / {{ {echo} }}
