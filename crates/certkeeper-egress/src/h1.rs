@@ -26,13 +26,13 @@ use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::app::AppStream;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::failure::explain;
-use crate::framing::{self, BodyScan, ConnectionOptions, Framing};
+use crate::framing::{self, BodyScan, ConnectionOptions, Declared, Framing};
 use crate::proxy::{Current, FINISH_WITHIN, MAX_RETRIES, Upstream, current_upstream, still_open};
 use crate::tls::Stream;
 
@@ -42,9 +42,6 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_FIELDS: usize = 128;
 /// How much of a body is read before it is written on.
 const MAX_BUFFER: usize = 128 * 1024;
-/// An upstream connection idle for longer than this is checked for a close by the
-/// upstream before it carries a request.
-const RECHECK_AFTER: Duration = Duration::from_secs(1);
 
 /// Serves one application connection, request after request, until it closes.
 pub(crate) async fn serve(app: AppStream, current: Current) {
@@ -172,7 +169,6 @@ struct Held {
     upstream: Arc<Upstream>,
     /// The worker whose runtime watches its socket (see [`crate::workers`]).
     origin: usize,
-    since: Instant,
 }
 
 struct Relay {
@@ -291,18 +287,11 @@ impl Relay {
                 "bindings relay requests; they do not tunnel (CONNECT)".into(),
             ));
         }
-        let length = match framing::content_length(headers) {
-            Ok(length) => length,
-            Err(e) => return bad(&e.to_string()),
-        };
-        let framing = match (framing::transfer_chunked(headers), length) {
-            (Some(_), _) if http10 => return bad("HTTP/1.0 has no Transfer-Encoding"),
-            (Some(_), Some(_)) => return bad("it has both Transfer-Encoding and Content-Length"),
-            (Some(true), None) => Framing::Chunked,
-            (Some(false), None) => return bad("its transfer coding is not chunked"),
-            (None, Some(n)) => Framing::Length(n),
-            (None, None) => Framing::Empty,
-        };
+        let framing =
+            match framing::request_framing(&self.inbuf.bytes()[..head_len], headers, http10) {
+                Ok(framing) => framing,
+                Err(e) => return bad(&e.to_string()),
+            };
         let options = ConnectionOptions::of(headers);
         let close = !options.persistent(http10);
 
@@ -331,12 +320,15 @@ impl Relay {
         out.extend_from_slice(upstream.host_header.as_bytes());
         out.extend_from_slice(b"\r\n");
         for h in headers.iter() {
-            if !options.drops(h.name) && !h.name.eq_ignore_ascii_case("host") {
+            if !options.drops(h.name) && !framing::is_relays_own(h.name) {
                 push_field(out, h);
             }
         }
-        if framing == Framing::Chunked {
-            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        // The framing the relay sends the body with, whatever the application wrote.
+        match framing {
+            Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+            Framing::Length(n) => push_length(out, n),
+            Framing::Empty | Framing::UntilClose => {}
         }
         out.extend_from_slice(b"\r\n");
         let path = String::from_utf8_lossy(&out[path_start..path_end]);
@@ -365,10 +357,10 @@ impl Relay {
         // the whole body, nothing is consumed until an answer starts, so the request
         // can be sent again on another connection if the first was closed under it.
         let mut body = BodyScan::new(asked.framing);
+        let chunked = body.is_chunked();
         let with_head = body
-            .take(self.inbuf.bytes(), &mut |_| {})
+            .take_reframed(self.inbuf.bytes(), &mut self.out)
             .map_err(|e| broken_body(&self.request, e))?;
-        self.out.extend_from_slice(&self.inbuf.bytes()[..with_head]);
         let whole = body.is_done();
         if !whole {
             self.inbuf.consume(with_head);
@@ -383,7 +375,10 @@ impl Relay {
                 rbuf: &mut self.rbuf,
                 up: &mut held.io,
                 body: &mut body,
+                chunked,
                 ready: 0,
+                pending: Vec::new(),
+                pending_at: 0,
                 unflushed: false,
                 answered: false,
                 last_progress: tokio::time::Instant::now(),
@@ -480,10 +475,18 @@ impl Relay {
             }
             let chunk = &self.rbuf.bytes()[..taken];
             let before: &[u8] = if head { &self.out } else { &[] };
-            let written = if answer.dechunk {
+            let written = if answer.framing == Framing::Chunked {
+                // Chunks of the relay's own making, or the bare data for HTTP/1.0.
                 scratch.clear();
                 for r in &payload {
-                    scratch.extend_from_slice(&chunk[r.clone()]);
+                    if answer.dechunk {
+                        scratch.extend_from_slice(&chunk[r.clone()]);
+                    } else if !r.is_empty() {
+                        framing::push_chunk(&mut scratch, &chunk[r.clone()]);
+                    }
+                }
+                if done && !answer.dechunk {
+                    scratch.extend_from_slice(b"0\r\n\r\n");
                 }
                 write_both(&mut self.app, before, &scratch).await
             } else {
@@ -507,10 +510,7 @@ impl Relay {
                 break;
             }
         }
-        self.held = held.map(|h| Held {
-            since: Instant::now(),
-            ..h
-        });
+        self.held = held;
         if answer.close_app {
             let _ = self.app.shutdown().await;
             return Ok(Next::Close);
@@ -587,7 +587,8 @@ impl Relay {
     async fn acquire(&mut self, upstream: &Arc<Upstream>) -> Result<(Held, bool), Failure> {
         if let Some(mut held) = self.held.take()
             && Arc::ptr_eq(&held.upstream, upstream)
-            && (held.since.elapsed() < RECHECK_AFTER || still_open(&mut held.io))
+            // Closed by the upstream, or bytes no request asked for: not used again.
+            && still_open(&mut held.io)
         {
             return Ok((held, true));
         }
@@ -605,7 +606,6 @@ impl Relay {
             io,
             upstream: Arc::clone(upstream),
             origin,
-            since: Instant::now(),
         };
         Ok((held, reused))
     }
@@ -677,8 +677,14 @@ struct Exchange<'a> {
     rbuf: &'a mut Buffer,
     up: &'a mut Stream,
     body: &'a mut BodyScan,
-    /// Bytes at the front of `inbuf` that belong to the body, not yet written.
+    /// A chunked body: it goes upstream re-framed, through `pending`.
+    chunked: bool,
+    /// Bytes at the front of `inbuf` that belong to the body, not yet written (a body
+    /// of known length, relayed as it is).
     ready: usize,
+    /// Re-framed chunks not yet written, from `pending_at` on.
+    pending: Vec<u8>,
+    pending_at: usize,
     unflushed: bool,
     /// Whether any of the answer has come.
     answered: bool,
@@ -689,7 +695,7 @@ struct Exchange<'a> {
 
 impl Exchange<'_> {
     fn body_sent(&self) -> bool {
-        self.body.is_done() && self.ready == 0
+        self.body.is_done() && self.ready == 0 && self.pending.is_empty()
     }
 
     /// Writes `out` (the request's head and the body that came with it), then the
@@ -776,12 +782,41 @@ impl Exchange<'_> {
                 }
                 return Poll::Pending;
             }
-            if self.ready == 0 && !self.inbuf.is_empty() {
-                match self.body.take(self.inbuf.bytes(), &mut |_| {}) {
-                    Ok(n) => self.ready = n,
-                    Err(e) => return Poll::Ready(Err(Sent::BadBody(e))),
+            if self.ready == 0 && self.pending.is_empty() && !self.inbuf.is_empty() {
+                if self.chunked {
+                    match self
+                        .body
+                        .take_reframed(self.inbuf.bytes(), &mut self.pending)
+                    {
+                        Ok(n) => self.inbuf.consume(n),
+                        Err(e) => return Poll::Ready(Err(Sent::BadBody(e))),
+                    }
+                } else {
+                    match self.body.take(self.inbuf.bytes(), &mut |_| {}) {
+                        Ok(n) => self.ready = n,
+                        Err(e) => return Poll::Ready(Err(Sent::BadBody(e))),
+                    }
                 }
                 continue;
+            }
+            if !self.pending.is_empty() {
+                match Pin::new(&mut *self.up).poll_write(cx, &self.pending[self.pending_at..]) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(Sent::Failed(io::ErrorKind::WriteZero.into())));
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        self.pending_at += n;
+                        if self.pending_at == self.pending.len() {
+                            self.pending.clear();
+                            self.pending_at = 0;
+                        }
+                        self.unflushed = true;
+                        self.last_progress = tokio::time::Instant::now();
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Sent::Failed(e))),
+                    Poll::Pending => return Poll::Pending,
+                }
             }
             if self.ready > 0 {
                 match Pin::new(&mut *self.up).poll_write(cx, &self.inbuf.bytes()[..self.ready]) {
@@ -830,19 +865,16 @@ fn answer_head(
         return Err("it switched protocols (101), which certkeeper does not ask for".into());
     }
     let interim = (100..200).contains(&status);
+    framing::check_head(&bytes[..head_len]).map_err(|e| format!("its answer is broken: {e}"))?;
     let options = ConnectionOptions::of(headers);
-    let coding = framing::transfer_chunked(headers);
+    let declared = framing::declared(headers).map_err(|e| format!("its answer is broken: {e}"))?;
     let framing = if interim || asked.head || status == 204 || status == 304 {
         Framing::Empty
     } else {
-        match coding {
-            Some(true) => Framing::Chunked,
-            Some(false) => Framing::UntilClose,
-            None => match framing::content_length(headers) {
-                Ok(Some(n)) => Framing::Length(n),
-                Ok(None) => Framing::UntilClose,
-                Err(e) => return Err(format!("its answer is broken: {e}")),
-            },
+        match declared {
+            Declared::Chunked => Framing::Chunked,
+            Declared::Length(n) => Framing::Length(n),
+            Declared::Nothing => Framing::UntilClose,
         }
     };
     let upstream_keeps =
@@ -863,18 +895,22 @@ fn answer_head(
     out.extend_from_slice(response.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     for h in headers.iter() {
-        let keep = if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            // The body is relayed with its codings, except to HTTP/1.0, which has
-            // none (a chunked body is then sent without its chunk framing).
-            !asked.http10
-        } else if h.name.eq_ignore_ascii_case("content-length") {
-            // Transfer-Encoding overrides it (RFC 9112 §6.3).
-            coding.is_none()
-        } else {
-            !options.drops(h.name)
-        };
-        if keep {
+        let framing_field = h.name.eq_ignore_ascii_case("content-length")
+            || h.name.eq_ignore_ascii_case("transfer-encoding");
+        if !framing_field && !options.drops(h.name) {
             push_field(out, h);
+        }
+    }
+    // The framing the relay sends the body with (a HEAD's or 304's fields describe
+    // the body a GET would have had; 1xx and 204 have none). An HTTP/1.0 application
+    // gets a chunked body without its chunks, up to the close.
+    if !interim && status != 204 {
+        match declared {
+            Declared::Chunked if !asked.http10 => {
+                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+            }
+            Declared::Length(n) => push_length(out, n),
+            Declared::Chunked | Declared::Nothing => {}
         }
     }
     if close_app {
@@ -902,6 +938,13 @@ fn push_field(out: &mut Vec<u8>, field: &httparse::Header<'_>) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Appends `content-length: N`.
+fn push_length(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(n.to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 /// The 400 for an application's chunked body that does not follow its framing.
 fn broken_body(request: &str, e: framing::FramingError) -> Failure {
     Failure::Refused(400, format!("{request}: the request body is broken: {e}"))
@@ -926,4 +969,94 @@ async fn write_both(w: &mut AppStream, mut a: &[u8], mut b: &[u8]) -> io::Result
         b = &b[n - from_a..];
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(http10: bool, head: bool) -> Asked {
+        Asked {
+            idempotent: true,
+            head,
+            http10,
+            close: false,
+            framing: Framing::Empty,
+        }
+    }
+
+    /// The application's version of an answer head, or why it was refused.
+    fn relayed(answer: &str, asked: &Asked) -> Result<(String, Framing), String> {
+        let mut out = Vec::new();
+        let a = answer_head(answer.as_bytes(), asked, false, &mut out)?.expect("a whole head");
+        Ok((
+            String::from_utf8(out).unwrap().to_ascii_lowercase(),
+            a.framing,
+        ))
+    }
+
+    #[test]
+    fn the_answers_framing_is_the_relays_whatever_its_connection_field_names() {
+        let (head, framing) = relayed(
+            "HTTP/1.1 200 OK\r\nConnection: Content-Length, Transfer-Encoding\r\n\
+             Content-Length: 0005\r\n\r\n",
+            &asked(false, false),
+        )
+        .unwrap();
+        assert_eq!(framing, Framing::Length(5));
+        assert!(head.contains("\r\ncontent-length: 5\r\n"), "{head}");
+        assert!(
+            !head.contains("0005") && !head.contains("connection: content"),
+            "{head}"
+        );
+
+        let (head, framing) = relayed(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\nConnection: transfer-encoding\r\n\r\n",
+            &asked(false, false),
+        )
+        .unwrap();
+        assert_eq!(framing, Framing::Chunked);
+        assert_eq!(
+            head.matches("transfer-encoding: chunked\r\n").count(),
+            1,
+            "{head}"
+        );
+        // To HTTP/1.0, the chunked body goes without chunks, up to the close.
+        let (head, _) = relayed(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &asked(true, false),
+        )
+        .unwrap();
+        assert!(!head.contains("transfer-encoding") && head.contains("connection: close"));
+        // A HEAD's answer keeps its length; a 204 has none.
+        let (head, framing) = relayed(
+            "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n",
+            &asked(false, true),
+        )
+        .unwrap();
+        assert_eq!(framing, Framing::Empty);
+        assert!(head.contains("content-length: 12\r\n"), "{head}");
+        let (head, _) = relayed(
+            "HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n",
+            &asked(false, false),
+        )
+        .unwrap();
+        assert!(!head.contains("content-length"), "{head}");
+    }
+
+    #[test]
+    fn an_answer_whose_framing_is_in_doubt_is_refused() {
+        for bad in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\nContent-Length: 5\n\n",
+            "HTTP/1.1 200 OK\r\nX-A: 1\r\n Content-Length: 5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n",
+        ] {
+            assert!(relayed(bad, &asked(false, false)).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -15,6 +15,8 @@
 //!   connections.
 
 pub mod app;
+#[cfg(test)]
+mod differential;
 pub mod failure;
 mod framing;
 mod h1;

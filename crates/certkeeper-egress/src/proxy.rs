@@ -344,7 +344,8 @@ impl Progress {
     }
 }
 
-/// A request body on its way upstream, noting when each part passes.
+/// A request body on its way upstream, noting when each part passes; its trailers
+/// are left out.
 pub struct Outgoing {
     inner: Incoming,
     progress: Arc<Progress>,
@@ -358,11 +359,18 @@ impl hyper::body::Body for Outgoing {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(_))) = &polled {
-            self.progress.touch();
+        loop {
+            let polled = Pin::new(&mut self.inner).poll_frame(cx);
+            if let Poll::Ready(Some(Ok(frame))) = &polled {
+                self.progress.touch();
+                // Trailers are not relayed, as on the hand path: nginx, for one, ends
+                // the whole shared HTTP/2 connection on a request's trailers.
+                if frame.is_trailers() {
+                    continue;
+                }
+            }
+            return polled;
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -70,11 +70,61 @@ fn backend(delay: Duration, answer: &'static [u8], hold: Duration) -> u16 {
     port
 }
 
+/// A request as the partner's application saw it, behind the partner's nginx:
+/// method, target, body.
+pub type Seen = (String, String, Vec<u8>);
+
+/// The partner's application behind nginx (`/ledger/` on the h1-only port): records
+/// every request nginx parsed and passed on, and answers `seen METHOD TARGET BODY`.
+fn ledger_backend(seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            // nginx passes requests on one per connection, its body buffered and
+            // framed by Content-Length.
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read_exact(&mut byte).is_ok() {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let mut words = head.split_whitespace();
+            let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            let mut body = vec![0u8; length];
+            let _ = stream.read_exact(&mut body);
+            let mut answer = format!("seen {method} {target} ").into_bytes();
+            answer.extend_from_slice(&body);
+            seen.lock()
+                .unwrap()
+                .push((method.to_string(), target.to_string(), body));
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                answer.len()
+            );
+            let _ = stream.write_all(&answer);
+        }
+    });
+    port
+}
+
 /// The partner's side: a server PKI, a client PKI it trusts, and nginx.
 pub struct Partner {
+    /// What the partner's application behind `/ledger/` has seen, in order.
+    pub ledger: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
     pub client_root: TestCert,
     pub client_ca: TestCert,
-    server_root: TestCert,
+    pub server_root: TestCert,
     _dir: tempfile::TempDir,
     nginx: Child,
     port: u16,
@@ -157,6 +207,8 @@ impl Partner {
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nlate\n",
             Duration::ZERO,
         );
+        let ledger = std::sync::Arc::default();
+        let ledger_port = ledger_backend(std::sync::Arc::clone(&ledger));
         let p = d.display();
         let echo = r#"default_type text/plain; return 200 "subject=$ssl_client_s_dn serial=$ssl_client_serial verify=$ssl_client_verify method=$request_method soapaction=$http_soapaction ct=$content_type uri=$request_uri conn=$connection reqs=$connection_requests reused=$ssl_session_reused len=$content_length\n";"#;
         let conf = format!(
@@ -169,6 +221,7 @@ http {{
     listen 127.0.0.1:{port} ssl http2;
     ssl_certificate {p}/server.pem; ssl_certificate_key {p}/server.key;
     ssl_client_certificate {p}/client-ca.pem; ssl_verify_client on; ssl_verify_depth 3;
+    location /ledger/ {{ client_max_body_size 1m; proxy_pass http://127.0.0.1:{ledger_port}; }}
     location /upload {{ client_max_body_size 0; add_header X-Received $request_length always; proxy_pass http://127.0.0.1:{sink_port}; }}
     location = /big {{ default_type application/octet-stream; alias {p}/big.bin; }}
     location / {{ {echo} }}
@@ -186,6 +239,9 @@ http {{
     location /chunked {{ proxy_pass http://127.0.0.1:{chunky_port}; proxy_http_version 1.1; proxy_buffering off; }}
     location /upload {{ client_max_body_size 0; add_header X-Received $request_length always; proxy_pass http://127.0.0.1:{sink_port}; }}
     location = /big {{ default_type application/octet-stream; alias {p}/big.bin; }}
+    location /ledger/ {{ client_max_body_size 1m; proxy_pass http://127.0.0.1:{ledger_port}; }}
+    location /ledger/small/ {{ client_max_body_size 8; proxy_pass http://127.0.0.1:{ledger_port}; }}
+    location /ledger/early/ {{ default_type text/plain; return 200 "early $request_uri\n"; }}
     location / {{ {echo} }}
   }}
   server {{
@@ -251,6 +307,7 @@ http {{
             .unwrap_or_else(|e| panic!("openssl s_server did not start: {e}"));
         wait_for_port(strict_port);
         Partner {
+            ledger,
             client_root,
             client_ca,
             server_root,
@@ -347,7 +404,7 @@ fn keep_alive_get(s: &mut TcpStream, path: &str) -> (u16, String) {
 
 /// Reads one answer from an application's connection: its head, and its body by
 /// Content-Length, by chunks (decoded), or to the end of the connection.
-fn read_answer(s: &mut TcpStream, head_only: bool) -> (String, Vec<u8>) {
+pub fn read_answer(s: &mut TcpStream, head_only: bool) -> (String, Vec<u8>) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -1136,8 +1193,9 @@ fn a_binding_keeps_the_http_semantics_applications_rely_on() {
 }
 
 /// A partner that answers one request per connection, then closes the connection
-/// without having said so (no `Connection: close`), as a server that restarts or
-/// has a per-connection limit may. Its answers count the connections it accepted.
+/// without having said so (no `Connection: close`) when the next request comes on
+/// it, unanswered, as a server that restarts or has a per-connection limit may. Its
+/// answers count the connections it accepted.
 fn one_answer_partner(partner: &Partner) -> u16 {
     let mut spec = Spec::server("localhost");
     spec.dns.push("127.0.0.1".into());
@@ -1158,20 +1216,27 @@ fn one_answer_partner(partner: &Partner) -> u16 {
         for (n, stream) in listener.incoming().enumerate() {
             let Ok(tcp) = stream else { continue };
             let conn = rustls::ServerConnection::new(std::sync::Arc::clone(&config)).unwrap();
-            let mut tls = rustls::StreamOwned::new(conn, tcp);
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && tls.read_exact(&mut byte).is_ok() {
-                head.push(byte[0]);
-            }
-            let body = format!("connection {}\n", n + 1);
-            let _ = write!(
-                tls,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = tls.flush();
-            // Dropped: closed at once, without a word in the answer.
+            std::thread::spawn(move || {
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let read_head = |tls: &mut dyn Read| {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && tls.read_exact(&mut byte).is_ok() {
+                        head.push(byte[0]);
+                    }
+                };
+                read_head(&mut tls);
+                let body = format!("connection {}\n", n + 1);
+                let _ = write!(
+                    tls,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.flush();
+                // The next request is read, and the connection dropped without a word
+                // in answer.
+                read_head(&mut tls);
+            });
         }
     });
     port
@@ -1187,12 +1252,12 @@ fn a_request_on_a_connection_the_partner_dropped_is_sent_again() {
     wait_for_port(port);
     assert_eq!(http(port, "GET", "/first", &[], b"").1, "connection 1\n");
     // An application's keep-alive connection holds its upstream connection between
-    // calls; the partner has closed that one after its answer.
+    // calls; the partner closes that one when the next request comes.
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     assert_eq!(keep_alive_get(&mut s, "/a"), (200, "connection 2\n".into()));
-    // The next GET on it goes out on that closed connection, finds it closed before
-    // any answer, and is sent again on a new one: the application sees no error.
+    // The next GET on it goes out on that connection, finds it closed before any
+    // answer, and is sent again on a new one: the application sees no error.
     assert_eq!(keep_alive_get(&mut s, "/b"), (200, "connection 3\n".into()));
     // A POST is not sent twice: it may have been acted on. The application gets a
     // 502 that says what happened.
