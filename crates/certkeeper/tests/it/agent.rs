@@ -20,10 +20,20 @@ use crate::common::{Env, stderr};
 pub fn shared_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("certkeeper-bin-{}", std::process::id()));
+        // One directory per build of the binary (its inode and mtime), reused by every
+        // run of the tests, so runs leave at most one behind in /tmp.
+        let built = std::fs::metadata(env!("CARGO_BIN_EXE_certkeeper")).unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "certkeeper-bin-{}-{}",
+            std::os::unix::fs::MetadataExt::ino(&built),
+            std::os::unix::fs::MetadataExt::mtime(&built)
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let bin = dir.join("certkeeper");
+        if bin.exists() {
+            return bin;
+        }
         // A hard link when it can: a copy keeps the file open for writing a moment,
         // and a command another test forks meanwhile inherits that descriptor until
         // its exec, which makes executing the copy fail with ETXTBSY.
