@@ -904,7 +904,11 @@ mod tests {
             .enumerate()
             .map(|(i, cert)| PoolCert {
                 cert,
-                trust: if i == 0 { Trust::Anchor } else { Trust::Untrusted },
+                trust: if i == 0 {
+                    Trust::Anchor
+                } else {
+                    Trust::Untrusted
+                },
             })
             .collect();
         let now = leaf.not_before + 3600;
