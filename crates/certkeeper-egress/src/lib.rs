@@ -16,6 +16,8 @@
 pub mod app;
 pub mod failure;
 mod framing;
+#[doc(hidden)]
+pub mod fuzz;
 mod h1;
 pub mod proxy;
 pub mod request;
