@@ -128,10 +128,13 @@ pub fn pkcs7(data: &[u8]) {
     assert_eq!(a, b);
 }
 
-/// PKCS#12 directly (password as in [`split_password`]): what is read re-parses.
+/// PKCS#12 directly (password as in [`split_password`]): what is read re-parses;
+/// bytes after the PFX are read past only with a warning; no password and the empty
+/// one read alike (but for "password required" against "wrong password").
 pub fn pkcs12(data: &[u8]) {
     let (password, file) = split_password(data);
-    match pkcs12::read(file, password.as_deref()) {
+    let outcome = pkcs12::read(file, password.as_deref());
+    match &outcome {
         Ok(p12) => {
             for bag in &p12.certs {
                 check_cert(&bag.cert);
@@ -139,8 +142,45 @@ pub fn pkcs12(data: &[u8]) {
             for bag in &p12.keys {
                 check_key(&bag.key);
             }
+            let trailing = ber::read_tlv(file, 0).map_or(0, |(_, rest)| rest.len());
+            assert_eq!(
+                trailing > 0,
+                !p12.warnings.is_empty(),
+                "trailing bytes are read past with a warning, and only they"
+            );
         }
-        Err(e) => check_error(&e),
+        Err(e) => check_error(e),
+    }
+    if password.as_deref().is_none_or(str::is_empty) {
+        let other = if password.is_none() { Some("") } else { None };
+        let again = pkcs12::read(file, other);
+        assert_eq!(
+            summary(&outcome),
+            summary(&again),
+            "no password and the empty one"
+        );
+    }
+}
+
+/// Thumbprints, key ids and the number of warnings.
+type Found = (Vec<String>, Vec<Option<String>>, usize);
+
+/// What a PKCS#12 read found, to compare two reads, or the error (not telling
+/// "password required" from "wrong password").
+fn summary(outcome: &Result<pkcs12::Pkcs12Contents, FormatError>) -> Result<Found, String> {
+    match outcome {
+        Ok(p12) => Ok((
+            p12.certs
+                .iter()
+                .map(|b| b.cert.thumbprint.clone())
+                .collect(),
+            p12.keys.iter().map(|b| b.key.key_id().ok()).collect(),
+            p12.warnings.len(),
+        )),
+        Err(FormatError::PasswordRequired { .. } | FormatError::WrongPassword) => {
+            Err("password".into())
+        }
+        Err(e) => Err(e.to_string()),
     }
 }
 
