@@ -11,6 +11,8 @@
 
 pub mod audit;
 pub mod client;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod peer;
 pub mod protocol;
 pub mod server;

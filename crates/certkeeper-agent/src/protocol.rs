@@ -260,6 +260,35 @@ pub struct Signature {
     pub signature: String,
 }
 
+/// Parses a request; an error response is final (the connection is closed after it).
+pub fn parse_request(body: &[u8]) -> Result<Request, Response> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| Response::error(Code::BadRequest, "the request is not JSON"))?;
+    match value.get("v").and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(VERSION) => {}
+        Some(v) => {
+            return Err(Response::error(
+                Code::UnsupportedVersion,
+                format!("this agent speaks protocol version {VERSION}; the request is version {v}"),
+            ));
+        }
+        None => {
+            return Err(Response::error(
+                Code::BadRequest,
+                "the request has no version \"v\"",
+            ));
+        }
+    }
+    serde_json::from_value::<Envelope>(value)
+        .map(|e| e.request)
+        .map_err(|e| {
+            Response::error(
+                Code::BadRequest,
+                format!("not a request of protocol {VERSION}: {e}"),
+            )
+        })
+}
+
 /// Encodes one frame.
 pub fn frame(json: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(json.len() + 4);

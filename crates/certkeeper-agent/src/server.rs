@@ -22,8 +22,8 @@ use crate::audit::AuditLog;
 use crate::peer::Caller;
 use crate::protocol::SCHEMES;
 use crate::protocol::{
-    Anchors, BindingInfo, Candidate, Code, Described, Envelope, Hello, KeyInfo, MAX_ANSWER,
-    MAX_MESSAGE, Request, Response, Signature, VERSION, frame,
+    Anchors, BindingInfo, Candidate, Code, Described, Hello, KeyInfo, MAX_ANSWER, MAX_MESSAGE,
+    Request, Response, Signature, VERSION, frame, parse_request,
 };
 
 /// How long a connection may sit idle between requests.
@@ -137,7 +137,7 @@ impl Lookups {
 }
 
 /// A frame read from a caller.
-enum Frame {
+pub(crate) enum Frame {
     /// The request's bytes.
     Body(Vec<u8>),
     /// It claimed this many bytes, over [`MAX_MESSAGE`].
@@ -146,7 +146,9 @@ enum Frame {
 
 /// Reads one frame; memory grows with the bytes that arrive, not with the length a
 /// caller claims.
-async fn read_frame<R: tokio::io::AsyncRead + Unpin>(stream: &mut R) -> std::io::Result<Frame> {
+pub(crate) async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
+    stream: &mut R,
+) -> std::io::Result<Frame> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).await?;
     let n = u32::from_be_bytes(len) as usize;
@@ -476,7 +478,7 @@ impl Agent {
                     return;
                 }
             };
-            let (response, fatal) = match parse(&body) {
+            let (response, fatal) = match parse_request(&body) {
                 Ok(request) => {
                     let op = request.op();
                     let response = if request.is_lookup() {
@@ -1230,35 +1232,6 @@ fn key_info(entry: &Entry, chain: Vec<String>) -> KeyInfo {
 
 fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
-}
-
-/// Parses a request; an error response is final (the connection is closed after it).
-fn parse(body: &[u8]) -> Result<Request, Response> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|_| Response::error(Code::BadRequest, "the request is not JSON"))?;
-    match value.get("v").and_then(serde_json::Value::as_u64) {
-        Some(v) if v == u64::from(VERSION) => {}
-        Some(v) => {
-            return Err(Response::error(
-                Code::UnsupportedVersion,
-                format!("this agent speaks protocol version {VERSION}; the request is version {v}"),
-            ));
-        }
-        None => {
-            return Err(Response::error(
-                Code::BadRequest,
-                "the request has no version \"v\"",
-            ));
-        }
-    }
-    serde_json::from_value::<Envelope>(value)
-        .map(|e| e.request)
-        .map_err(|e| {
-            Response::error(
-                Code::BadRequest,
-                format!("not a request of protocol {VERSION}: {e}"),
-            )
-        })
 }
 
 async fn write(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {

@@ -8,6 +8,8 @@ pub mod ber;
 pub mod cert;
 pub mod encrypted;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod key;
 pub mod path;
 pub mod pem;

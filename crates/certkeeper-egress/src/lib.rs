@@ -19,6 +19,8 @@ pub mod app;
 mod differential;
 pub mod failure;
 mod framing;
+#[doc(hidden)]
+pub mod fuzz;
 mod h1;
 pub mod proxy;
 pub mod request;
