@@ -23,14 +23,10 @@ pub fn framing(data: &[u8]) {
                     assert!(options.drops(h.name));
                 }
             }
-            let framing = match (
-                framing::transfer_chunked(headers),
-                framing::content_length(headers),
-            ) {
-                (_, Err(_)) | (Some(_), Ok(Some(_))) | (Some(false), Ok(None)) => return,
-                (Some(true), Ok(None)) => Framing::Chunked,
-                (None, Ok(Some(n))) => Framing::Length(n),
-                (None, Ok(None)) => Framing::Empty,
+            // The relay's own strict reading of the head: a head it refuses has no body.
+            let http10 = request.version == Some(0);
+            let Ok(framing) = framing::request_framing(&input[..head], headers, http10) else {
+                return;
             };
             (framing, &input[head..])
         }
