@@ -27,13 +27,13 @@ pub fn split_password(data: &[u8]) -> (Option<String>, &[u8]) {
     (Some(String::from_utf8_lossy(pw).into_owned()), file)
 }
 
-/// The inverse of [`split_password`], for building seed inputs.
+/// The inverse of [`split_password`], for building starting inputs.
 pub fn join_password(password: Option<&str>, file: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(file.len() + 33);
     match password {
         None => out.push(0),
         Some(pw) => {
-            assert!(pw.len() < 32, "a seed password is shorter than 32 bytes");
+            assert!(pw.len() < 32, "a starting input's password is shorter than 32 bytes");
             out.push(pw.len() as u8 + 1);
             out.extend_from_slice(pw.as_bytes());
         }

@@ -308,9 +308,9 @@ impl PrivateKey {
                 Ok(public.as_ref().to_vec())
             }
             KeyAlgorithm::Ed448 => {
-                // RFC 8032: the public key is the encoded point of SHAKE256(seed)'s
-                // clamped scalar times the base point; the crate's SigningKey zeroizes
-                // the seed and its expansion when dropped.
+                // RFC 8032: the public key is the encoded point of the clamped scalar
+                // of SHAKE256(secret) times the base point; the crate's SigningKey
+                // zeroizes the 57 secret bytes and their expansion when dropped.
                 let info = parse_pkcs8(&self.pkcs8)?;
                 let key = curve_secret(&info)
                     .and_then(|s| ed448_goldilocks::SigningKey::try_from(s).ok())

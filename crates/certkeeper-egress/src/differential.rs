@@ -97,7 +97,7 @@ async fn hyper_reads(input: Vec<u8>) -> Reading {
 }
 
 /// Valid requests the mutations start from.
-fn seeds() -> Vec<Vec<u8>> {
+fn starting_cases() -> Vec<Vec<u8>> {
     [
         &b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"[..],
         b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
@@ -163,8 +163,8 @@ impl Rng {
 
 /// One to three insertions, replacements or deletions after the request line (the
 /// target is not what is compared).
-fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
-    let mut m = seed.to_vec();
+fn mutate(original: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut m = original.to_vec();
     let line_end = m.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
     for _ in 0..1 + rng.below(3) {
         if m.len() <= line_end {
@@ -194,23 +194,23 @@ fn the_relay_reads_no_request_otherwise_than_hyper() {
         .build()
         .unwrap();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let seeds = seeds();
+    let cases = starting_cases();
     let (mut stricter, mut both_accept) = (0, 0);
     let mut disagreements = Vec::new();
     for i in 0..10_000 {
-        let case = if i < seeds.len() {
-            seeds[i].clone()
+        let case = if i < cases.len() {
+            cases[i].clone()
         } else {
-            mutate(&seeds[rng.below(seeds.len())], &mut rng)
+            mutate(&cases[rng.below(cases.len())], &mut rng)
         };
         let mut input = case.clone();
         input.extend_from_slice(NEXT);
         let relay = relay_reads(&input);
         let hyper = runtime.block_on(hyper_reads(input));
-        if i < seeds.len() {
+        if i < cases.len() {
             assert!(
                 relay.is_some() && relay == hyper,
-                "seed {i} {:?}: relay {relay:?}, hyper {hyper:?}",
+                "input {i} {:?}: relay {relay:?}, hyper {hyper:?}",
                 String::from_utf8_lossy(&case)
             );
         }

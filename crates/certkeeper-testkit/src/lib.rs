@@ -192,7 +192,7 @@ impl TestCert {
         pem_block("CERTIFICATE", &self.der)
     }
 
-    /// The private key as PKCS#8 DER. Ed25519 keys come as PKCS#8 v1 (seed only):
+    /// The private key as PKCS#8 DER. Ed25519 keys come as PKCS#8 v1 (the private key only):
     /// aws-lc writes v2 with the public key, which OpenSSL 3.0 cannot read.
     pub fn key_der(&self) -> Vec<u8> {
         let der = self.key.serialize_der();

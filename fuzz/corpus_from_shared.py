@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Builds the fuzz targets' seed inputs into OUT/<target>/ (default /tmp/seeds) from the
+"""Builds the fuzz targets' starting inputs into OUT/<target>/ (default /tmp/fuzz-start) from the
 shared corpora ($CERTKEEPER_CORPORA, default ../../shared/corpora from the repository)
 plus hand-written agent frames and HTTP requests. Reduce them with
 `-merge=1` before committing (README.md)."""
 import os, sys, hashlib, base64, re, json, struct
 HERE=os.path.dirname(os.path.abspath(__file__))
 V=os.path.join(os.environ.get('CERTKEEPER_CORPORA', os.path.join(HERE,'../../shared/corpora')),'cryptography_vectors')
-OUT=sys.argv[1] if len(sys.argv)>1 else '/tmp/seeds'
+OUT=sys.argv[1] if len(sys.argv)>1 else '/tmp/fuzz-start'
 # Passwords of the encrypted keys under asymmetric/ (found with `openssl pkey -passin`;
 # "?" where none of the usual ones opened it: "password" is tried).
 ENCRYPTED_PASSWORDS={'PEM_Serialization/dsa_private_key.pem': '123456', 'PEM_Serialization/ec_private_key_encrypted.pem': '123456', 'PEM_Serialization/rsa_private_key.pem': '123456', 'PKCS8/bad-encryption-oid.pem': '?', 'PKCS8/ec_private_key_encrypted.pem': '123456', 'PKCS8/ed25519-scrypt.pem': 'hunter42', 'PKCS8/enc-ec-sha1-128-rc4.pem': '?', 'PKCS8/enc-rsa-3des.pem': 'password', 'PKCS8/enc-rsa-pkcs8-pbkdf2-0iter.pem': '?', 'PKCS8/enc-rsa-pkcs8.pem': 'foobar', 'PKCS8/enc-unknown-algorithm.pem': '?', 'PKCS8/enc-unknown-kdf.pem': '?', 'PKCS8/enc-unknown-pbkdf2-prf.pem': '?', 'PKCS8/enc2-rsa-pkcs8.pem': '?', 'PKCS8/pkcs12_s2k_pem-X_9607.pem': '123456', 'PKCS8/pkcs12_s2k_pem-X_9671.pem': '123456', 'PKCS8/pkcs12_s2k_pem-X_9925.pem': '123456', 'PKCS8/pkcs12_s2k_pem-X_9926.pem': '123456', 'PKCS8/pkcs12_s2k_pem-X_9927.pem': '123456', 'PKCS8/pkcs12_s2k_pem-X_9928.pem': '123456', 'PKCS8/pkcs12_s2k_pem-X_9929.pem': '123456', 'PKCS8/pkcs12_s2k_pem-X_9930.pem': '123456', 'PKCS8/pkcs12_s2k_pem-X_9931.pem': '123456', 'PKCS8/pkcs12_s2k_pem-X_9932.pem': '123456', 'PKCS8/rsa-40bitrc2.pem': '?', 'PKCS8/rsa-aes-192-cbc.pem': '?', 'PKCS8/rsa-pbe-3des-long-salt.pem': 'password', 'PKCS8/rsa-pbewithmd5anddescbc.pem': '?', 'PKCS8/rsa-rc2-cbc-effective-key-length.pem': '?', 'PKCS8/rsa-rc2-cbc.pem': '?', 'PKCS8/rsa_pkcs8_pbes2_pbkdf2_2048_3des_sha224.pem': '?', 'PKCS8/rsa_pkcs8_pbes2_pbkdf2_2048_3des_sha384.pem': '?', 'PKCS8/rsa_pkcs8_pbes2_pbkdf2_2048_3des_sha512.pem': '?', 'Traditional_OpenSSL_Serialization/key1-malformed-dek-info.pem': '?', 'Traditional_OpenSSL_Serialization/key1-malformed-iv.pem': '?', 'Traditional_OpenSSL_Serialization/key1-no-dek-info.pem': '?', 'Traditional_OpenSSL_Serialization/key1-short-iv.pem': '?', 'Traditional_OpenSSL_Serialization/key1.pem': '123456', 'Traditional_OpenSSL_Serialization/key2.pem': '?', 'Traditional_OpenSSL_Serialization/testrsa-encrypted.pem': 'password', 'DER_Serialization/ec_private_key_encrypted.der': '123456', 'DER_Serialization/enc-rsa-pkcs8.der': 'foobar', 'DER_Serialization/enc2-rsa-pkcs8.der': '?'}
