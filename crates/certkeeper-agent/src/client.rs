@@ -78,10 +78,8 @@ fn trusted_agent(uid: u32) -> bool {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains(&uid)
-        || nix::unistd::User::from_name("certkeeper")
-            .ok()
-            .flatten()
-            .is_some_and(|u| u.uid.as_raw() == uid)
+        || certkeeper_store::Principal::user_name(uid).as_deref()
+            == Some(certkeeper_store::trust::SERVICE_USER)
 }
 
 /// A connection to the agent.
@@ -127,13 +125,9 @@ impl AgentClient {
                 .map_err(|e| unreachable(e.to_string()))?;
         let uid = peer.uid();
         if !trusted_agent(uid) {
-            let owner = match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-                Ok(Some(u)) => format!("uid {uid} ({})", u.name),
-                _ => format!("uid {uid}"),
-            };
             return Err(ClientError::Untrusted {
                 path: path.to_path_buf(),
-                owner,
+                owner: certkeeper_store::Principal::describe_uid(uid),
             });
         }
         stream

@@ -19,6 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::audit::AuditLog;
+use crate::limits::{ConnectionLimits, Slot};
 use crate::peer::Caller;
 use crate::protocol::SCHEMES;
 use crate::protocol::{
@@ -39,59 +40,6 @@ const LOOKUPS: usize = 2;
 
 /// A caller's groups, with when they were read from the group database.
 type GroupsRead = (std::time::Instant, Vec<u32>);
-
-/// Open connections, per uid and in all.
-#[derive(Default)]
-struct Limits {
-    open: Mutex<(usize, HashMap<u32, usize>)>,
-}
-
-/// One open connection, counted until dropped.
-struct Slot {
-    limits: Arc<Limits>,
-    uid: u32,
-}
-
-impl Limits {
-    fn enter(limits: &Arc<Limits>, uid: u32) -> Option<Slot> {
-        let mut open = limits
-            .open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (total, per_uid) = &mut *open;
-        let mine = per_uid.entry(uid).or_insert(0);
-        if *total >= TOTAL || *mine >= PER_UID {
-            if *mine == 0 {
-                per_uid.remove(&uid);
-            }
-            return None;
-        }
-        *mine += 1;
-        *total += 1;
-        Some(Slot {
-            limits: Arc::clone(limits),
-            uid,
-        })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut open = self
-            .limits
-            .open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (total, per_uid) = &mut *open;
-        *total = total.saturating_sub(1);
-        if let Some(mine) = per_uid.get_mut(&self.uid) {
-            *mine = mine.saturating_sub(1);
-            if *mine == 0 {
-                per_uid.remove(&self.uid);
-            }
-        }
-    }
-}
 
 /// Lookups in flight: one per uid, [`LOOKUPS`] in all.
 struct Lookups {
@@ -378,7 +326,7 @@ impl Agent {
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
-        let limits = Arc::new(Limits::default());
+        let limits = ConnectionLimits::new(PER_UID, TOTAL);
         let mut audit_tick = tokio::time::interval(crate::audit::WINDOW);
         loop {
             tokio::select! {
@@ -389,18 +337,12 @@ impl Agent {
                     let stream = match accepted {
                         Ok((stream, _)) => stream,
                         Err(e) => {
-                            let pause = match e.raw_os_error() {
-                                Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                                    Duration::from_millis(100)
-                                }
-                                _ => Duration::from_millis(1),
-                            };
-                            tokio::time::sleep(pause).await;
+                            crate::limits::after_failed_accept(&e).await;
                             continue;
                         }
                     };
                     let Ok(cred) = stream.peer_cred() else { continue };
-                    match Limits::enter(&limits, cred.uid()) {
+                    match limits.enter(cred.uid()) {
                         Some(slot) => {
                             tokio::spawn(Arc::clone(&self).connection(stream, cred, slot));
                         }

@@ -33,7 +33,10 @@ pub fn join_password(password: Option<&str>, file: &[u8]) -> Vec<u8> {
     match password {
         None => out.push(0),
         Some(pw) => {
-            assert!(pw.len() < 32, "a starting input's password is shorter than 32 bytes");
+            assert!(
+                pw.len() < 32,
+                "a starting input's password is shorter than 32 bytes"
+            );
             out.push(pw.len() as u8 + 1);
             out.extend_from_slice(pw.as_bytes());
         }

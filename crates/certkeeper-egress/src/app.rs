@@ -23,58 +23,6 @@ pub const PER_UID: usize = 256;
 /// Application connections a binding holds open in all.
 pub const TOTAL: usize = 4096;
 
-/// Open application connections of one listener, per uid and in all: one uid cannot
-/// take a binding's descriptors (or the agent's) from the others.
-#[derive(Default)]
-pub struct Admission {
-    open: std::sync::Mutex<(usize, std::collections::HashMap<u32, usize>)>,
-}
-
-/// One admitted connection, counted until dropped.
-pub struct Admitted {
-    admission: Arc<Admission>,
-    uid: u32,
-}
-
-impl Admission {
-    /// Counts a connection of `uid`, or `None` when it or everyone is at the limit.
-    pub fn enter(admission: &Arc<Admission>, uid: u32) -> Option<Admitted> {
-        let mut open = admission
-            .open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (total, per_uid) = &mut *open;
-        let mine = per_uid.get(&uid).copied().unwrap_or(0);
-        if *total >= TOTAL || mine >= PER_UID {
-            return None;
-        }
-        per_uid.insert(uid, mine + 1);
-        *total += 1;
-        Some(Admitted {
-            admission: Arc::clone(admission),
-            uid,
-        })
-    }
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        let mut open = self
-            .admission
-            .open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (total, per_uid) = &mut *open;
-        *total = total.saturating_sub(1);
-        if let Some(mine) = per_uid.get_mut(&self.uid) {
-            *mine -= 1;
-            if *mine == 0 {
-                per_uid.remove(&self.uid);
-            }
-        }
-    }
-}
-
 /// Where a binding listens.
 pub enum Listener {
     /// Loopback TCP.

@@ -920,7 +920,9 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
-    let admission = Arc::new(crate::app::Admission::default());
+    // One uid cannot take a binding's descriptors (or the agent's) from the others.
+    let admission =
+        certkeeper_agent::limits::ConnectionLimits::new(crate::app::PER_UID, crate::app::TOTAL);
     loop {
         tokio::select! {
             _ = sweep.tick() => current_upstream(&current).sweep(),
@@ -928,13 +930,13 @@ pub async fn serve(
                 let (stream, uid) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
-                        accept_failed(&e).await;
+                        certkeeper_agent::limits::after_failed_accept(&e).await;
                         continue;
                     }
                 };
                 let current = Arc::clone(&current);
                 let gate = Arc::clone(&gate);
-                let admitted = uid.map(|u| (u, crate::app::Admission::enter(&admission, u)));
+                let admitted = uid.map(|u| (u, admission.enter(u)));
                 let in_flight = Serving::enter();
                 crate::workers::dispatch(stream, move |s| async move {
                     let _in_flight = in_flight;
@@ -988,18 +990,6 @@ pub async fn drain(bound: Duration) -> usize {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// After a failed accept: out of descriptors (EMFILE, ENFILE) or memory, wait before
-/// trying again rather than spin on the connection still waiting in the backlog.
-pub(crate) async fn accept_failed(e: &std::io::Error) {
-    let pause = match e.raw_os_error() {
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-            Duration::from_millis(100)
-        }
-        _ => Duration::from_millis(1),
-    };
-    tokio::time::sleep(pause).await;
 }
 
 #[cfg(test)]

@@ -633,10 +633,7 @@ fn not_owner(dir: &Path) -> Option<StoreError> {
     if me.is_root() {
         return None;
     }
-    let who = |uid: u32| match Principal::user_name(uid) {
-        Some(name) => format!("{name} (uid {uid})"),
-        None => format!("uid {uid}"),
-    };
+    let who = Principal::describe_uid;
     let owner = match std::fs::metadata(dir) {
         Ok(meta) if meta.uid() == me.as_raw() => return None,
         Ok(meta) => who(meta.uid()),

@@ -59,6 +59,14 @@ impl Principal {
         }
     }
 
+    /// A uid as messages name it: `appsvc (uid 1001)`, or `uid 1001` without a user.
+    pub fn describe_uid(uid: u32) -> String {
+        match Principal::user_name(uid) {
+            Some(name) => format!("{name} (uid {uid})"),
+            None => format!("uid {uid}"),
+        }
+    }
+
     /// The name of a uid, if it has one.
     pub fn user_name(uid: u32) -> Option<String> {
         User::from_uid(Uid::from_raw(uid))

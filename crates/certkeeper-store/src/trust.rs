@@ -79,7 +79,11 @@ pub fn check_home(dir: &Path) -> Result<(), StoreError> {
     if !acceptable_owner(owner, me) {
         return Err(untrusted(
             dir,
-            format!("belongs to {}, not to this user ({})", who(owner), who(me)),
+            format!(
+                "belongs to {}, not to this user ({})",
+                Principal::describe_uid(owner),
+                Principal::describe_uid(me)
+            ),
             format!(
                 "if it is yours, take it over: chown -R {} {}; else choose another --home",
                 who_name(me),
@@ -119,8 +123,8 @@ pub fn check_home(dir: &Path) -> Result<(), StoreError> {
                 &path,
                 format!(
                     "belongs to {}, not to the home's owner {}",
-                    who(meta.uid()),
-                    who(owner)
+                    Principal::describe_uid(meta.uid()),
+                    Principal::describe_uid(owner)
                 ),
                 format!(
                     "someone else made it: check it, then chown {} {}",
@@ -177,7 +181,10 @@ pub fn check_ancestors(path: &Path, owner: u32) -> Result<(), (std::path::PathBu
         if uid != 0 && uid != me && uid != owner {
             return Err((
                 ancestor.to_path_buf(),
-                format!("above the path, belongs to {}", who(uid)),
+                format!(
+                    "above the path, belongs to {}",
+                    Principal::describe_uid(uid)
+                ),
             ));
         }
         if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
@@ -197,13 +204,6 @@ pub fn check_ancestors(path: &Path, owner: u32) -> Result<(), (std::path::PathBu
 /// the packaged service user.
 fn acceptable_owner(owner: u32, me: u32) -> bool {
     owner == me || (me == 0 && Principal::user_name(owner).as_deref() == Some(SERVICE_USER))
-}
-
-fn who(uid: u32) -> String {
-    match Principal::user_name(uid) {
-        Some(name) => format!("{name} (uid {uid})"),
-        None => format!("uid {uid}"),
-    }
 }
 
 fn who_name(uid: u32) -> String {

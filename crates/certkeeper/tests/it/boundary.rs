@@ -187,14 +187,7 @@ fn the_agent_refuses_a_socket_directory_others_control_and_a_busy_agent() {
 
 fn keycheck(agent: &crate::agent::RunningAgent, uid: Option<u32>) -> std::process::Output {
     let mut cmd = match uid {
-        Some(uid) => {
-            let mut c = certkeeper_testkit::tools::command("setpriv");
-            c.arg(format!("--reuid={uid}"))
-                .arg(format!("--regid={uid}"))
-                .args(["--clear-groups", "--"])
-                .arg(shared_binary());
-            c
-        }
+        Some(uid) => crate::common::as_uid(uid, shared_binary()),
         None => Command::new(shared_binary()),
     };
     cmd.args(["keycheck", "partner", "--socket"])
@@ -353,10 +346,8 @@ print("busy" if busy else "not-busy", flush=True)
 print("ready", flush=True)
 time.sleep(30)
 "#;
-    let mut flood = certkeeper_testkit::tools::command("setpriv")
-        .arg(format!("--reuid={FLOODER}"))
-        .arg(format!("--regid={FLOODER}"))
-        .args(["--clear-groups", "--", "/usr/bin/python3", "-c", script])
+    let mut flood = crate::common::as_uid(FLOODER, "/usr/bin/python3")
+        .args(["-c", script])
         .arg(&agent.socket)
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -441,14 +432,8 @@ fn the_agent_process_cannot_be_dumped_or_traced_by_its_own_user() {
     let home = base.path().join("home");
     let socket = base.path().join("agent.sock");
     let as_service = |args: &[&str]| {
-        let mut c = certkeeper_testkit::tools::command("setpriv");
-        c.arg(format!("--reuid={SERVICE}"))
-            .arg(format!("--regid={SERVICE}"))
-            .args(["--clear-groups", "--"])
-            .arg(shared_binary())
-            .arg("--home")
-            .arg(&home)
-            .args(args);
+        let mut c = crate::common::as_uid(SERVICE, shared_binary());
+        c.arg("--home").arg(&home).args(args);
         c
     };
     assert!(as_service(&["init"]).status().unwrap().success());

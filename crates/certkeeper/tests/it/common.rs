@@ -151,3 +151,14 @@ pub fn openssl_pfx(env: &Env, name: &str, password: &str, extra: &[&str]) -> Str
     openssl(&args);
     out
 }
+
+/// `program` run as `uid` (and gid `uid`, no supplementary groups), a real other user
+/// as the kernel sees it: `setpriv --reuid=N --regid=N --clear-groups -- program`.
+pub fn as_uid(uid: u32, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = certkeeper_testkit::tools::command("setpriv");
+    c.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .args(["--clear-groups", "--"])
+        .arg(program);
+    c
+}

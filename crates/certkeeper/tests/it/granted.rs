@@ -16,12 +16,7 @@ const STRANGER: u32 = 4712;
 /// `certkeeper ARGS` as `uid`, with the home named by CERTKEEPER_HOME as a service's
 /// environment would, and the agent's socket given.
 fn as_uid(uid: u32, env: &Env, agent: &RunningAgent, args: &[&str]) -> Output {
-    certkeeper_testkit::tools::command("setpriv")
-        .arg(format!("--reuid={uid}"))
-        .arg(format!("--regid={uid}"))
-        .arg("--clear-groups")
-        .arg("--")
-        .arg(shared_binary())
+    crate::common::as_uid(uid, shared_binary())
         .args(args)
         .env("CERTKEEPER_HOME", &env.home)
         .env("CERTKEEPER_SOCKET", &agent.socket)
@@ -215,11 +210,8 @@ while True:
     data += chunk
 sys.stdout.write(data.decode("utf-8", "replace"))
 "#;
-    let out = certkeeper_testkit::tools::command("setpriv")
-        .arg(format!("--reuid={uid}"))
-        .arg(format!("--regid={uid}"))
-        .arg("--clear-groups")
-        .args(["--", "/usr/bin/python3", "-c", script, target, path])
+    let out = crate::common::as_uid(uid, "/usr/bin/python3")
+        .args(["-c", script, target, path])
         .output()
         .unwrap();
     let text = stdout(&out);
@@ -296,11 +288,8 @@ while len(data) < n:
     data += s.recv(n - len(data))
 sys.stdout.write(data.decode())
 "#;
-    let out = certkeeper_testkit::tools::command("setpriv")
-        .arg(format!("--reuid={uid}"))
-        .arg(format!("--regid={uid}"))
-        .arg("--clear-groups")
-        .args(["--", "/usr/bin/python3", "-c", script])
+    let out = crate::common::as_uid(uid, "/usr/bin/python3")
+        .args(["-c", script])
         .arg(&agent.socket)
         .arg(request)
         .output()
@@ -386,11 +375,7 @@ fn what_a_granted_user_asks_for_beyond_its_key_is_refused_and_nothing_hostile_is
     let cwd = tempfile::tempdir().unwrap();
     std::fs::set_permissions(cwd.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(cwd.path().join("root"), "not a certificate").unwrap();
-    let out = certkeeper_testkit::tools::command("setpriv")
-        .arg(format!("--reuid={GRANTED}"))
-        .arg(format!("--regid={GRANTED}"))
-        .args(["--clear-groups", "--"])
-        .arg(shared_binary())
+    let out = crate::common::as_uid(GRANTED, shared_binary())
         .args(["request", "/status", "--binding", "partner-api"])
         .current_dir(cwd.path())
         .env("CERTKEEPER_HOME", &env.home)
@@ -418,10 +403,8 @@ while True:
         pass
     c.close()
 "#;
-    let mut fake_agent = certkeeper_testkit::tools::command("setpriv")
-        .arg(format!("--reuid={STRANGER}"))
-        .arg(format!("--regid={STRANGER}"))
-        .args(["--clear-groups", "--", "/usr/bin/python3", "-c", server])
+    let mut fake_agent = crate::common::as_uid(STRANGER, "/usr/bin/python3")
+        .args(["-c", server])
         .arg(&fake)
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -432,11 +415,7 @@ while True:
         &mut ready,
     )
     .unwrap();
-    let out = certkeeper_testkit::tools::command("setpriv")
-        .arg(format!("--reuid={GRANTED}"))
-        .arg(format!("--regid={GRANTED}"))
-        .args(["--clear-groups", "--"])
-        .arg(shared_binary())
+    let out = crate::common::as_uid(GRANTED, shared_binary())
         .args([
             "request",
             "/transfer",
@@ -549,10 +528,8 @@ s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.sendall(b"POST /transfer HTTP/1.1\r\nHost: app\r\nContent-Length: 9\r\n\r\namount=99")
 s.close()
 "#;
-    let out = certkeeper_testkit::tools::command("setpriv")
-        .arg(format!("--reuid={STRANGER}"))
-        .arg(format!("--regid={STRANGER}"))
-        .args(["--clear-groups", "--", "/usr/bin/python3", "-c", script])
+    let out = crate::common::as_uid(STRANGER, "/usr/bin/python3")
+        .args(["-c", script])
         .arg(port.to_string())
         .output()
         .unwrap();
