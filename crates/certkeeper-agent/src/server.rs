@@ -587,7 +587,6 @@ impl Agent {
             return Err(format!("binding {binding} is gone"));
         };
         let reference = b.cert;
-        let allow: Vec<Principal> = b.allow.iter().filter_map(|p| p.parse().ok()).collect();
         let thumbprint = match self.certified_key(&reference) {
             Ok((_, thumbprint)) => thumbprint,
             Err(e) => {
@@ -600,8 +599,7 @@ impl Agent {
             let mut cache = self.fresh_cache(&home);
             self.may_use(caller, &home, &mut cache, &thumbprint)
         };
-        // A list whose entries no longer parse admits no one but root: fail closed.
-        let by_allow = b.allow.is_empty() || caller.uid == 0 || allow.iter().any(|p| caller.is(p));
+        let by_allow = allow_admits(caller, &b.allow);
         let detail = format!("binding {binding}");
         if by_acl && by_allow {
             return self
@@ -952,12 +950,7 @@ impl Agent {
             Some((b, entry))
                 if entry.has_key
                     && self.may_use_fresh(caller, &home, &entry.thumbprint)
-                    && (b.allow.is_empty()
-                        || self.privileged(caller)
-                        || b.allow
-                            .iter()
-                            .filter_map(|p| p.parse::<Principal>().ok())
-                            .any(|p| caller.is(&p))) =>
+                    && allow_admits(caller, &b.allow) =>
             {
                 Response::ok(json(&BindingInfo {
                     name: b.name,
@@ -1151,6 +1144,18 @@ fn chain_of(home: &Home, entry: &Entry, now: i64) -> Vec<String> {
 fn printable(reference: &str) -> String {
     let short: String = reference.chars().take(80).collect();
     format!("{short:?}")
+}
+
+/// Whether a binding's `--allow` list admits `caller`: an empty list admits whom the
+/// key's ACL admits, root always passes, and entries that no longer parse admit no
+/// one (fail closed).
+fn allow_admits(caller: &Caller, allow: &[String]) -> bool {
+    allow.is_empty()
+        || caller.uid == 0
+        || allow
+            .iter()
+            .filter_map(|p| p.parse::<Principal>().ok())
+            .any(|p| caller.is(&p))
 }
 
 /// How an administrator names this caller in a grant: `user:NAME`, else `uid:N`.

@@ -15,7 +15,7 @@ const STRANGER: u32 = 4712;
 
 /// `certkeeper ARGS` as `uid`, with the home named by CERTKEEPER_HOME as a service's
 /// environment would, and the agent's socket given.
-fn as_uid(uid: u32, env: &Env, agent: &RunningAgent, args: &[&str]) -> Output {
+fn certkeeper_as(uid: u32, env: &Env, agent: &RunningAgent, args: &[&str]) -> Output {
     crate::common::as_uid(uid, shared_binary())
         .args(args)
         .env("CERTKEEPER_HOME", &env.home)
@@ -55,7 +55,7 @@ fn a_granted_service_account_works_through_the_agent_alone() {
 
     // request --cert, against the partner's nginx that demands a client certificate;
     // the server is checked against the home's root store, which the agent hands over.
-    let out = as_uid(
+    let out = certkeeper_as(
         GRANTED,
         &env,
         &agent,
@@ -69,7 +69,7 @@ fn a_granted_service_account_works_through_the_agent_alone() {
     );
 
     // request --binding: the binding's upstream, certificate and trust, from the agent.
-    let out = as_uid(
+    let out = certkeeper_as(
         GRANTED,
         &env,
         &agent,
@@ -79,9 +79,9 @@ fn a_granted_service_account_works_through_the_agent_alone() {
     assert!(stdout(&out).contains("verify=SUCCESS"), "{}", stdout(&out));
 
     // keycheck, show and path of the entry it may use.
-    let out = as_uid(GRANTED, &env, &agent, &["keycheck", "partner"]);
+    let out = certkeeper_as(GRANTED, &env, &agent, &["keycheck", "partner"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = as_uid(GRANTED, &env, &agent, &["show", "partner"]);
+    let out = certkeeper_as(GRANTED, &env, &agent, &["show", "partner"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
@@ -91,14 +91,14 @@ fn a_granted_service_account_works_through_the_agent_alone() {
     assert!(text.contains("this user may use it"), "{text}");
     // What the service account sees is what the owner sees, less the ACL.
     let owner = env.json(&["show", "partner"]);
-    let out = as_uid(GRANTED, &env, &agent, &["show", "partner", "--json"]);
+    let out = certkeeper_as(GRANTED, &env, &agent, &["show", "partner", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["acl"].is_null(), "the ACL is the administrator's: {v}");
     v["acl"] = owner["acl"].clone();
     assert_eq!(v, owner);
     let owner_path = env.run(&["path", "partner"]);
-    let out = as_uid(GRANTED, &env, &agent, &["path", "partner"]);
+    let out = certkeeper_as(GRANTED, &env, &agent, &["path", "partner"]);
     assert_eq!(
         out.status.code(),
         owner_path.status.code(),
@@ -106,7 +106,7 @@ fn a_granted_service_account_works_through_the_agent_alone() {
         stderr(&out)
     );
     assert_eq!(stdout(&out), stdout(&owner_path));
-    let out = as_uid(GRANTED, &env, &agent, &["path", "partner", "--json"]);
+    let out = certkeeper_as(GRANTED, &env, &agent, &["path", "partner", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let owner: serde_json::Value =
         serde_json::from_slice(&env.run(&["path", "partner", "--json"]).stdout).unwrap();
@@ -114,7 +114,7 @@ fn a_granted_service_account_works_through_the_agent_alone() {
     // Once the administrator imports the missing root, the path is valid for both.
     let root = env.write("client-root.pem", partner.client_root.pem());
     env.ok(&["import", &root]);
-    let out = as_uid(GRANTED, &env, &agent, &["path", "partner", "--json"]);
+    let out = certkeeper_as(GRANTED, &env, &agent, &["path", "partner", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], true, "{v}");
@@ -145,7 +145,7 @@ fn an_ungranted_user_learns_nothing_and_owner_commands_say_whose_home_it_is() {
         vec!["request", &partner.url("/status"), "--cert", "partner"],
         vec!["request", "/status", "--binding", "partner-api"],
     ] {
-        let out = as_uid(STRANGER, &env, &agent, &args);
+        let out = certkeeper_as(STRANGER, &env, &agent, &args);
         assert_eq!(out.status.code(), Some(4), "{args:?}: {}", stderr(&out));
         let err = stderr(&out);
         assert!(
@@ -156,7 +156,7 @@ fn an_ungranted_user_learns_nothing_and_owner_commands_say_whose_home_it_is() {
         assert!(stdout(&out).is_empty() || args.contains(&"--json"));
     }
     // A name that does not exist gets the same answer as one it may not use.
-    let out = as_uid(STRANGER, &env, &agent, &["show", "no-such-name"]);
+    let out = certkeeper_as(STRANGER, &env, &agent, &["show", "no-such-name"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let mut agent = agent;
     agent.stop();
@@ -178,7 +178,7 @@ fn an_ungranted_user_learns_nothing_and_owner_commands_say_whose_home_it_is() {
         vec!["bindings"],
         vec!["doctor"],
     ] {
-        let out = as_uid(GRANTED, &env, &agent, &args);
+        let out = certkeeper_as(GRANTED, &env, &agent, &args);
         assert_eq!(out.status.code(), Some(4), "{args:?}: {}", stderr(&out));
         let err = stderr(&out);
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
