@@ -772,8 +772,8 @@ impl Agent {
                 Err(Response::error(
                     Code::Denied,
                     format!(
-                        "uid {} may use no key that matches {reference:?}; if it exists, the \
-                         administrator can grant it: certkeeper grant {reference} {}",
+                        "uid {} may use no key that matches {reference:?} (grant it with: \
+                         certkeeper grant {reference} {})",
                         caller.uid,
                         principal_of(caller)
                     ),
@@ -975,8 +975,8 @@ impl Agent {
                 Response::error(
                     Code::Denied,
                     format!(
-                        "uid {} may use no binding named {name:?}; if it exists, the \
-                         administrator can grant its certificate: certkeeper grant REF {}",
+                        "uid {} may use no binding named {name:?} (grant it with: \
+                         certkeeper grant REF {})",
                         caller.uid,
                         principal_of(caller)
                     ),

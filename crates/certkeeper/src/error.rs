@@ -157,9 +157,14 @@ impl From<StoreError> for CliError {
                 "name it by thumbprint (at least 8 hex digits; certkeeper list shows them)",
             ),
             StoreError::NotOwner { dir, owner, .. } => error.with_fix(format!(
-                "administer it as {owner} or root (sudo), or use the keys granted to this \
+                "administer it as {} (sudo), or use the keys granted to this \
                  user through the agent: certkeeper keycheck|request|show|path REF \
                  --socket {}",
+                if owner.starts_with("root ") {
+                    "root".to_string()
+                } else {
+                    format!("{owner} or root")
+                },
                 crate::commands::agent_socket(dir).display()
             )),
             StoreError::BadReference { .. } => {
