@@ -491,7 +491,7 @@ _certkeeper_commands() {
 'demo:Walk through everything on a temporary home\: PKI, .pfx import, path, grant, export, agent, a local HTTPS service demanding a client certificate, a binding' \
 'completions:Print shell completions (bash, zsh, fish, elvish, powershell)' \
 'man:Print the man page (roff)' \
-'config:Show or change settings\: export_dir, service_principals, expiry_warning_days, upstream_timeout, egress_proxy, egress_no_proxy; store egress_proxy_password' \
+'config:Show or change settings\: export_dir, service_principals, expiry_warning_days, upstream_timeout, client_timeout, egress_proxy, egress_no_proxy; store egress_proxy_password' \
 'help:Print this message or the help of the given subcommand(s)' \
     )
     _describe -t commands 'certkeeper commands' commands "$@"
@@ -570,7 +570,7 @@ _certkeeper__subcmd__help_commands() {
 'demo:Walk through everything on a temporary home\: PKI, .pfx import, path, grant, export, agent, a local HTTPS service demanding a client certificate, a binding' \
 'completions:Print shell completions (bash, zsh, fish, elvish, powershell)' \
 'man:Print the man page (roff)' \
-'config:Show or change settings\: export_dir, service_principals, expiry_warning_days, upstream_timeout, egress_proxy, egress_no_proxy; store egress_proxy_password' \
+'config:Show or change settings\: export_dir, service_principals, expiry_warning_days, upstream_timeout, client_timeout, egress_proxy, egress_no_proxy; store egress_proxy_password' \
 'help:Print this message or the help of the given subcommand(s)' \
     )
     _describe -t commands 'certkeeper help commands' commands "$@"

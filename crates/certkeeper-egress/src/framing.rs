@@ -1,4 +1,4 @@
-//! HTTP/1.1 message framing for the hand-written relay ([`crate::h1`]): where a
+//! HTTP/1.1 message framing for the hand-written relay ([`crate::relay`]): where a
 //! message body ends (RFC 9112 §6), and which header fields belong to one connection
 //! only (RFC 9110 §7.6.1). Parsing the message heads is httparse's job.
 

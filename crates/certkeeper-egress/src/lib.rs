@@ -2,11 +2,12 @@
 //!
 //! - [`request`]: one mutual-TLS request (the `request` command), its client key used
 //!   through the agent's socket.
-//! - [`proxy`] and [`supervisor`]: the bindings' relays, run inside the agent process:
-//!   plain HTTP on loopback in, mutual TLS to the upstream out, pooled, streamed, with
-//!   every failure turned into a 502 that says what failed ([`failure`]).
-//!   An application's connection is relayed by hand ([`h1`], with [`framing`]) when
-//!   the upstream speaks HTTP/1.1, and through hyper otherwise.
+//! - [`proxy`] and [`supervisor`]: the bindings' listeners, run inside the agent
+//!   process: plain HTTP on loopback in, mutual TLS to the upstream out, with every
+//!   failure turned into a 502 that says what failed ([`failure`]). Every
+//!   application connection is served by one hand-written relay (`relay`, strict
+//!   [`framing`]); requests go over HTTP/1.1 connections of its own or over the shared
+//!   HTTP/2 connection (`h2`, hyper's client), as the upstream's [`pool`] says.
 //! - [`app`]: the applications' side of a binding: loopback TCP or Unix-socket
 //!   listeners, and the gate that admits only the uids the key's ACL allows.
 //! - [`tls`]: the rustls client configuration both use, and the connection.
@@ -15,14 +16,17 @@
 //!   connections.
 
 pub mod app;
+mod buffer;
 #[cfg(test)]
 mod differential;
 pub mod failure;
 mod framing;
 #[doc(hidden)]
 pub mod fuzz;
-mod h1;
+mod h2;
+pub mod pool;
 pub mod proxy;
+mod relay;
 pub mod request;
 pub mod supervisor;
 pub mod tls;

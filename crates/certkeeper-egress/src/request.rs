@@ -15,7 +15,7 @@ use rustls_pki_types::CertificateDer;
 
 use crate::EgressError;
 use crate::failure::explain;
-use crate::proxy::RESPONSE_TIMEOUT;
+use crate::pool::RESPONSE_TIMEOUT;
 
 /// A request to make.
 #[derive(Debug, Clone)]

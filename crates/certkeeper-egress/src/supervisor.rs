@@ -18,7 +18,8 @@ use tokio::sync::watch;
 
 use crate::EgressError;
 use crate::app::{Gate, listen as bind_listener};
-use crate::proxy::{Current, RESPONSE_TIMEOUT, Upstream, serve};
+use crate::pool::{CLIENT_TIMEOUT, Current, RESPONSE_TIMEOUT, Timeouts, Upstream};
+use crate::proxy::serve;
 use crate::tls::{ServerTrust, client_config};
 use crate::tunnel::{NoProxy, Proxy, Route};
 
@@ -88,18 +89,22 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// What a binding's relay is built from: the binding, the trust anchors, the
-/// certificate in use and the home's `upstream_timeout`. A renewal or a new root
+/// certificate in use and the home's `upstream_timeout` and `client_timeout`. A renewal or a new root
 /// changes it, and the pool is rebuilt so that every following request goes out with
 /// the new certificate.
 fn identity(agent: &Arc<Agent>, binding: &Binding) -> Result<(Settled, String), String> {
     let (trust, timeout, (route, stamp)) = agent.with_home(|home| {
         let trust =
             ServerTrust::named(Some(home), &binding.server_ca).map_err(|e| e.to_string())?;
-        let timeout = home
-            .setting(Setting::UpstreamTimeout)
-            .map_err(|e| e.to_string())?
-            .parse()
-            .map_or(RESPONSE_TIMEOUT, Duration::from_secs);
+        let seconds = |setting, default| {
+            home.setting(setting)
+                .map(|v| v.parse().map_or(default, Duration::from_secs))
+                .map_err(|e| e.to_string())
+        };
+        let timeout = Timeouts {
+            response: seconds(Setting::UpstreamTimeout, RESPONSE_TIMEOUT)?,
+            client: seconds(Setting::ClientTimeout, CLIENT_TIMEOUT)?,
+        };
         let route = route(home, binding).map_err(|e| e.to_string())?;
         Ok::<_, String>((trust, timeout, route))
     })?;
@@ -173,7 +178,7 @@ fn route(home: &certkeeper_store::Home, binding: &Binding) -> Result<(Route, Str
 /// What a binding's relay is built from, besides the binding itself.
 struct Settled {
     trust: ServerTrust,
-    timeout: Duration,
+    timeout: Timeouts,
     route: Route,
 }
 

@@ -39,6 +39,9 @@ pub enum Setting {
     ExpiryWarningDays,
     /// Seconds a binding waits for the upstream's answer before a 504 (default 60).
     UpstreamTimeout,
+    /// Seconds a binding waits for an application: a whole request head, more of a
+    /// request body, the next request on a kept-alive connection (default 60).
+    ClientTimeout,
     /// The forward proxy bindings without their own `--proxy` go through
     /// (`http://[user@]host:port`; default none).
     EgressProxy,
@@ -48,11 +51,12 @@ pub enum Setting {
 
 impl Setting {
     /// Every setting.
-    pub const ALL: [Setting; 6] = [
+    pub const ALL: [Setting; 7] = [
         Setting::ExportDir,
         Setting::ServicePrincipals,
         Setting::ExpiryWarningDays,
         Setting::UpstreamTimeout,
+        Setting::ClientTimeout,
         Setting::EgressProxy,
         Setting::EgressNoProxy,
     ];
@@ -64,6 +68,7 @@ impl Setting {
             Setting::ServicePrincipals => "service_principals",
             Setting::ExpiryWarningDays => "expiry_warning_days",
             Setting::UpstreamTimeout => "upstream_timeout",
+            Setting::ClientTimeout => "client_timeout",
             Setting::EgressProxy => "egress_proxy",
             Setting::EgressNoProxy => "egress_no_proxy",
         }
@@ -77,7 +82,7 @@ impl Setting {
             .ok_or_else(|| {
                 StoreError::InvalidSetting(format!(
                     "unknown setting {key:?}: export_dir, service_principals, expiry_warning_days, \
-                     upstream_timeout, egress_proxy, egress_no_proxy (or \
+                     upstream_timeout, client_timeout, egress_proxy, egress_no_proxy (or \
                      egress_proxy_password with --password-env)"
                 ))
             })
@@ -236,7 +241,7 @@ impl Home {
             Setting::ExportDir => default_export_dir(&self.dir).display().to_string(),
             Setting::ServicePrincipals => String::new(),
             Setting::ExpiryWarningDays => "30".into(),
-            Setting::UpstreamTimeout => "60".into(),
+            Setting::UpstreamTimeout | Setting::ClientTimeout => "60".into(),
             Setting::EgressProxy | Setting::EgressNoProxy => String::new(),
         }))
     }
@@ -271,7 +276,7 @@ impl Home {
                 })?;
                 days.to_string()
             }
-            Setting::UpstreamTimeout => {
+            Setting::UpstreamTimeout | Setting::ClientTimeout => {
                 let seconds: u32 = value
                     .trim()
                     .parse()
@@ -279,8 +284,9 @@ impl Home {
                     .filter(|s| (1..=86_400).contains(s))
                     .ok_or_else(|| {
                         StoreError::InvalidSetting(format!(
-                            "upstream_timeout must be a whole number of seconds from 1 to \
-                             86400, not {value:?}"
+                            "{} must be a whole number of seconds from 1 to 86400, not \
+                             {value:?}",
+                            setting.key()
                         ))
                     })?;
                 seconds.to_string()

@@ -288,7 +288,13 @@ pub enum Command {
     Man,
 
     /// Show or change settings: export_dir, service_principals, expiry_warning_days,
-    /// upstream_timeout, egress_proxy, egress_no_proxy; store egress_proxy_password.
+    /// upstream_timeout, client_timeout, egress_proxy, egress_no_proxy; store
+    /// egress_proxy_password.
+    ///
+    /// upstream_timeout: seconds a binding waits for the partner's answer (and between
+    /// parts of its body) before a 504; client_timeout: seconds it waits for an
+    /// application (a whole request head, more of a request body: 408; the next
+    /// request on a kept-alive connection: closed). Both default to 60.
     ///
     /// egress_proxy: the forward proxy (http://[user@]host:port) the bindings reach
     /// their upstreams through when they have no --proxy of their own; egress_no_proxy:
@@ -307,6 +313,7 @@ pub enum Command {
         certkeeper config export_dir /srv/certificates\n  \
         certkeeper config service_principals user:www-data,group:app\n  \
         certkeeper config upstream_timeout 120   (seconds a binding waits for the partner)\n  \
+        certkeeper config client_timeout 30      (seconds it waits for an application)\n  \
         certkeeper config egress_proxy http://certkeeper@proxy.corp:3128\n  \
         certkeeper config egress_no_proxy .corp.example,10.1.2.3\n  \
         certkeeper config egress_proxy_password --password-env PROXY_PASSWORD")]

@@ -1454,6 +1454,70 @@ fn a_silent_upstream_is_a_504_after_upstream_timeout() {
     );
 }
 
+#[test]
+fn an_application_that_stalls_gets_a_408_and_an_idle_one_is_let_go_after_client_timeout() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let _agent = RunningAgent::start(&env);
+    assert_eq!(env.ok(&["config", "client_timeout"]).trim(), "60");
+    let out = env.run(&["config", "client_timeout", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("client_timeout must be"), "{}", stderr(&out));
+    env.ok(&["config", "client_timeout", "2"]);
+    let within = |start: Instant, what: &str| {
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(1900) && took < Duration::from_secs(8),
+            "{what}: {took:?}"
+        );
+    };
+    let connect = |port| {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s
+    };
+    // The same over an HTTP/2 partner and an HTTP/1.1 one: one relay reads both.
+    for (name, port) in bound_over_h2_and_h1(&env, &partner) {
+        // Half a request head, then nothing: a 408 after the timeout, then closed.
+        let mut s = connect(port);
+        let start = Instant::now();
+        s.write_all(b"GET /half HTTP/1.1\r\nHost: x\r\n").unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        within(start, name);
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{name}: {answer}");
+        assert!(
+            answer.contains("the request head did not all come within 2 s (client timeout)"),
+            "{name}: {answer}"
+        );
+        // A body that stops coming: a 408 that says so.
+        let mut s = connect(port);
+        let start = Instant::now();
+        s.write_all(b"POST /ledger/stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+            .unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        within(start, name);
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{name}: {answer}");
+        assert!(
+            answer.contains("sent no more of its request body for 2 s (client timeout)"),
+            "{name}: {answer}"
+        );
+        // A kept-alive connection is served, then let go quietly once idle that long.
+        let mut s = connect(port);
+        let (status, _) = keep_alive_get(&mut s, "/one");
+        assert_eq!(status, 200, "{name}");
+        std::thread::sleep(Duration::from_millis(500));
+        let (status, _) = keep_alive_get(&mut s, "/two");
+        assert_eq!(status, 200, "{name}: a pause under the timeout is fine");
+        let start = Instant::now();
+        let mut rest = Vec::new();
+        let n = s.read_to_end(&mut rest).unwrap();
+        within(start, name);
+        assert_eq!(n, 0, "{name}: closed without an answer: {rest:?}");
+    }
+}
+
 /// Runs `call` on `n` threads released at the same moment; their results in order.
 fn at_once<T: Send + 'static>(n: usize, call: impl Fn() -> T + Send + Sync + 'static) -> Vec<T> {
     let call = std::sync::Arc::new(call);

@@ -1,45 +1,46 @@
-//! The HTTP/1.1 relay, written by hand: an application's plain HTTP/1.1 connection
-//! relayed to an upstream that speaks HTTP/1.1 over mutual TLS.
+//! The relay: every application connection of a binding is served here, request
+//! after request, by one hand-written HTTP/1.1 server. Each request goes to the
+//! partner over this connection's own HTTP/1.1 connection (held, pooled or new;
+//! below) or, when the partner speaks HTTP/2, over the shared HTTP/2 connection
+//! ([`crate::h2`]); the pool ([`crate::pool`]) says which.
 //!
-//! Why by hand, when [`crate::proxy`] relays with hyper: in the relay of a small
-//! keep-alive request, about a third of the CPU is user space, and most of that went
-//! to hyper's machinery between two connections that both speak HTTP/1.1: a request
-//! decoded into an `http::Request`, a `HeaderMap` built and searched, the client's
-//! request channel and response callback, bodies boxed and polled frame by frame,
-//! then the same encoded back. A relay needs none of it. Here the application's
-//! request head is parsed in place (httparse, as hyper does), its fields are copied
-//! into the upstream's head in one buffer with the hop-by-hop ones left out, and
-//! bodies are copied as they are, with only their framing followed ([`framing`]):
-//! the relay then costs less CPU per request than nginx's, which is what
-//! `bench/egress.sh` measures it against.
-//!
-//! It serves an application connection when the upstream is known to speak
-//! HTTP/1.1 (its last connection chose it); the connections it makes offer only
-//! HTTP/1.1. HTTP/2 upstreams, and upstreams not reached yet, go through hyper.
-//! Both share the upstream's pool of idle connections.
+//! Why by hand rather than through hyper's server and client: in the relay of a
+//! small keep-alive request most of the user CPU went to hyper's machinery between
+//! two connections that both speak HTTP/1.1 (a request decoded into an
+//! `http::Request` and a `HeaderMap`, the client's channel and callback, bodies
+//! boxed and polled frame by frame, then all encoded back). Here the application's
+//! request head is parsed in place (httparse, as hyper does), checked strictly
+//! ([`framing`]), and its fields are copied into the upstream's head in one buffer,
+//! hop-by-hop fields out and the framing fields written by the relay itself; bodies
+//! of known length are copied as they are, chunked bodies re-framed. One parser reads
+//! every byte an application sends, whatever the partner speaks.
 //!
 //! [`framing`]: crate::framing
 
 use std::future::poll_fn;
-use std::io::{self, IoSlice};
+use std::io;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::app::AppStream;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use crate::app::AppStream;
+use crate::buffer::{Buffer, write_both};
 use crate::failure::explain;
 use crate::framing::{self, BodyScan, ConnectionOptions, Declared, Framing};
-use crate::proxy::{Current, FINISH_WITHIN, MAX_RETRIES, Upstream, current_upstream, still_open};
+use crate::pool::Unreached;
+use crate::pool::{
+    Connection, Current, FINISH_WITHIN, H2Sender, MAX_RETRIES, Reusable, Upstream, current_upstream,
+};
 use crate::tls::Stream;
 
 /// The largest request or response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// The most header fields a head may have.
-const MAX_FIELDS: usize = 128;
+pub(crate) const MAX_FIELDS: usize = 128;
 /// How much of a body is read before it is written on.
 const MAX_BUFFER: usize = 128 * 1024;
 
@@ -57,118 +58,22 @@ pub(crate) async fn serve(app: AppStream, current: Current) {
     relay.release();
 }
 
-/// Bytes read and not yet used, in a buffer that grows up to a limit.
-struct Buffer {
-    data: Vec<u8>,
-    start: usize,
-    end: usize,
-    max: usize,
-}
-
-impl Buffer {
-    fn new(initial: usize, max: usize) -> Self {
-        Buffer {
-            data: vec![0; initial],
-            start: 0,
-            end: 0,
-            max,
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.data[self.start..self.end]
-    }
-
-    fn len(&self) -> usize {
-        self.end - self.start
-    }
-
-    fn is_empty(&self) -> bool {
-        self.start == self.end
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.start += n;
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-    }
-
-    /// Whether more can be read in: moves what is left to the front, or grows.
-    fn make_room(&mut self) -> bool {
-        if self.end < self.data.len() {
-            return true;
-        }
-        if self.start > 0 {
-            self.data.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-            return true;
-        }
-        if self.data.len() < self.max {
-            let grown = (self.data.len() * 2).min(self.max);
-            self.data.resize(grown, 0);
-            return true;
-        }
-        false
-    }
-
-    /// Reads once into the free space (0: end of stream; an error when the buffer is
-    /// full).
-    fn poll_fill<R: AsyncRead + Unpin>(
-        &mut self,
-        io: &mut R,
-        cx: &mut Context<'_>,
-    ) -> Poll<io::Result<usize>> {
-        if !self.make_room() {
-            return Poll::Ready(Err(io::Error::other("buffer full")));
-        }
-        let mut buf = ReadBuf::new(&mut self.data[self.end..]);
-        match Pin::new(io).poll_read(cx, &mut buf) {
-            Poll::Ready(Ok(())) => {
-                let n = buf.filled().len();
-                self.end += n;
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    /// Reads what has arrived until there is nothing more ready, `enough` bytes are
-    /// held, or there is no more room; if nothing has arrived, waits for it when
-    /// `wait`, else returns 0.
-    async fn fill<R: AsyncRead + Unpin>(
-        &mut self,
-        io: &mut R,
-        enough: usize,
-        wait: bool,
-    ) -> io::Result<usize> {
-        poll_fn(|cx| {
-            let mut got = 0;
-            while self.len() < enough && self.make_room() {
-                match self.poll_fill(io, cx) {
-                    Poll::Ready(Ok(0)) => break,
-                    Poll::Ready(Ok(n)) => got += n,
-                    Poll::Ready(Err(e)) if got == 0 => return Poll::Ready(Err(e)),
-                    Poll::Ready(Err(_)) => break,
-                    Poll::Pending if got == 0 && wait => return Poll::Pending,
-                    Poll::Pending => break,
-                }
-            }
-            Poll::Ready(Ok(got))
-        })
-        .await
-    }
-}
-
 /// An upstream connection this application connection holds between requests.
 struct Held {
     io: Stream,
     upstream: Arc<Upstream>,
     /// The worker whose runtime watches its socket (see [`crate::workers`]).
     origin: usize,
+}
+
+impl Held {
+    fn new(io: Stream, upstream: &Arc<Upstream>, origin: usize) -> Self {
+        Held {
+            io,
+            upstream: Arc::clone(upstream),
+            origin,
+        }
+    }
 }
 
 struct Relay {
@@ -192,6 +97,8 @@ enum Next {
 
 /// What the application asked, as much as the relay needs after its head is gone.
 struct Asked {
+    /// The length of the upstream's head at the start of `out`.
+    head_len: usize,
     /// Whether it may be sent again (RFC 9110 §9.2.2) when a reused connection turns
     /// out closed before any answer.
     idempotent: bool,
@@ -213,6 +120,15 @@ enum Failure {
     AppGone,
 }
 
+impl From<Unreached> for Failure {
+    fn from(unreached: Unreached) -> Self {
+        match unreached {
+            Unreached::Failed(reason) => Failure::Upstream(reason),
+            Unreached::Timeout => Failure::Timeout,
+        }
+    }
+}
+
 impl Relay {
     /// Reads one request, relays it, relays the answer.
     async fn exchange(&mut self, current: &Current) -> Next {
@@ -232,11 +148,19 @@ impl Relay {
     }
 
     /// Reads and checks the next request head, and writes the upstream's version of
-    /// it into `out`. `None`: the connection ends (the application closed it, or its
-    /// request was refused).
+    /// it into `out`. `None`: the connection ends (the application closed it, its
+    /// request was refused, or it sent nothing for the client timeout).
     async fn read_request(&mut self, upstream: &Upstream) -> Option<Asked> {
+        let wait = upstream.timeouts.client;
+        // Idle between requests, then the whole head, each for the client timeout.
+        let mut deadline = tokio::time::Instant::now() + wait;
+        let mut begun = false;
         loop {
             if !self.inbuf.is_empty() {
+                if !begun {
+                    begun = true;
+                    deadline = tokio::time::Instant::now() + wait;
+                }
                 let refused = match self.prepare(upstream) {
                     Ok(Some(asked)) => return Some(asked),
                     Ok(None) if self.inbuf.len() >= MAX_HEAD => Some((
@@ -253,9 +177,22 @@ impl Relay {
                     return None;
                 }
             }
-            match poll_fn(|cx| self.inbuf.poll_fill(&mut self.app, cx)).await {
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {}
+            let read = std::future::poll_fn(|cx| self.inbuf.poll_fill(&mut self.app, cx));
+            match tokio::time::timeout_at(deadline, read).await {
+                Ok(Ok(0) | Err(_)) => return None,
+                Ok(Ok(_)) => {}
+                Err(_) if begun => {
+                    self.request.clear();
+                    self.request.push_str("- -");
+                    let reason = format!(
+                        "the request head did not all come within {} s (client timeout)",
+                        wait.as_secs()
+                    );
+                    self.fail(upstream, 408, &reason).await;
+                    return None;
+                }
+                // Kept alive and unused for the client timeout: closed, as nginx does.
+                Err(_) => return None,
             }
         }
     }
@@ -338,6 +275,7 @@ impl Relay {
         self.request
             .push_str(path.split('?').next().unwrap_or_default());
         let asked = Asked {
+            head_len: out.len(),
             idempotent: matches!(
                 method,
                 "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE"
@@ -353,6 +291,13 @@ impl Relay {
 
     /// Sends the request upstream and relays the answer to the application.
     async fn relay(&mut self, upstream: &Arc<Upstream>, asked: &Asked) -> Result<Next, Failure> {
+        let (mut held, mut reused) = match self.take_held(upstream) {
+            Some(held) => (held, true),
+            None => match upstream.connection().await.map_err(Failure::from)? {
+                Connection::Own(io, origin, reused) => (Held::new(*io, upstream, origin), reused),
+                Connection::Shared(h2) => return self.relay_h2(upstream, asked, h2).await,
+            },
+        };
         // The body bytes that came with the head go in the same write. When that is
         // the whole body, nothing is consumed until an answer starts, so the request
         // can be sent again on another connection if the first was closed under it.
@@ -366,8 +311,7 @@ impl Relay {
             self.inbuf.consume(with_head);
         }
         let mut retries = 0;
-        let (held, answer) = loop {
-            let (mut held, reused) = self.acquire(upstream).await?;
+        let answer = loop {
             self.rbuf.consume(self.rbuf.len());
             let mut exchange = Exchange {
                 app: &mut self.app,
@@ -382,18 +326,18 @@ impl Relay {
                 unflushed: false,
                 answered: false,
                 last_progress: tokio::time::Instant::now(),
+                last_from_app: tokio::time::Instant::now(),
             };
-            let sent = exchange
-                .answer(&mut self.out, asked, upstream.response_timeout)
-                .await;
+            let sent = exchange.answer(&mut self.out, asked, upstream).await;
             let failed = match sent {
-                Ok(answer) => break (held, answer),
+                Ok(answer) => break answer,
                 Err(Sent::Failed(e)) => e,
                 Err(Sent::Unanswered(e)) if asked.idempotent => e,
                 Err(Sent::Unanswered(e) | Sent::Broken(e)) => {
                     return Err(Failure::Upstream(explain(&e, &upstream.target)));
                 }
                 Err(Sent::Timeout) => return Err(Failure::Timeout),
+                Err(Sent::AppStalled) => return Err(app_stalled(upstream)),
                 Err(Sent::AppGone) => return Err(Failure::AppGone),
                 Err(Sent::Bad(reason)) => {
                     return Err(Failure::Upstream(format!("{}: {reason}", upstream.target)));
@@ -405,9 +349,12 @@ impl Relay {
             if !(reused && whole && retries < MAX_RETRIES) {
                 return Err(Failure::Upstream(explain(&failed, &upstream.target)));
             }
-            // `out` still holds the whole request: an answer's head replaces it only
-            // once one has come, and then nothing is sent again.
+            // `out` still holds the whole request, written for HTTP/1.1: an answer's
+            // head replaces it only once one has come, and then nothing is sent again.
             retries += 1;
+            let (io, origin, again) = upstream.h1_connection().await.map_err(Failure::from)?;
+            held = Held::new(io, upstream, origin);
+            reused = again;
         };
         if whole {
             self.inbuf.consume(with_head);
@@ -416,6 +363,47 @@ impl Relay {
         self.rbuf.consume(answer.head_len);
         self.relay_answer(upstream, &answer, held, request_sent)
             .await
+    }
+
+    /// Sends the request over the upstream's shared HTTP/2 connection and relays the
+    /// answer ([`crate::h2`]).
+    async fn relay_h2(
+        &mut self,
+        upstream: &Arc<Upstream>,
+        asked: &Asked,
+        sender: H2Sender,
+    ) -> Result<Next, Failure> {
+        let (parts, expects_continue) =
+            crate::h2::request_head(&self.out[..asked.head_len], upstream)
+                .map_err(|(status, reason)| Failure::Refused(status, reason))?;
+        let ask = crate::h2::Ask {
+            head: asked.head,
+            http10: asked.http10,
+            close: asked.close,
+            framing: asked.framing,
+            request: &self.request,
+        };
+        let exchanged = crate::h2::exchange(
+            sender,
+            upstream,
+            parts,
+            expects_continue,
+            &ask,
+            &mut self.app,
+            &mut self.inbuf,
+            &mut self.out,
+        )
+        .await;
+        use crate::h2::Failed;
+        match exchanged {
+            Ok(true) => Ok(Next::KeepAlive),
+            Ok(false) => Ok(Next::Close),
+            Err(Failed::Upstream(reason)) => Err(Failure::Upstream(reason)),
+            Err(Failed::Timeout) => Err(Failure::Timeout),
+            Err(Failed::AppStalled) => Err(app_stalled(upstream)),
+            Err(Failed::AppGone) => Err(Failure::AppGone),
+            Err(Failed::BadBody(e)) => Err(broken_body(&self.request, e)),
+        }
     }
 
     /// Relays the answer's head (in `out`) and body to the application, and keeps the
@@ -427,7 +415,7 @@ impl Relay {
         held: Held,
         request_sent: bool,
     ) -> Result<Next, Failure> {
-        let timeout = upstream.response_timeout;
+        let timeout = upstream.timeouts.response;
         let mut held = Some(held);
         let mut body = BodyScan::new(answer.framing);
         let mut head = true;
@@ -471,7 +459,7 @@ impl Relay {
                 // An application that closes after this answer may call again at once,
                 // on a new connection: the upstream connection is back in the pool
                 // before the application sees the end of the answer.
-                upstream.checkin_stream(h.io, h.origin);
+                upstream.checkin(h.io, h.origin);
             }
             let chunk = &self.rbuf.bytes()[..taken];
             let before: &[u8] = if head { &self.out } else { &[] };
@@ -502,7 +490,7 @@ impl Relay {
                     && answer.upstream_keeps
                     && request_sent
                 {
-                    upstream.checkin_stream(h.io, h.origin);
+                    upstream.checkin(h.io, h.origin);
                 }
                 return Ok(Next::Close);
             }
@@ -582,39 +570,19 @@ impl Relay {
         )
     }
 
-    /// An upstream connection: the one held, an idle pooled one, or a new one; and
-    /// whether it has carried a request before.
-    async fn acquire(&mut self, upstream: &Arc<Upstream>) -> Result<(Held, bool), Failure> {
-        if let Some(mut held) = self.held.take()
-            && Arc::ptr_eq(&held.upstream, upstream)
-            // Closed by the upstream, or bytes no request asked for: not used again.
-            && still_open(&mut held.io)
-        {
-            return Ok((held, true));
-        }
-        let ((io, origin), reused) = match upstream.checkout() {
-            Some(pooled) => (pooled, true),
-            None => {
-                let config = Arc::clone(&upstream.config_h1);
-                let io = crate::tls::connect(&upstream.host, upstream.port, config)
-                    .await
-                    .map_err(|e| Failure::Upstream(e.to_string()))?;
-                ((io, crate::workers::current()), false)
-            }
-        };
-        let held = Held {
-            io,
-            upstream: Arc::clone(upstream),
-            origin,
-        };
-        Ok((held, reused))
+    /// The upstream connection this application connection holds, if it is to
+    /// `upstream` and may carry another request.
+    fn take_held(&mut self, upstream: &Arc<Upstream>) -> Option<Held> {
+        let mut held = self.held.take()?;
+        // Closed by the upstream, or bytes no request asked for: not used again.
+        (Arc::ptr_eq(&held.upstream, upstream) && held.io.still_open()).then_some(held)
     }
 
     /// The application's connection ends: an idle upstream connection goes back to
     /// the pool.
     fn release(&mut self) {
         if let Some(held) = self.held.take() {
-            held.upstream.checkin_stream(held.io, held.origin);
+            held.upstream.checkin(held.io, held.origin);
         }
     }
 
@@ -647,6 +615,8 @@ enum Sent {
     Broken(io::Error),
     /// Nothing came within the upstream timeout.
     Timeout,
+    /// The application sent no more of its body within the client timeout.
+    AppStalled,
     /// The application closed its connection before its request was all read.
     AppGone,
     /// The upstream's answer is not HTTP/1.1 as the relay takes it.
@@ -688,14 +658,22 @@ struct Exchange<'a> {
     unflushed: bool,
     /// Whether any of the answer has come.
     answered: bool,
-    /// When the application last sent part of the body: the upstream timeout runs
-    /// from there, so a large upload on a slow line is not cut off.
+    /// When part of the body last went upstream: the upstream timeout runs from
+    /// there, so a large upload on a slow line is not cut off.
     last_progress: tokio::time::Instant,
+    /// When the application last sent part of the body: the client timeout runs
+    /// from there.
+    last_from_app: tokio::time::Instant,
 }
 
 impl Exchange<'_> {
     fn body_sent(&self) -> bool {
         self.body.is_done() && self.ready == 0 && self.pending.is_empty()
+    }
+
+    /// Whether the request's body has more to come and all of it that came is sent.
+    fn waits_for_app(&self) -> bool {
+        !self.body.is_done() && self.ready == 0 && self.pending.is_empty()
     }
 
     /// Writes `out` (the request's head and the body that came with it), then the
@@ -705,8 +683,10 @@ impl Exchange<'_> {
         &mut self,
         out: &mut Vec<u8>,
         asked: &Asked,
-        timeout: Duration,
+        upstream: &Upstream,
     ) -> Result<Answer, Sent> {
+        let timeout = upstream.timeouts.response;
+        let client = upstream.timeouts.client;
         let write = async {
             self.up.write_all(out).await?;
             self.up.flush().await
@@ -717,6 +697,7 @@ impl Exchange<'_> {
             Err(_) => return Err(Sent::Timeout),
         }
         self.last_progress = tokio::time::Instant::now();
+        self.last_from_app = self.last_progress;
         loop {
             if !self.rbuf.is_empty() {
                 match answer_head(self.rbuf.bytes(), asked, !self.body_sent(), out) {
@@ -741,9 +722,19 @@ impl Exchange<'_> {
                 }
             }
             loop {
-                let deadline = self.last_progress + timeout;
+                // Waiting for the application's body (nothing of it left to write):
+                // the client timeout; else the upstream's.
+                let from_app = self.waits_for_app();
+                let deadline = if from_app {
+                    self.last_from_app + client
+                } else {
+                    self.last_progress + timeout
+                };
                 match tokio::time::timeout_at(deadline, poll_fn(|cx| self.poll_more(cx))).await {
                     Ok(result) => break result?,
+                    Err(_) if self.waits_for_app() != from_app => {}
+                    Err(_) if deadline > tokio::time::Instant::now() => {}
+                    Err(_) if from_app => return Err(Sent::AppStalled),
                     Err(_) if self.last_progress + timeout > tokio::time::Instant::now() => {}
                     Err(_) => return Err(Sent::Timeout),
                 }
@@ -835,7 +826,7 @@ impl Exchange<'_> {
                 }
             }
             match self.inbuf.poll_fill(self.app, cx) {
-                Poll::Ready(Ok(n)) if n > 0 => {}
+                Poll::Ready(Ok(n)) if n > 0 => self.last_from_app = tokio::time::Instant::now(),
                 Poll::Ready(_) => return Poll::Ready(Err(Sent::AppGone)),
                 Poll::Pending => return Poll::Pending,
             }
@@ -939,36 +930,26 @@ fn push_field(out: &mut Vec<u8>, field: &httparse::Header<'_>) {
 }
 
 /// Appends `content-length: N`.
-fn push_length(out: &mut Vec<u8>, n: u64) {
+pub(crate) fn push_length(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(b"content-length: ");
     out.extend_from_slice(n.to_string().as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
+/// The 408 for an application that stopped sending its request body.
+fn app_stalled(upstream: &Upstream) -> Failure {
+    Failure::Refused(
+        408,
+        format!(
+            "the application sent no more of its request body for {} s (client timeout)",
+            upstream.timeouts.client.as_secs()
+        ),
+    )
+}
+
 /// The 400 for an application's chunked body that does not follow its framing.
 fn broken_body(request: &str, e: framing::FramingError) -> Failure {
     Failure::Refused(400, format!("{request}: the request body is broken: {e}"))
-}
-
-/// Writes `a` then `b`, in as few writes as the socket takes.
-async fn write_both(w: &mut AppStream, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
-    while !a.is_empty() || !b.is_empty() {
-        let n = if a.is_empty() {
-            w.write(b).await?
-        } else if b.is_empty() {
-            w.write(a).await?
-        } else {
-            w.write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
-                .await?
-        };
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        let from_a = n.min(a.len());
-        a = &a[from_a..];
-        b = &b[n - from_a..];
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -977,6 +958,7 @@ mod tests {
 
     fn asked(http10: bool, head: bool) -> Asked {
         Asked {
+            head_len: 0,
             idempotent: true,
             head,
             http10,

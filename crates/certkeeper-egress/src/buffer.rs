@@ -1,0 +1,139 @@
+//! Byte buffers and writes shared by the relay's two upstream paths.
+
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+/// Bytes read and not yet used, in a buffer that grows up to a limit.
+pub(crate) struct Buffer {
+    data: Vec<u8>,
+    start: usize,
+    end: usize,
+    max: usize,
+}
+
+impl Buffer {
+    pub(crate) fn new(initial: usize, max: usize) -> Self {
+        Buffer {
+            data: vec![0; initial],
+            start: 0,
+            end: 0,
+            max,
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Whether more can be read in: moves what is left to the front, or grows.
+    pub(crate) fn make_room(&mut self) -> bool {
+        if self.end < self.data.len() {
+            return true;
+        }
+        if self.start > 0 {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            return true;
+        }
+        if self.data.len() < self.max {
+            let grown = (self.data.len() * 2).min(self.max);
+            self.data.resize(grown, 0);
+            return true;
+        }
+        false
+    }
+
+    /// Reads once into the free space (0: end of stream; an error when the buffer is
+    /// full).
+    pub(crate) fn poll_fill<R: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut R,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        if !self.make_room() {
+            return Poll::Ready(Err(io::Error::other("buffer full")));
+        }
+        let mut buf = ReadBuf::new(&mut self.data[self.end..]);
+        match Pin::new(io).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len();
+                self.end += n;
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Reads what has arrived until there is nothing more ready, `enough` bytes are
+    /// held, or there is no more room; if nothing has arrived, waits for it when
+    /// `wait`, else returns 0.
+    pub(crate) async fn fill<R: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut R,
+        enough: usize,
+        wait: bool,
+    ) -> io::Result<usize> {
+        poll_fn(|cx| {
+            let mut got = 0;
+            while self.len() < enough && self.make_room() {
+                match self.poll_fill(io, cx) {
+                    Poll::Ready(Ok(0)) => break,
+                    Poll::Ready(Ok(n)) => got += n,
+                    Poll::Ready(Err(e)) if got == 0 => return Poll::Ready(Err(e)),
+                    Poll::Ready(Err(_)) => break,
+                    Poll::Pending if got == 0 && wait => return Poll::Pending,
+                    Poll::Pending => break,
+                }
+            }
+            Poll::Ready(Ok(got))
+        })
+        .await
+    }
+}
+
+/// Writes `a` then `b`, in as few writes as the socket takes.
+pub(crate) async fn write_both<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    mut a: &[u8],
+    mut b: &[u8],
+) -> io::Result<()> {
+    while !a.is_empty() || !b.is_empty() {
+        let n = if a.is_empty() {
+            w.write(b).await?
+        } else if b.is_empty() {
+            w.write(a).await?
+        } else {
+            w.write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
+                .await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_a = n.min(a.len());
+        a = &a[from_a..];
+        b = &b[n - from_a..];
+    }
+    Ok(())
+}
