@@ -333,15 +333,24 @@ try:
     busy = answer["error"]["code"] == "busy"
 except Exception:
     busy = False
-d = socket.socket(socket.AF_UNIX)
-# Wait for a free slot: close the complete ones first.
+sign = frame({"v": 2, "op": "sign", "thumbprint": "00" * 32, "scheme": "ED25519", "data": ""})
+def ask(d):
+    d.sendall(sign)
+    n = struct.unpack(">I", d.recv(4))[0]; return json.loads(d.recv(n))
+# Wait for a free slot: close the complete ones first (on a loaded machine the agent
+# may take a moment to see them go).
 for s in held[1::2]:
     s.close()
-time.sleep(1)
-d.connect(path)
-for i in range(3000):
-    d.sendall(frame({"v": 2, "op": "sign", "thumbprint": "00" * 32, "scheme": "ED25519", "data": ""}))
-    n = struct.unpack(">I", d.recv(4))[0]; d.recv(n)
+for attempt in range(100):
+    time.sleep(0.2)
+    d = socket.socket(socket.AF_UNIX); d.connect(path)
+    if ask(d).get("error", {}).get("code") != "busy":
+        break
+    d.close()
+else:
+    sys.exit("no slot came free after closing 32 connections")
+for i in range(2999):
+    ask(d)
 print("busy" if busy else "not-busy", flush=True)
 print("ready", flush=True)
 time.sleep(30)

@@ -1462,7 +1462,11 @@ fn an_application_that_stalls_gets_a_408_and_an_idle_one_is_let_go_after_client_
     assert_eq!(env.ok(&["config", "client_timeout"]).trim(), "60");
     let out = env.run(&["config", "client_timeout", "0"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("client_timeout must be"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("client_timeout must be"),
+        "{}",
+        stderr(&out)
+    );
     env.ok(&["config", "client_timeout", "2"]);
     let within = |start: Instant, what: &str| {
         let took = start.elapsed();
@@ -1493,8 +1497,10 @@ fn an_application_that_stalls_gets_a_408_and_an_idle_one_is_let_go_after_client_
         // A body that stops coming: a 408 that says so.
         let mut s = connect(port);
         let start = Instant::now();
-        s.write_all(b"POST /ledger/stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
-            .unwrap();
+        s.write_all(
+            b"POST /ledger/stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789",
+        )
+        .unwrap();
         let mut answer = String::new();
         let _ = s.read_to_string(&mut answer);
         within(start, name);
