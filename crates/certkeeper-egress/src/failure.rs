@@ -2,6 +2,7 @@
 //! alert the upstream sent, why its certificate is not trusted, that nothing listens,
 //! that it timed out.
 
+use crate::tls::CnOnly;
 use std::error::Error as StdError;
 
 use rustls::{AlertDescription, CertificateError};
@@ -106,6 +107,10 @@ fn tls_reason(error: &rustls::Error, target: &str) -> String {
                     )
                 }
                 CertificateError::BadSignature => "its signature is bad".to_string(),
+                CertificateError::Other(other) => match other.0.downcast_ref::<CnOnly>() {
+                    Some(cn_only) => cn_only.to_string(),
+                    None => other.to_string(),
+                },
                 other => format!("{other:?}"),
             };
             format!("the certificate of {target} is not trusted: {what}")

@@ -215,8 +215,15 @@ pub fn client_config(
                     "no usable trust anchor for the upstream".into(),
                 ));
             }
+            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(store),
+                Arc::clone(&provider),
+            )
+            .build()
+            .map_err(|e| EgressError::Config(format!("the trust anchors: {e}")))?;
             builder
-                .with_root_certificates(store)
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NamingVerifier(webpki)))
                 .with_client_cert_resolver(resolver)
         }
         ServerTrust::Insecure => builder
@@ -290,6 +297,81 @@ impl ResolvesClientCert for FixedClientCert {
     fn has_certs(&self) -> bool {
         true
     }
+}
+
+/// The partner's certificate as rustls-webpki checks it, unchanged, with one thing
+/// added to a refusal: a certificate refused for the host name that has no
+/// subjectAltName at all (the old style, which names its host only in the subject CN)
+/// is reported with that CN ([`CnOnly`]), so the message says what the certificate
+/// does carry instead of an empty list of names.
+#[derive(Debug)]
+struct NamingVerifier(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl ServerCertVerifier for NamingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError as E;
+        let verdict =
+            self.0
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        match verdict {
+            Err(rustls::Error::InvalidCertificate(
+                E::NotValidForName | E::NotValidForNameContext { .. },
+            )) => match certkeeper_core::Certificate::from_der(end_entity.as_ref()) {
+                Ok(cert) if cert.san.is_empty() => Err(rustls::Error::InvalidCertificate(
+                    E::Other(rustls::OtherError(Arc::new(CnOnly {
+                        cn: cert.common_name(),
+                    }))),
+                )),
+                _ => verdict,
+            },
+            verdict => verdict,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+
+    fn root_hint_subjects(&self) -> Option<&[rustls::DistinguishedName]> {
+        self.0.root_hint_subjects()
+    }
+}
+
+/// A partner certificate refused for the host name that has no subjectAltName and
+/// names its host only in its subject's CN.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "it names its host only in its subject (CN={cn}) and has no subjectAltName; \
+     a certificate must name its host in a subjectAltName (RFC 6125), so it is refused"
+)]
+pub struct CnOnly {
+    /// The subject's common name ("" when it has none).
+    pub cn: String,
 }
 
 /// `--insecure`: accepts any server certificate, but still checks the handshake

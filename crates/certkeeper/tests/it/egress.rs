@@ -712,6 +712,48 @@ fn the_server_is_checked_against_the_trust_asked_for_and_its_name() {
         "{}",
         stderr(&out)
     );
+
+    // An old-style certificate that names its host only in the subject CN, with no
+    // subjectAltName: refused, and the message names the CN it carries.
+    let cn_only = partner.server_root.issue(&Spec {
+        dns: vec![],
+        ..Spec::server("localhost")
+    });
+    let cert = env.write("cn-only.pem", cn_only.pem());
+    let key = env.write("cn-only.key", cn_only.key_pem());
+    let port = free_port();
+    let mut server = certkeeper_testkit::tools::command("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-cert", &cert, "-key", &key])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    let out = request(
+        &env,
+        &agent,
+        &[
+            &format!("https://localhost:{port}/"),
+            "--cert",
+            "partner",
+            "--server-ca",
+            &server_root,
+        ],
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(
+            "is not trusted: it names its host only in its subject (CN=localhost) and has \
+             no subjectAltName"
+        ),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
