@@ -239,6 +239,34 @@ impl Certificate {
         }
     }
 
+    /// A DER-encoded X.501 Name (as in a TLS CertificateRequest's list of acceptable
+    /// CAs) as text, as `subject` and `issuer` are shown; `None` when it does not parse.
+    /// Accepts the Name with or without its outer SEQUENCE header.
+    pub fn name_text(der: &[u8]) -> Option<String> {
+        use x509_parser::x509::X509Name;
+        // Only a name with attributes counts: x509-parser reads a damaged one as empty.
+        let text = |name: X509Name<'_>| {
+            let text = name.to_string();
+            (name.iter().next().is_some() && !text.is_empty()).then_some(text)
+        };
+        if let Ok(([], name)) = X509Name::from_der(der) {
+            return text(name);
+        }
+        let mut wrapped = vec![0x30];
+        let n = der.len();
+        match n {
+            0..=0x7f => wrapped.push(n as u8),
+            0x80..=0xff => wrapped.extend([0x81, n as u8]),
+            0x100..=0xffff => wrapped.extend([0x82, (n >> 8) as u8, n as u8]),
+            _ => return None,
+        }
+        wrapped.extend_from_slice(der);
+        match X509Name::from_der(&wrapped) {
+            Ok(([], name)) => text(name),
+            _ => None,
+        }
+    }
+
     /// A short display name: the subject's CN, else the whole subject.
     pub fn common_name(&self) -> String {
         if let Ok((_, cert)) = X509Certificate::from_der(&self.der)
@@ -352,5 +380,32 @@ fn describe_nom(e: &x509_parser::nom::Err<x509_parser::error::X509Error>) -> Str
             },
             other => other.to_string().to_lowercase(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Certificate;
+
+    #[test]
+    fn a_name_reads_alike_with_and_without_its_sequence_header() {
+        // The subject of a DER certificate: SEQUENCE, short length, then the RDNs.
+        let der = certkeeper_testkit::TestCert::self_signed(&certkeeper_testkit::Spec::ca(
+            "Acceptable CA",
+        ))
+        .der;
+        let cert = Certificate::from_der(&der).unwrap();
+        let name = &cert.subject_der;
+        assert_eq!(name[0], 0x30);
+        assert_eq!(
+            Certificate::name_text(name).as_deref(),
+            Some(cert.subject.as_str())
+        );
+        let inner = &name[2..];
+        assert_eq!(
+            Certificate::name_text(inner).as_deref(),
+            Some(cert.subject.as_str())
+        );
+        assert_eq!(Certificate::name_text(&name[..name.len() - 1]), None);
     }
 }

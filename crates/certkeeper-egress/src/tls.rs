@@ -271,6 +271,9 @@ pub fn agent_client_config(
 pub struct FixedClientCert {
     key: Arc<CertifiedKey>,
     asked: AtomicBool,
+    /// The CAs the server said it accepts client certificates from (DER Names; empty:
+    /// any), as its last request for a certificate listed them.
+    accepted: std::sync::Mutex<Vec<Vec<u8>>>,
 }
 
 impl FixedClientCert {
@@ -279,6 +282,7 @@ impl FixedClientCert {
         FixedClientCert {
             key,
             asked: AtomicBool::new(false),
+            accepted: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -286,11 +290,58 @@ impl FixedClientCert {
     pub fn was_asked(&self) -> bool {
         self.asked.load(Ordering::Relaxed)
     }
+
+    /// The CAs the server said it accepts client certificates from, as text (empty:
+    /// it named none, so any).
+    pub fn accepted_issuers(&self) -> Vec<String> {
+        let accepted = self.accepted.lock().unwrap_or_else(|p| p.into_inner());
+        accepted
+            .iter()
+            .map(|der| {
+                certkeeper_core::Certificate::name_text(der)
+                    .unwrap_or_else(|| "(a name that does not parse)".into())
+            })
+            .collect()
+    }
+
+    /// When the server named the CAs it accepts and none of them issued a certificate
+    /// of ours (the leaf or an intermediate we present): "the partner accepts
+    /// certificates from: A; B; ours is issued by C".
+    pub fn issuer_mismatch(&self) -> Option<String> {
+        let accepted = self.accepted.lock().unwrap_or_else(|p| p.into_inner());
+        if accepted.is_empty() {
+            return None;
+        }
+        let ours: Vec<certkeeper_core::Certificate> = self
+            .key
+            .cert
+            .iter()
+            .filter_map(|c| certkeeper_core::Certificate::from_der(c.as_ref()).ok())
+            .collect();
+        let matches = |name: &[u8]| {
+            ours.iter().any(|c| {
+                c.issuer_der == name
+                    || certkeeper_core::Certificate::name_text(name).as_deref()
+                        == Some(c.issuer.as_str())
+            })
+        };
+        if accepted.iter().any(|name| matches(name)) {
+            return None;
+        }
+        drop(accepted);
+        let issuer = ours.first().map_or("(unknown)", |c| c.issuer.as_str());
+        Some(format!(
+            "the partner accepts certificates from: {}; ours is issued by {issuer}",
+            self.accepted_issuers().join("; ")
+        ))
+    }
 }
 
 impl ResolvesClientCert for FixedClientCert {
-    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+    fn resolve(&self, hints: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
         self.asked.store(true, Ordering::Relaxed);
+        *self.accepted.lock().unwrap_or_else(|p| p.into_inner()) =
+            hints.iter().map(|h| h.to_vec()).collect();
         Some(Arc::clone(&self.key))
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use certkeeper_egress::request::{Answer, Call, Limits, send_with};
-use certkeeper_egress::tls::{ServerTrust, agent_client_config};
+use certkeeper_egress::tls::{FixedClientCert, ServerTrust, agent_client_config};
 use certkeeper_egress::tunnel::{NoProxy, Proxy, Route};
 use certkeeper_store::Binding;
 use http::{HeaderName, HeaderValue, Method};
@@ -178,7 +178,7 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
     let asked = Arc::clone(&resolver);
     let mut on_head = |answer: &Answer| {
         if verbose {
-            show_tls(answer, asked.was_asked());
+            show_tls(answer, &asked);
         }
         if include {
             let mut head = format!("{:?} {}\r\n", answer.version, answer.status);
@@ -207,7 +207,14 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
             &mut on_head,
             &mut out,
         ))
-        .map_err(CliError::from)?;
+        .map_err(|e| {
+            // A refused handshake: the partner's list of acceptable CAs says why.
+            let mut e = CliError::from(e);
+            if let Some(mismatch) = resolver.issuer_mismatch() {
+                e.message.push_str(&format!(" ({mismatch})"));
+            }
+            e
+        })?;
     drop(out);
     match sink.borrow_mut().flush() {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
@@ -228,7 +235,15 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
     }
     if answer.status.as_u16() >= 400 {
         if !args.silent {
-            eprintln!("certkeeper: the upstream answered {}", answer.status);
+            let why = if !resolver.was_asked() {
+                " (the partner did not ask for a client certificate on this connection)".to_string()
+            } else {
+                resolver
+                    .issuer_mismatch()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default()
+            };
+            eprintln!("certkeeper: the upstream answered {}{why}", answer.status);
         }
         if args.fail {
             return Ok(1);
@@ -582,7 +597,7 @@ fn ensure_slash(path: &str) -> String {
     }
 }
 
-fn show_tls(answer: &Answer, asked: bool) {
+fn show_tls(answer: &Answer, resolver: &FixedClientCert) {
     let tls = &answer.tls;
     eprintln!(
         "* TLS {} with {}, ALPN {}",
@@ -590,10 +605,21 @@ fn show_tls(answer: &Answer, asked: bool) {
         tls.cipher,
         tls.alpn.as_deref().unwrap_or("none")
     );
-    if asked {
-        eprintln!("* the server asked for a client certificate: presented");
+    if resolver.was_asked() {
+        let accepted = resolver.accepted_issuers();
+        if accepted.is_empty() {
+            eprintln!("* the server asked for a client certificate (from any CA): presented");
+        } else {
+            eprintln!(
+                "* the server asked for a client certificate from: {}; presented",
+                accepted.join("; ")
+            );
+        }
+        if let Some(mismatch) = resolver.issuer_mismatch() {
+            eprintln!("* warning: {mismatch}");
+        }
     } else {
-        eprintln!("* the server did not ask for a client certificate");
+        eprintln!("* the partner did not ask for a client certificate on this path");
     }
     eprintln!("* server certificate chain:");
     for (i, der) in tls.server_chain.iter().enumerate() {

@@ -691,16 +691,22 @@ fn handshake(
             &mut |_| {},
             &mut sink,
         ))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match resolver.issuer_mismatch() {
+            Some(mismatch) => format!("{e} ({mismatch})"),
+            None => e.to_string(),
+        })?;
+    let certificate = match (resolver.was_asked(), resolver.issuer_mismatch()) {
+        (false, _) => {
+            "not requested: the partner did not ask for a client certificate on this path"
+                .to_string()
+        }
+        (true, None) => "requested and presented".to_string(),
+        (true, Some(mismatch)) => format!("requested and presented, but {mismatch}"),
+    };
     Ok(format!(
-        "{}{through} answered {} over {} (client certificate {})",
+        "{}{through} answered {} over {} (client certificate {certificate})",
         url.authority().map(|a| a.as_str()).unwrap_or(""),
         answer.status,
         answer.tls.version,
-        if resolver.was_asked() {
-            "requested and presented"
-        } else {
-            "not requested"
-        }
     ))
 }

@@ -523,10 +523,14 @@ fn request_presents_the_certificate_and_shows_the_tls_details() {
     );
     // nginx follows the client's order, and certkeeper offers AES-128-GCM first.
     assert!(err.contains("AES_128_GCM"), "{err}");
+    // nginx names the CA it accepts client certificates from (ssl_client_certificate).
     assert!(
-        err.contains("asked for a client certificate: presented"),
+        err.contains("* the server asked for a client certificate from: ")
+            && err.contains("Partner Client CA")
+            && err.contains("; presented"),
         "{err}"
     );
+    assert!(!err.contains("warning"), "{err}");
     assert!(
         err.contains("CN=localhost") && err.contains("Partner Server Root"),
         "{err}"
@@ -753,6 +757,140 @@ fn the_server_is_checked_against_the_trust_asked_for_and_its_name() {
         ),
         "{}",
         stderr(&out)
+    );
+}
+
+/// `openssl s_server -www` on a free port with the partner's server certificate and
+/// `args`; killed on drop.
+struct SServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl SServer {
+    fn start(env: &Env, partner: &Partner, args: &[&str]) -> Self {
+        let server = partner.server_root.issue(&Spec::server("localhost"));
+        let cert = env.write("s-server.pem", server.pem());
+        let key = env.write("s-server.key", server.key_pem());
+        let port = free_port();
+        let child = certkeeper_testkit::tools::command("openssl")
+            .args(["s_server", "-quiet", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-cert", &cert, "-key", &key])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port);
+        SServer { child, port }
+    }
+}
+
+impl Drop for SServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn request_says_when_the_partner_did_not_ask_or_accepts_other_cas() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let agent = RunningAgent::start(&env);
+    let other = TestCert::self_signed(&Spec::ca("Some Other Client CA"));
+    let other_ca = env.write("other-client-ca.pem", other.pem());
+    let ours = "issued by CN=Partner Client CA, O=certkeeper tests";
+
+    // A partner that never asks, and answers 403: said on the 4xx and with -v.
+    let server = partner.server_root.issue(&Spec::server("localhost"));
+    let cert = env.write("never.pem", server.pem());
+    let key = env.write("never.key", server.key_pem());
+    let port = free_port();
+    let script = r#"
+import http.server, ssl, sys
+class Forbidden(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(403); self.send_header("Content-Length", "3"); self.end_headers()
+        self.wfile.write(b"no\n")
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Forbidden)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[2], sys.argv[3])
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"#;
+    let mut never = certkeeper_testkit::tools::command("python3")
+        .args(["-c", script, &port.to_string(), &cert, &key])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    let url = format!("https://localhost:{port}/private");
+    let out = request(&env, &agent, &[&url, "--cert", "partner", "-v"]);
+    let _ = never.kill();
+    let _ = never.wait();
+    let err = stderr(&out);
+    assert!(
+        err.contains("* the partner did not ask for a client certificate on this path"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "the upstream answered 403 Forbidden (the partner did not ask for a client \
+             certificate on this connection)"
+        ),
+        "{err}"
+    );
+
+    // A partner that asks, optionally, for certificates from another CA: the call goes
+    // on without its trust, and -v warns which CAs it wanted.
+    let optional = SServer::start(
+        &env,
+        &partner,
+        &["-www", "-verify", "2", "-CAfile", &other_ca],
+    );
+    let url = format!("https://localhost:{}/", optional.port);
+    let out = request(&env, &agent, &[&url, "--cert", "partner", "-v"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("* the server asked for a client certificate from: ")
+            && err.contains("CN=Some Other Client CA"),
+        "{err}"
+    );
+    assert!(
+        err.contains("* warning: the partner accepts certificates from: ")
+            && err.contains(&format!("; ours is {ours}")),
+        "{err}"
+    );
+
+    // The same partner requiring it: the refused handshake says why.
+    let required = SServer::start(
+        &env,
+        &partner,
+        &[
+            "-www",
+            "-Verify",
+            "2",
+            "-verify_return_error",
+            "-CAfile",
+            &other_ca,
+        ],
+    );
+    let url = format!("https://localhost:{}/", required.port);
+    let out = request(&env, &agent, &[&url, "--cert", "partner"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("refused the TLS handshake")
+            && err.contains("(the partner accepts certificates from: ")
+            && err.contains("CN=Some Other Client CA")
+            && err.contains(&format!("; ours is {ours})")),
+        "{err}"
     );
 }
 
