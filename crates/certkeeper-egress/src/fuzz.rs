@@ -1,5 +1,6 @@
-//! Entry point for the `framing` fuzz target (`fuzz/` at the repository root) and for
-//! the test that replays its corpus on the stable toolchain. Not part of the API.
+//! Entry points for the `framing` and `server_hello` fuzz targets (`fuzz/` at the
+//! repository root) and for the test that replays their corpora on the stable
+//! toolchain. Not part of the API.
 
 use crate::framing::{self, BodyScan, ConnectionOptions, Framing};
 
@@ -44,6 +45,23 @@ pub fn framing(data: &[u8]) {
         assert_eq!(*done, expected as u64 == n);
         assert_eq!(whole.0, body[..expected]);
     }
+}
+
+/// A partner's first record as the probe of an old partner reads it
+/// ([`crate::probe`]): a version and suite only from a whole ServerHello record, only
+/// those the probe offered, and the same whatever follows the record.
+pub fn server_hello(data: &[u8]) {
+    let Some(picked) = crate::probe::read_server_hello(data) else {
+        return;
+    };
+    assert_eq!(data[0], 0x16, "a handshake record");
+    assert!(["TLS 1.0", "TLS 1.1", "TLS 1.2"].contains(&picked.version));
+    assert!(picked.suite.starts_with("TLS_"));
+    assert!(!picked.describe().is_empty());
+    let length = usize::from(u16::from_be_bytes([data[3], data[4]]));
+    let mut longer = data[..5 + length].to_vec();
+    longer.extend_from_slice(b"after the record");
+    assert_eq!(crate::probe::read_server_hello(&longer), Some(picked));
 }
 
 type Scanned = (Vec<u8>, Result<(usize, bool), framing::FramingError>);
@@ -96,16 +114,24 @@ mod tests {
     /// nightly or libFuzzer.
     #[test]
     fn committed_corpus_replays() {
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/framing");
-        let mut n = 0;
-        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-            let path = entry.unwrap().path();
-            let data = std::fs::read(&path).unwrap();
-            let outcome = std::panic::catch_unwind(|| framing(&data));
-            assert!(outcome.is_ok(), "{} fails", path.display());
-            n += 1;
+        for (target, run) in [
+            ("framing", framing as fn(&[u8])),
+            ("server_hello", server_hello),
+        ] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../fuzz/corpus")
+                .join(target);
+            let mut n = 0;
+            for entry in
+                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            {
+                let path = entry.unwrap().path();
+                let data = std::fs::read(&path).unwrap();
+                let outcome = std::panic::catch_unwind(|| run(&data));
+                assert!(outcome.is_ok(), "{} fails", path.display());
+                n += 1;
+            }
+            assert!(n > 0, "{} holds no inputs", dir.display());
         }
-        assert!(n > 0, "{} holds no inputs", dir.display());
     }
 }

@@ -25,6 +25,7 @@ mod framing;
 pub mod fuzz;
 mod h2;
 pub mod pool;
+pub mod probe;
 pub mod proxy;
 mod relay;
 pub mod request;

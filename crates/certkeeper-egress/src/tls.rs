@@ -57,14 +57,41 @@ pub async fn connect<D: Destination + ?Sized>(
             tcp
         }
     };
-    tokio::time::timeout(
+    let handshake = tokio::time::timeout(
         CONNECT_TIMEOUT,
         tokio_rustls::TlsConnector::from(config)
             .connect(name, tokio::io::BufReader::with_capacity(64 * 1024, tcp)),
     )
     .await
-    .map_err(|_| EgressError::Call(format!("the TLS handshake with {target} timed out")))?
-    .map_err(fail)
+    .map_err(|_| EgressError::Call(format!("the TLS handshake with {target} timed out")))?;
+    match handshake {
+        Ok(stream) => Ok(stream),
+        Err(e) if no_common_parameters(&e) => {
+            // Ask what the partner does speak, and say it.
+            let mut reason = explain(&e, &target);
+            if let Some(picked) = crate::probe::ask(destination, port).await {
+                reason.push_str(": ");
+                reason.push_str(&picked.describe());
+            }
+            Err(EgressError::Call(reason))
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// Whether a failed handshake says only that the partner and rustls share no version
+/// or suite (the partner's alert, or rustls' own verdict on its hello).
+fn no_common_parameters(e: &std::io::Error) -> bool {
+    use rustls::AlertDescription as A;
+    let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+        return false;
+    };
+    matches!(
+        tls,
+        rustls::Error::AlertReceived(
+            A::HandshakeFailure | A::ProtocolVersion | A::InsufficientSecurity
+        ) | rustls::Error::PeerIncompatible(_)
+    )
 }
 
 /// How the upstream's certificate is checked.

@@ -8,7 +8,7 @@ use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use certkeeper_testkit::{Spec, TestCert, tools};
+use certkeeper_testkit::{KeyKind, Spec, TestCert, tools};
 
 use crate::agent::RunningAgent;
 use crate::common::{Env, stderr};
@@ -892,6 +892,104 @@ server.serve_forever()
             && err.contains(&format!("; ours is {ours})")),
         "{err}"
     );
+}
+
+/// nginx serving the partner's server certificate with `tls` (its `ssl_protocols` and
+/// `ssl_ciphers` lines) on a free port; stopped on drop.
+struct OldPartner {
+    nginx: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl OldPartner {
+    fn start(partner: &Partner, tls: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let server = partner
+            .server_root
+            .issue(&Spec::server("localhost").key(KeyKind::Rsa2048));
+        std::fs::write(d.join("server.pem"), server.pem()).unwrap();
+        std::fs::write(d.join("server.key"), server.key_pem()).unwrap();
+        let port = free_port();
+        let p = d.display();
+        let conf = format!(
+            r#"daemon off; master_process off; worker_processes 1; pid {p}/nginx.pid; error_log {p}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {p}/t1; proxy_temp_path {p}/t2; fastcgi_temp_path {p}/t3; uwsgi_temp_path {p}/t4; scgi_temp_path {p}/t5;
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {p}/server.pem; ssl_certificate_key {p}/server.key;
+    {tls}
+    location / {{ return 200 "old\n"; }}
+  }}
+}}
+"#
+        );
+        std::fs::write(d.join("nginx.conf"), conf).unwrap();
+        let nginx = tools::command("nginx")
+            .arg("-p")
+            .arg(d)
+            .arg("-e")
+            .arg(d.join("error.log"))
+            .arg("-c")
+            .arg(d.join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port);
+        OldPartner {
+            nginx,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for OldPartner {
+    fn drop(&mut self) {
+        let _ = self.nginx.kill();
+        let _ = self.nginx.wait();
+    }
+}
+
+#[test]
+fn a_partner_on_an_old_tls_stack_is_refused_with_what_it_speaks() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let agent = RunningAgent::start(&env);
+    let cases = [
+        (
+            "ssl_protocols TLSv1.2; ssl_ciphers AES128-SHA:AES256-SHA;",
+            "offered old suites, it picked TLS 1.2 TLS_RSA_WITH_AES_128_CBC_SHA (RSA key \
+             exchange and CBC), which certkeeper does not use",
+        ),
+        (
+            "ssl_protocols TLSv1; ssl_ciphers DEFAULT@SECLEVEL=0;",
+            "it speaks only TLS 1.0 (offered TLS 1.0 to 1.2, it picked TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA)",
+        ),
+    ];
+    for (n, (tls, why)) in cases.into_iter().enumerate() {
+        let old = OldPartner::start(&partner, tls);
+        let url = format!("https://localhost:{}/", old.port);
+        // Through request: refused, the reason after rustls' own.
+        let out = request(&env, &agent, &[&url, "--cert", "partner"]);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(
+            err.contains("refused the TLS handshake") && err.contains(why),
+            "{tls}: {err}"
+        );
+        // Through a binding: the 502 says the same.
+        let port = bind(&env, &partner, &format!("old{n}"), &url);
+        wait_for_port(port);
+        let (status, body) = http(port, "GET", "/", &[], b"");
+        assert_eq!(status, 502, "{tls}: {body}");
+        assert!(body.contains(why), "{tls}: {body}");
+    }
 }
 
 #[test]
