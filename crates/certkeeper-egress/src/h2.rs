@@ -22,7 +22,6 @@ use tokio::time::Instant;
 
 use crate::app::AppStream;
 use crate::buffer::{Buffer, write_both};
-use crate::failure::explain;
 use crate::framing::{self, BodyScan, Framing};
 use crate::pool::{H2Sender, Upstream};
 
@@ -203,7 +202,7 @@ pub(crate) async fn exchange(
     };
     std::future::poll_fn(|cx| sender.poll_ready(cx))
         .await
-        .map_err(|e| Failed::Upstream(explain(&e, &upstream.target)))?;
+        .map_err(|e| Failed::Upstream(upstream.explain(&e)))?;
     let answer = sender.send_request(Request::from_parts(parts, outgoing));
     tokio::pin!(answer);
     if expects_continue && !body.is_done() && inbuf.is_empty() && !ask.http10 {
@@ -225,7 +224,7 @@ pub(crate) async fn exchange(
         tokio::select! {
             biased;
             answered = &mut answer => {
-                break answered.map_err(|e| Failed::Upstream(explain(&e, &upstream.target)))?;
+                break answered.map_err(|e| Failed::Upstream(upstream.explain(&e)))?;
             }
             read = inbuf.fill(app, usize::MAX, true), if from_app => match read {
                 Ok(n) if n > 0 => last_app = Instant::now(),
@@ -331,10 +330,7 @@ async fn relay_answer(
             Ok(None) => None,
             Ok(Some(Ok(frame))) => Some(frame),
             Ok(Some(Err(e))) => {
-                cut_off(&format!(
-                    "the answer was cut off: {}",
-                    explain(&e, &upstream.target)
-                ));
+                cut_off(&format!("the answer was cut off: {}", upstream.explain(&e)));
                 return false;
             }
         };

@@ -95,6 +95,9 @@ pub struct Upstream {
     /// HTTP/1.1 connection and sent again on another.
     config_h1: Arc<ClientConfig>,
     pub(crate) timeouts: Timeouts,
+    /// What the partner's last request for the client certificate said, so that a
+    /// refused handshake can say which CAs it accepts.
+    accepted: Option<Arc<crate::tls::AcceptedIssuers>>,
     idle: Idle<Stream>,
     dialer: Dialer<H2Sender>,
 }
@@ -108,6 +111,7 @@ impl Upstream {
         mut config: ClientConfig,
         timeouts: Timeouts,
         route: &crate::tunnel::Route,
+        accepted: Option<Arc<crate::tls::AcceptedIssuers>>,
     ) -> Result<Self, EgressError> {
         let bad = |why: &str| EgressError::Config(format!("upstream {base_url:?}: {why}"));
         let base: Uri = base_url.parse().map_err(|e| bad(&format!("{e}")))?;
@@ -131,6 +135,7 @@ impl Upstream {
             config: Arc::new(config),
             config_h1,
             timeouts,
+            accepted,
             idle: Idle::new(MAX_IDLE, IDLE_TIMEOUT),
             dialer: Dialer::default(),
         })
@@ -173,7 +178,7 @@ impl Upstream {
         let io = tokio::time::timeout(self.timeouts.response, connect)
             .await
             .map_err(|_| Unreached::Timeout)?
-            .map_err(|e| Unreached::Failed(e.to_string()))?;
+            .map_err(|e| Unreached::Failed(self.refusal(&e)))?;
         Ok((io, me, false))
     }
 
@@ -181,16 +186,37 @@ impl Upstream {
     async fn connect(&self) -> Result<Dialed<Box<Stream>, H2Sender>, String> {
         let tls = crate::tls::connect(&self.host, self.port, Arc::clone(&self.config))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| self.refusal(&e))?;
         if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
             return Ok(Dialed::Own(Box::new(tls)));
         }
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .handshake(TokioIo::new(tls))
             .await
-            .map_err(|e| explain(&e, &self.target))?;
+            .map_err(|e| self.explain(&e))?;
         tokio::spawn(conn);
         Ok(Dialed::Shared(sender))
+    }
+
+    /// Why connecting failed (see [`Upstream::explain`]).
+    fn refusal(&self, e: &EgressError) -> String {
+        self.noted(e.to_string())
+    }
+
+    /// What failed ([`explain`]); for a refused handshake, also which CAs the partner
+    /// said it accepts when none issued our certificate. (Over TLS 1.3 the partner's
+    /// refusal arrives after the handshake, with the first answer.)
+    pub(crate) fn explain(&self, e: &(dyn std::error::Error + 'static)) -> String {
+        self.noted(explain(e, &self.target))
+    }
+
+    fn noted(&self, reason: String) -> String {
+        match self.accepted.as_ref().and_then(|a| a.mismatch()) {
+            Some(mismatch) if reason.contains("refused the TLS handshake") => {
+                format!("{reason} ({mismatch})")
+            }
+            _ => reason,
+        }
     }
 
     /// Keeps an HTTP/1.1 connection with nothing in flight and nothing unread for the

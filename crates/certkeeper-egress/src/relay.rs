@@ -29,7 +29,6 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::app::AppStream;
 use crate::buffer::{Buffer, write_both};
-use crate::failure::explain;
 use crate::framing::{self, BodyScan, ConnectionOptions, Declared, Framing};
 use crate::pool::Unreached;
 use crate::pool::{
@@ -334,7 +333,7 @@ impl Relay {
                 Err(Sent::Failed(e)) => e,
                 Err(Sent::Unanswered(e)) if asked.idempotent => e,
                 Err(Sent::Unanswered(e) | Sent::Broken(e)) => {
-                    return Err(Failure::Upstream(explain(&e, &upstream.target)));
+                    return Err(Failure::Upstream(upstream.explain(&e)));
                 }
                 Err(Sent::Timeout) => return Err(Failure::Timeout),
                 Err(Sent::AppStalled) => return Err(app_stalled(upstream)),
@@ -347,7 +346,7 @@ impl Relay {
             // A connection the upstream closed while it was idle: the request goes on
             // another one, if none of it had to be consumed to be sent.
             if !(reused && whole && retries < MAX_RETRIES) {
-                return Err(Failure::Upstream(explain(&failed, &upstream.target)));
+                return Err(Failure::Upstream(upstream.explain(&failed)));
             }
             // `out` still holds the whole request, written for HTTP/1.1: an answer's
             // head replaces it only once one has come, and then nothing is sent again.
@@ -532,10 +531,7 @@ impl Relay {
             // Servers that end a body by closing often skip TLS's close_notify.
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => true,
             Err(e) => {
-                return Err(format!(
-                    "the answer was cut off: {}",
-                    explain(&e, &upstream.target)
-                ));
+                return Err(format!("the answer was cut off: {}", upstream.explain(&e)));
             }
         };
         if ended && !body.at_eof() {

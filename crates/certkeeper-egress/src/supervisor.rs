@@ -20,7 +20,7 @@ use crate::EgressError;
 use crate::app::{Gate, listen as bind_listener};
 use crate::pool::{CLIENT_TIMEOUT, Current, RESPONSE_TIMEOUT, Timeouts, Upstream};
 use crate::proxy::serve;
-use crate::tls::{ServerTrust, client_config};
+use crate::tls::{AcceptedIssuers, ServerTrust, client_config};
 use crate::tunnel::{NoProxy, Proxy, Route};
 
 /// The client certificate of a binding, resolved through the agent at each handshake.
@@ -28,6 +28,8 @@ pub struct BindingCert {
     agent: Arc<Agent>,
     reference: String,
     binding: String,
+    /// What the partner's last request for the certificate said, for its refusals.
+    accepted: Arc<AcceptedIssuers>,
 }
 
 impl fmt::Debug for BindingCert {
@@ -39,9 +41,12 @@ impl fmt::Debug for BindingCert {
 }
 
 impl ResolvesClientCert for BindingCert {
-    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+    fn resolve(&self, hints: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
         match self.agent.certified_key(&self.reference) {
-            Ok((key, _)) => Some(key),
+            Ok((key, _)) => {
+                self.accepted.record(hints, &key.cert);
+                Some(key)
+            }
             Err(e) => {
                 eprintln!(
                     "certkeeper egress {}: no client certificate: {e}",
@@ -187,10 +192,12 @@ fn upstream_for(
     binding: &Binding,
     settled: &Settled,
 ) -> Result<Upstream, String> {
+    let accepted = Arc::new(AcceptedIssuers::default());
     let resolver = Arc::new(BindingCert {
         agent: Arc::clone(agent),
         reference: binding.cert.clone(),
         binding: binding.name.clone(),
+        accepted: Arc::clone(&accepted),
     });
     let config = client_config(&settled.trust, resolver, &[]).map_err(|e| e.to_string())?;
     Upstream::new(
@@ -199,6 +206,7 @@ fn upstream_for(
         config,
         settled.timeout,
         &settled.route,
+        Some(accepted),
     )
     .map_err(|e| e.to_string())
 }

@@ -292,15 +292,72 @@ pub fn agent_client_config(
     Ok((config, resolver, info))
 }
 
+/// What the last request for a client certificate said: the CAs the partner accepts
+/// client certificates from (DER Names; empty: any), and the chain we presented.
+#[derive(Debug, Default)]
+pub struct AcceptedIssuers {
+    last: std::sync::Mutex<(Vec<Vec<u8>>, Vec<CertificateDer<'static>>)>,
+}
+
+impl AcceptedIssuers {
+    /// Notes a request for a certificate (`hints`) and the chain presented.
+    pub fn record(&self, hints: &[&[u8]], chain: &[CertificateDer<'static>]) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
+            (hints.iter().map(|h| h.to_vec()).collect(), chain.to_vec());
+    }
+
+    /// The CAs the partner said it accepts, as text (empty: it named none, so any).
+    pub fn names(&self) -> Vec<String> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.0
+            .iter()
+            .map(|der| {
+                certkeeper_core::Certificate::name_text(der)
+                    .unwrap_or_else(|| "(a name that does not parse)".into())
+            })
+            .collect()
+    }
+
+    /// When the partner named the CAs it accepts and none of them issued a certificate
+    /// of the chain presented (the leaf or an intermediate): "the partner accepts
+    /// certificates from: A; B; ours is issued by C".
+    pub fn mismatch(&self) -> Option<String> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let (accepted, chain) = &*last;
+        if accepted.is_empty() {
+            return None;
+        }
+        let ours: Vec<certkeeper_core::Certificate> = chain
+            .iter()
+            .filter_map(|c| certkeeper_core::Certificate::from_der(c.as_ref()).ok())
+            .collect();
+        let issued = |name: &[u8]| {
+            let text = certkeeper_core::Certificate::name_text(name);
+            ours.iter()
+                .any(|c| c.issuer_der == name || text.as_deref() == Some(c.issuer.as_str()))
+        };
+        if accepted.iter().any(|name| issued(name)) {
+            return None;
+        }
+        let issuer = ours
+            .first()
+            .map_or("(unknown)", |c| c.issuer.as_str())
+            .to_string();
+        drop(last);
+        Some(format!(
+            "the partner accepts certificates from: {}; ours is issued by {issuer}",
+            self.names().join("; ")
+        ))
+    }
+}
+
 /// Presents one fixed certificate chain and key, and remembers whether the server
-/// asked for it (for `request -v`).
+/// asked for it, and from which CAs (for `request -v`).
 #[derive(Debug)]
 pub struct FixedClientCert {
     key: Arc<CertifiedKey>,
     asked: AtomicBool,
-    /// The CAs the server said it accepts client certificates from (DER Names; empty:
-    /// any), as its last request for a certificate listed them.
-    accepted: std::sync::Mutex<Vec<Vec<u8>>>,
+    accepted: AcceptedIssuers,
 }
 
 impl FixedClientCert {
@@ -309,7 +366,7 @@ impl FixedClientCert {
         FixedClientCert {
             key,
             asked: AtomicBool::new(false),
-            accepted: std::sync::Mutex::new(Vec::new()),
+            accepted: AcceptedIssuers::default(),
         }
     }
 
@@ -321,54 +378,19 @@ impl FixedClientCert {
     /// The CAs the server said it accepts client certificates from, as text (empty:
     /// it named none, so any).
     pub fn accepted_issuers(&self) -> Vec<String> {
-        let accepted = self.accepted.lock().unwrap_or_else(|p| p.into_inner());
-        accepted
-            .iter()
-            .map(|der| {
-                certkeeper_core::Certificate::name_text(der)
-                    .unwrap_or_else(|| "(a name that does not parse)".into())
-            })
-            .collect()
+        self.accepted.names()
     }
 
-    /// When the server named the CAs it accepts and none of them issued a certificate
-    /// of ours (the leaf or an intermediate we present): "the partner accepts
-    /// certificates from: A; B; ours is issued by C".
+    /// See [`AcceptedIssuers::mismatch`].
     pub fn issuer_mismatch(&self) -> Option<String> {
-        let accepted = self.accepted.lock().unwrap_or_else(|p| p.into_inner());
-        if accepted.is_empty() {
-            return None;
-        }
-        let ours: Vec<certkeeper_core::Certificate> = self
-            .key
-            .cert
-            .iter()
-            .filter_map(|c| certkeeper_core::Certificate::from_der(c.as_ref()).ok())
-            .collect();
-        let matches = |name: &[u8]| {
-            ours.iter().any(|c| {
-                c.issuer_der == name
-                    || certkeeper_core::Certificate::name_text(name).as_deref()
-                        == Some(c.issuer.as_str())
-            })
-        };
-        if accepted.iter().any(|name| matches(name)) {
-            return None;
-        }
-        drop(accepted);
-        let issuer = ours.first().map_or("(unknown)", |c| c.issuer.as_str());
-        Some(format!(
-            "the partner accepts certificates from: {}; ours is issued by {issuer}",
-            self.accepted_issuers().join("; ")
-        ))
+        self.accepted.mismatch()
     }
 }
 
 impl ResolvesClientCert for FixedClientCert {
     fn resolve(&self, hints: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
         self.asked.store(true, Ordering::Relaxed);
-        *self.accepted.lock().unwrap_or_else(|p| p.into_inner()) =
-            hints.iter().map(|h| h.to_vec()).collect();
+        self.accepted.record(hints, &self.key.cert);
         Some(Arc::clone(&self.key))
     }
 

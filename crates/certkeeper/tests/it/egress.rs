@@ -892,6 +892,17 @@ server.serve_forever()
             && err.contains(&format!("; ours is {ours})")),
         "{err}"
     );
+    // Through a binding: its 502 says the same.
+    let port = bind(&env, &partner, "strict-other", &url);
+    wait_for_port(port);
+    let (status, body) = http(port, "GET", "/", &[], b"");
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains("(the partner accepts certificates from: ")
+            && body.contains("CN=Some Other Client CA")
+            && body.contains(&format!("; ours is {ours})")),
+        "{body}"
+    );
 }
 
 /// nginx serving the partner's server certificate with `tls` (its `ssl_protocols` and
