@@ -64,6 +64,15 @@ impl<'a> Tlv<'a> {
 
     /// The children of a constructed element.
     pub fn children(&self) -> Result<Vec<Tlv<'a>>, BerError> {
+        // Only a constructed element has elements inside: reading a primitive one's
+        // bytes as elements would accept what `to_der` (which leaves primitive
+        // elements as they are) never checked.
+        if !self.constructed() {
+            return Err(BerError::Malformed {
+                offset: 0,
+                what: "a primitive element where a constructed one belongs",
+            });
+        }
         let mut out = Vec::new();
         let mut rest = self.content;
         while !rest.is_empty() {
@@ -299,6 +308,27 @@ pub fn encode(tag: &[u8], content: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_primitive_element_has_no_children() {
+        // A SEQUENCE (0x30) and the same bytes tagged primitive (0x10): `to_der` leaves
+        // the second as it is, so reading into it would accept unchecked BER.
+        let constructed = [0x30, 0x03, 0x02, 0x01, 0x05];
+        assert_eq!(
+            read_single(&constructed).unwrap().children().unwrap().len(),
+            1
+        );
+        let primitive = [0x10, 0x03, 0x02, 0x01, 0x05];
+        assert!(read_single(&primitive).unwrap().children().is_err());
+        // A PKCS#7 found this way once: its certificate went unchecked, and a
+        // certs-only PKCS#7 written from it did not read back.
+        let p7 = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../fuzz/corpus/pkcs7/regression-primitive-sequence-tag"),
+        )
+        .unwrap();
+        assert!(crate::pkcs7::certificates(&p7).is_err());
+    }
 
     #[test]
     fn der_input_is_borrowed_unchanged() {
