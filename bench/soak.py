@@ -65,15 +65,15 @@ def down_at(elapsed, phase_s, down_s):
 
 def expected_body(rid, size):
     """The partner's answer body for request `rid`: `size` bytes, a function of both."""
-    seed = hashlib.sha256(rid.encode()).hexdigest().encode()
-    data = rid.encode() + b"|" + seed * (size // len(seed) + 1)
+    pattern = hashlib.sha256(rid.encode()).hexdigest().encode()
+    data = rid.encode() + b"|" + pattern * (size // len(pattern) + 1)
     return data[:size]
 
 
 def request_body(rid, n):
     """A request body of the id, a bar and `n` bytes that depend on the id."""
-    seed = hashlib.sha256((rid + "/request").encode()).hexdigest().encode()
-    return rid.encode() + b"|" + (seed * (n // len(seed) + 1))[:n]
+    pattern = hashlib.sha256((rid + "/request").encode()).hexdigest().encode()
+    return rid.encode() + b"|" + (pattern * (n // len(pattern) + 1))[:n]
 
 
 def digest(body):
@@ -195,7 +195,7 @@ class Partner:
         self.a = a
         self.port = a.port
         self.t0 = None
-        self.rng = random.Random(a.seed)
+        self.rng = random.Random(a.random)
         self.rng_lock = threading.Lock()
         self.stats = collections.Counter()
         self.stats_lock = threading.Lock()
@@ -421,7 +421,7 @@ class Partner:
             ).encode()
             s.sendall(head + text)
             return True
-        # X-Soak-Action (not sent by the load; `soak.sh cut` uses it) picks the action.
+        # X-Soak-Action (not sent by the load; `soak.sh repro` uses it) picks the action.
         action = fields.get("x-soak-action") or self.pick(phase)
         payload = expected_body(rid, size)
         extra = "Connection: close\r\n" if action == "close_header" else ""
@@ -542,7 +542,7 @@ class Outcome:
         # cut); dropped (pipelined, after the connection closed on an earlier answer);
         # abandoned (the application left after the head, on purpose);
         # truncated (a short 200 ended by a clean close); crosstalk; corrupt;
-        # unexplained; hang.
+        # unexplained; hang; late (a 200 that came after the upstream timeout).
         self.kind = kind
         self.status = status
         self.reason = reason
@@ -572,7 +572,7 @@ class Client:
         self.index = index
         self.kind = kind
         self.keep, self.http10, self.batch, self.methods = self.KINDS[kind]
-        self.rng = random.Random(load.a.seed * 1000 + index)
+        self.rng = random.Random(load.a.random * 1000 + index)
         self.sock = None
         self.wire = None
         self.seq = 0
@@ -697,12 +697,20 @@ class Client:
             # The relay may have answered already (an early failure): read it.
             send_error = type(e).__name__
         ended = None  # why the connection ended before the rest of the batch
+        # A pipelined request waits for the answers before it: its time runs from the
+        # end of the previous answer.
+        since = start
         for i, req in enumerate(batch):
             if ended is not None:
-                yield req, Outcome("dropped", 0, "not answered: " + ended), time.monotonic() - start
+                yield req, Outcome("dropped", 0, "not answered: " + ended), time.monotonic() - since
                 continue
             o, closed = self.answer(req, reused or i > 0, send_error if i >= failed_at else None)
-            yield req, o, time.monotonic() - start
+            now = time.monotonic()
+            if o.kind == "ok" and now - since > a.timeout + 1.5:
+                o = Outcome("late", 200, "200 after the upstream timeout",
+                            "%.1f s, upstream_timeout %d s" % (now - since, a.timeout))
+            yield req, o, now - since
+            since = now
             if closed:
                 self.close()
                 ended = "the connection closed after an earlier answer of the pipeline (%s %s)" % (
@@ -823,7 +831,7 @@ class Load:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.t0 = read_t0(a.t0_file)
-        self.run_id = "r%x" % random.Random(a.seed).randrange(1 << 24)
+        self.run_id = "r%x" % random.Random(a.random).randrange(1 << 24)
         self.counts = collections.Counter()
         self.status = collections.Counter()
         self.reasons = collections.Counter()
@@ -859,7 +867,7 @@ class Load:
                 self.dropped[o.reason] += 1
             elif o.kind == "truncated":
                 self.truncated.append([rid, client.kind, method, enc, phase, o.detail])
-            if o.kind in ("unexplained", "hang", "crosstalk", "corrupt") and len(self.suspects) < 10000:
+            if o.kind in ("unexplained", "hang", "crosstalk", "corrupt", "late") and len(self.suspects) < 10000:
                 self.suspects.append([o.kind, rid, client.kind, method, enc, phase, o.reason])
             if o.kind not in ("ok", "failure", "cutoff", "dropped", "abandoned"):
                 self.fatal[(o.kind, o.reason)] += 1
@@ -963,7 +971,8 @@ def cmd_load(a):
 def cmd_probe(a):
     """One GET through the binding, retried until a checked 200 or the time is up."""
     load = argparse.Namespace(
-        a=argparse.Namespace(seed=0, port=a.port, bound=10, binding=a.binding, unframed=0),
+        a=argparse.Namespace(random=0, port=a.port, bound=10, binding=a.binding, unframed=0,
+                             timeout=60),
         run_id="probe", clients=[None], t0=time.time())
     end = time.time() + a.wait
     last = None
@@ -1111,6 +1120,9 @@ def cmd_report(a):
     check("no hang", counts.get("hang", 0) == 0 and res.get("clients_stuck_at_end", 0) == 0,
           "%d requests over %g s, %d clients stuck at the end"
           % (counts.get("hang", 0), a.bound, res.get("clients_stuck_at_end", 0)))
+    check("the upstream timeout holds", counts.get("late", 0) == 0,
+          "%d answers came more than upstream_timeout + 1.5 s after the relay had the request"
+          % counts.get("late", 0))
     check("RSS flat", bool(rss and rss["ok"]), rss["rule"] if rss else "too few samples")
     check("descriptors flat", bool(fds and fds["ok"]), fds["rule"] if fds else "too few samples")
     alive = "agent_gone_at" not in res and a.agent_alive
@@ -1251,7 +1263,8 @@ def main():
 
     def common(q):
         q.add_argument("--phase", type=float, default=30, help="seconds per partner phase")
-        q.add_argument("--seed", type=int, default=1)
+        q.add_argument("--random", type=int, default=1,
+                       help="which sequence of random choices (the same one repeats a run)")
 
     q = sub.add_parser("partner")
     common(q)
@@ -1282,6 +1295,7 @@ def main():
     q.add_argument("--agent-pid", type=int, required=True)
     q.add_argument("--out", required=True)
     q.add_argument("--progress", action="store_true")
+    q.add_argument("--timeout", type=int, default=3, help="the home's upstream_timeout")
     q.add_argument("--unframed", type=int, default=1,
                    help="0: no answers without framing, no HTTP/1.0 application")
 

@@ -7,20 +7,23 @@
 # Passes when: no answer reaches the wrong request; every complete 200 is the right
 # one, byte for byte; every failure the applications see is a 502 or 504 whose body
 # says why ("certkeeper binding soak: ..."), or a 200 cut off visibly (the partner
-# broke off mid-answer); no request takes longer than SOAK_BOUND seconds; the agent's
-# RSS and open descriptors stay flat after the warm-up (sampled every 5 s).
+# broke off mid-answer); no request takes longer than SOAK_BOUND seconds, and no 200
+# comes later than the upstream timeout allows; the agent's RSS and open descriptors
+# stay flat after the warm-up (sampled every 5 s).
 #
 # usage: bench/soak.sh            (needs python3 and openssl; no build: it runs
 #                                 $CERTKEEPER, default target/release/certkeeper)
-#        bench/soak.sh cut        (needs curl) instead of the soak: answers the partner
-#                                 cuts off mid-body, one per framing, fetched with
-#                                 curl; says for each whether curl could tell it was
-#                                 cut (exit 1 if it could not for any).
+#        bench/soak.sh repro      (needs curl) instead of the soak, one request per case
+#                                 the soak checks: answers the partner cuts off, one
+#                                 per framing and HTTP version, and a POST whose
+#                                 partner holds its answer past the upstream timeout;
+#                                 says for each whether the application got what the
+#                                 criteria ask (exit 1 if not for any).
 # env:   SOAK_SECONDS=600 SOAK_RATE=150 (requests/s) SOAK_CLIENTS=6 SOAK_PHASE=30
 #        (seconds per partner phase) SOAK_TIMEOUT=3 (the home's upstream_timeout)
-#        SOAK_WARMUP=60 SOAK_BOUND=15 SOAK_SEED=1 SOAK_UNFRAMED=1 (0: no partner
+#        SOAK_WARMUP=60 SOAK_BOUND=15 SOAK_RANDOM=1 SOAK_UNFRAMED=1 (0: no partner
 #        answers without framing and no HTTP/1.0 application, whose cut answers
-#        certkeeper cannot show as cut today: see `bench/soak.sh cut`)
+#        certkeeper cannot show as cut today: see `bench/soak.sh repro`)
 # out:   bench/results/soak-<time>/summary.md (printed) and the raw files beside it.
 # Exit:  0 PASS, 1 FAIL, 2 could not set up.
 set -euo pipefail
@@ -33,7 +36,7 @@ unframed=${SOAK_UNFRAMED:-1}
 phase=${SOAK_PHASE:-30}
 timeout=${SOAK_TIMEOUT:-3}
 bound=${SOAK_BOUND:-15}
-seed=${SOAK_SEED:-1}
+random=${SOAK_RANDOM:-1}
 warmup=${SOAK_WARMUP:-$((seconds / 4 < 60 ? seconds / 4 : 60))}
 py="python3 $root/bench/soak.py"
 
@@ -114,7 +117,7 @@ ckh() { "$ck" --home "$home" "$@"; }
 
 # ---- partner, agent
 $py partner --port "$upstream_port" --cert "$pki/server.pem" --key "$pki/server.key" \
-  --ca "$pki/ca.pem" --t0-file "$out/t0" --out "$out" --phase "$phase" --seed "$seed" \
+  --ca "$pki/ca.pem" --t0-file "$out/t0" --out "$out" --phase "$phase" --random "$random" \
   --stall $((timeout + 2)) >"$out/partner.log" 2>&1 &
 partner_pid=$!
 "$ck" --home "$home" agent --socket "$tmp/agent.sock" >"$out/agent.log" 2>&1 &
@@ -126,7 +129,7 @@ if ! $py probe --port "$listen_port" --binding soak --wait 30 >>"$out/setup.log"
   exit 2
 fi
 
-if [[ ${1:-} == cut ]]; then
+if [[ ${1:-} == repro ]]; then
   # No t0 file: the partner stays in its normal phase and misbehaves only as each
   # request's X-Soak-Action says.
   # HTTP version, answer framing, what the partner does, where it cuts (body bytes
@@ -157,6 +160,23 @@ if [[ ${1:-} == cut ]]; then
     printf 'HTTP/%s application, answer %-7s %-10s after %5d body bytes -> got %5s of %d; %s\n' \
       "$version" "$enc" "$action" "$cut" "$got" "$size" "$verdict"
   done
+  # A POST whose body comes after its head (curl sends the head, then the body when
+  # the pipe has it), and a partner that holds its answer for upstream_timeout + 2 s:
+  # the application must get a 504 after upstream_timeout seconds.
+  n=$((n + 1)) id=cut-0-$n rc=0
+  rm -f "$tmp/body"
+  result=$({ sleep 0.3; printf '%s|x' "$id"; } | curl -sS -o "$tmp/body" -w '%{http_code} %{time_total}' \
+    -X POST -T - -H 'Expect:' -H "X-Soak-Id: $id" -H "X-Soak-Action: stall" \
+    "http://127.0.0.1:$listen_port/soak/$id?size=100&enc=cl" 2>"$tmp/err") || rc=$?
+  read -r code took <<<"$result"
+  if [[ $code == 504 ]] && (($(printf '%.0f' "$took") <= timeout + 1)); then
+    verdict="ok: 504 after $took s"
+  else
+    verdict="WRONG: $code after $took s, not a 504 after ${timeout} s (curl exit $rc)"
+    wrong=$((wrong + 1))
+  fi
+  printf 'HTTP/1.1 application, POST, body after the head, partner holds the answer %d s -> %s\n' \
+    $((timeout + 2)) "$verdict"
   echo "relay log:"
   sed 's/^/  /' "$out/agent.log"
   ((wrong == 0)) || exit 1
@@ -167,8 +187,8 @@ echo "soak: ${seconds} s at ${rate} requests/s, ${clients} clients, partner phas
   "agent pid $agent_pid; results in $out" >&2
 python3 -c 'import time; print("%.3f" % (time.time() + 1))' >"$out/t0"
 $py load --port "$listen_port" --binding soak --t0-file "$out/t0" --duration "$seconds" \
-  --rate "$rate" --clients "$clients" --phase "$phase" --bound "$bound" --seed "$seed" \
-  --agent-pid "$agent_pid" --out "$out" --unframed "$unframed" --progress &
+  --rate "$rate" --clients "$clients" --phase "$phase" --bound "$bound" --random "$random" \
+  --agent-pid "$agent_pid" --out "$out" --unframed "$unframed" --timeout "$timeout" --progress &
 load_pid=$!
 wait "$load_pid" || true
 load_pid=''
