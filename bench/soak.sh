@@ -19,7 +19,7 @@
 #                                 partner holds its answer past the upstream timeout;
 #                                 says for each whether the application got what the
 #                                 criteria ask (exit 1 if not for any).
-# env:   SOAK_SECONDS=600 SOAK_RATE=150 (requests/s) SOAK_CLIENTS=6 SOAK_PHASE=30
+# env:   SOAK_SECONDS=600 SOAK_RATE=150 (requests/s) SOAK_CLIENTS=9 SOAK_PHASE=30
 #        (seconds per partner phase) SOAK_TIMEOUT=3 (the home's upstream_timeout)
 #        SOAK_WARMUP=60 SOAK_BOUND=15 SOAK_RANDOM=1 SOAK_UNFRAMED=1 (0: no partner
 #        answers without framing and no HTTP/1.0 application, whose cut answers
