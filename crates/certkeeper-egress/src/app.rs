@@ -155,6 +155,17 @@ pub(crate) enum StdAppStream {
     Unix(std::os::unix::net::UnixStream),
 }
 
+impl AppStream {
+    /// Resets the connection (TCP: `SO_LINGER` 0, so closing sends RST): an
+    /// application reading an answer the relay had to cut off then sees an error, not
+    /// a clean end. A Unix socket has no reset; it just closes.
+    pub(crate) fn abort(&self) {
+        if let AppStream::Tcp(s) = self {
+            let _ = s.set_zero_linger();
+        }
+    }
+}
+
 impl StdAppStream {
     /// Registers the socket with the calling runtime.
     pub(crate) fn into_tokio(self) -> io::Result<AppStream> {

@@ -9,6 +9,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// Bytes read and not yet used, in a buffer that grows up to a limit.
 pub(crate) struct Buffer {
+    /// An error met after some bytes had been read in the same call, for the next
+    /// call: a socket reports an error (a reset) once, and the read after it ends
+    /// as if the peer had closed cleanly.
+    error: Option<io::Error>,
     data: Vec<u8>,
     start: usize,
     end: usize,
@@ -18,6 +22,7 @@ pub(crate) struct Buffer {
 impl Buffer {
     pub(crate) fn new(initial: usize, max: usize) -> Self {
         Buffer {
+            error: None,
             data: vec![0; initial],
             start: 0,
             end: 0,
@@ -71,6 +76,9 @@ impl Buffer {
         io: &mut R,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>> {
+        if let Some(e) = self.error.take() {
+            return Poll::Ready(Err(e));
+        }
         if !self.make_room() {
             return Poll::Ready(Err(io::Error::other("buffer full")));
         }
@@ -102,7 +110,10 @@ impl Buffer {
                     Poll::Ready(Ok(0)) => break,
                     Poll::Ready(Ok(n)) => got += n,
                     Poll::Ready(Err(e)) if got == 0 => return Poll::Ready(Err(e)),
-                    Poll::Ready(Err(_)) => break,
+                    Poll::Ready(Err(e)) => {
+                        self.error = Some(e);
+                        break;
+                    }
                     Poll::Pending if got == 0 && wait => return Poll::Pending,
                     Poll::Pending => break,
                 }
@@ -114,6 +125,30 @@ impl Buffer {
 }
 
 /// Writes `a` then `b`, in as few writes as the socket takes.
+/// The most header fields a head may have.
+pub(crate) const MAX_FIELDS: usize = 128;
+
+/// Appends `content-length: N`.
+pub(crate) fn push_length(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(n.to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// [`write_both`] within `limit`: an application that stops reading its answer lets
+/// go of its upstream connection (over HTTP/2, of its share of the connection's flow
+/// control window) instead of holding it for as long as it likes.
+pub(crate) async fn write_within<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    a: &[u8],
+    b: &[u8],
+    limit: std::time::Duration,
+) -> io::Result<()> {
+    tokio::time::timeout(limit, write_both(w, a, b))
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+}
+
 pub(crate) async fn write_both<W: AsyncWrite + Unpin>(
     w: &mut W,
     mut a: &[u8],

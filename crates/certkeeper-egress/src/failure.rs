@@ -40,6 +40,9 @@ pub fn explain(error: &(dyn StdError + 'static), target: &str) -> String {
         }
         Some(std::io::ErrorKind::TimedOut) => format!("connecting to {target} timed out"),
         Some(std::io::ErrorKind::ConnectionReset) => format!("{target} reset the connection"),
+        Some(std::io::ErrorKind::BrokenPipe) => {
+            format!("{target} closed the connection while the request was being sent")
+        }
         Some(std::io::ErrorKind::UnexpectedEof) => {
             format!("{target} closed the connection without an answer")
         }

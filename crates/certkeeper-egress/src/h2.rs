@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::app::AppStream;
-use crate::buffer::{Buffer, write_both};
+use crate::buffer::{Buffer, write_both, write_within};
 use crate::framing::{self, BodyScan, Framing};
 use crate::pool::{H2Sender, Upstream};
 
@@ -95,6 +95,8 @@ pub(crate) enum Failed {
     AppGone,
     /// The application's chunked body is broken: 400.
     BadBody(framing::FramingError),
+    /// The answer broke off before its head reached the application: status, why.
+    Gateway(u16, String),
 }
 
 /// The HTTP/2 request for `head` (the head the relay wrote for an HTTP/1.1 upstream:
@@ -106,7 +108,7 @@ pub(crate) fn request_head(
     head: &[u8],
     upstream: &Upstream,
 ) -> Result<(http::request::Parts, bool), (u16, String)> {
-    let mut fields = [httparse::EMPTY_HEADER; crate::relay::MAX_FIELDS];
+    let mut fields = [httparse::EMPTY_HEADER; crate::buffer::MAX_FIELDS];
     let mut parsed = httparse::Request::new(&mut fields);
     match parsed.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
@@ -255,7 +257,7 @@ pub(crate) async fn exchange(
             upstream.target
         ))
     })?;
-    let kept = relay_answer(upstream, response, length, ask, request_sent, app, out).await;
+    let kept = relay_answer(upstream, response, length, ask, request_sent, app, out).await?;
     // Whatever of the body never went stays unsent: the stream is reset (`tx` dropped
     // before its end), and the application's connection closes (`relay_answer`).
     drop(tx);
@@ -263,7 +265,8 @@ pub(crate) async fn exchange(
 }
 
 /// Writes the answer to the application; whether its connection may carry another
-/// request.
+/// request, or the failure to answer with when the answer broke off before its head
+/// went.
 async fn relay_answer(
     upstream: &Upstream,
     response: Response<Incoming>,
@@ -272,7 +275,7 @@ async fn relay_answer(
     request_sent: bool,
     app: &mut AppStream,
     out: &mut Vec<u8>,
-) -> bool {
+) -> Result<bool, Failed> {
     let (parts, mut incoming) = response.into_parts();
     let status = parts.status.as_u16();
     let framing = if ask.head || status == 204 || status == 304 {
@@ -303,7 +306,7 @@ async fn relay_answer(
     }
     if status != 204 {
         match length {
-            Some(n) => crate::relay::push_length(out, n),
+            Some(n) => crate::buffer::push_length(out, n),
             None if framing == Framing::Chunked && !dechunk => {
                 out.extend_from_slice(b"transfer-encoding: chunked\r\n");
             }
@@ -320,18 +323,25 @@ async fn relay_answer(
     let mut head = true;
     let mut sent: u64 = 0;
     let mut scratch = Vec::new();
-    let cut_off = |reason: &str| upstream.log_failure(&ask.request, Some(status), reason);
+    // The answer broke off: before its head reached the application, a status like
+    // any failed call; after, the application's connection is reset, so that an
+    // answer whose end the framing cannot show does not look whole.
+    let cut_off = |app: &mut AppStream, head: bool, status_now: u16, reason: String| {
+        if head {
+            return Err(Failed::Gateway(status_now, reason));
+        }
+        upstream.log_failure(&ask.request, Some(status), &reason);
+        app.abort();
+        Ok(false)
+    };
     loop {
         let frame = match tokio::time::timeout(upstream.timeouts.response, incoming.frame()).await {
-            Err(_) => {
-                cut_off(&upstream.body_stalled());
-                return false;
-            }
+            Err(_) => return cut_off(app, head, 504, upstream.body_stalled()),
             Ok(None) => None,
             Ok(Some(Ok(frame))) => Some(frame),
             Ok(Some(Err(e))) => {
-                cut_off(&format!("the answer was cut off: {}", upstream.explain(&e)));
-                return false;
+                let reason = format!("the answer was cut off: {}", upstream.explain(&e));
+                return cut_off(app, head, 502, reason);
             }
         };
         scratch.clear();
@@ -342,11 +352,11 @@ async fn relay_answer(
             }
             sent += data.len() as u64;
             if matches!(framing, Framing::Length(n) if sent > n) {
-                cut_off(&format!(
+                let reason = format!(
                     "{} sent more than its content-length; the answer was cut off",
                     upstream.target
-                ));
-                return false;
+                );
+                return cut_off(app, head, 502, reason);
             }
             if framing == Framing::Chunked && !dechunk {
                 framing::push_chunk(&mut scratch, &data);
@@ -358,19 +368,22 @@ async fn relay_answer(
         }
         if end {
             if matches!(framing, Framing::Length(n) if sent != n) {
-                cut_off(&format!(
+                let reason = format!(
                     "{} sent less than its content-length; the answer was cut off",
                     upstream.target
-                ));
-                return false;
+                );
+                return cut_off(app, head, 502, reason);
             }
             if framing == Framing::Chunked && !dechunk {
                 scratch.extend_from_slice(b"0\r\n\r\n");
             }
         }
         let before: &[u8] = if head { out } else { &[] };
-        if write_both(app, before, &scratch).await.is_err() {
-            return false;
+        if write_within(app, before, &scratch, upstream.timeouts.client)
+            .await
+            .is_err()
+        {
+            return Ok(false);
         }
         head = false;
         if end {
@@ -380,7 +393,7 @@ async fn relay_answer(
     if close_app {
         let _ = app.shutdown().await;
     }
-    !close_app
+    Ok(!close_app)
 }
 
 /// The answer's `content-length`: none, or exactly one decimal number.

@@ -147,15 +147,15 @@ impl Upstream {
     /// as [`Dialer::dial`] says, within the upstream timeout (a partner that takes
     /// the TCP connection and never answers the handshake is as silent as one that
     /// never answers a request).
-    pub(crate) async fn connection(&self) -> Result<Connection, Unreached> {
-        if let Some(h2) = self.dialer.shared() {
+    pub(crate) async fn connection(&self, uid: Option<u32>) -> Result<Connection, Unreached> {
+        if let Some(h2) = self.dialer.shared(uid) {
             return Ok(Connection::Shared(h2));
         }
         let me = crate::workers::current();
         if let Some((io, origin)) = self.idle.checkout(me, Instant::now()) {
             return Ok(Connection::Own(Box::new(io), origin, true));
         }
-        let dial = self.dialer.dial(|| self.connect());
+        let dial = self.dialer.dial(uid, || self.connect());
         let made = tokio::time::timeout(self.timeouts.response, dial)
             .await
             .map_err(|_| Unreached::Timeout)?
@@ -366,6 +366,10 @@ impl<T: Reusable> Idle<T> {
     }
 }
 
+/// Whose shared connection: the application's uid (`None`: not known, as over a
+/// socket whose peer could not be named).
+pub(crate) type Owner = Option<u32>;
+
 /// A shared connection's request side.
 pub(crate) trait Shared: Clone {
     fn is_closed(&self) -> bool;
@@ -403,9 +407,14 @@ pub(crate) enum Protocol {
 /// connections are made one attempt at a time: a burst of application connections
 /// to a new (or restarted) HTTP/2 partner then shares one connection, or one
 /// failure, instead of making one each. Under `Http1` each caller connects at once.
+///
+/// An HTTP/2 connection is shared only among the applications of one uid ([`Owner`]):
+/// the partner's limits are per connection (concurrent streams, flow-control window,
+/// a header it refuses by closing the connection), so one uid that exhausts or breaks
+/// its connection does not stall or break the others'.
 pub(crate) struct Dialer<S> {
     protocol: AtomicU8,
-    shared: Mutex<Option<S>>,
+    shared: Mutex<std::collections::HashMap<Owner, S>>,
     /// Held while a connection that may be shared is made; how the last such attempt
     /// ended, for those who waited for it.
     connecting: tokio::sync::Mutex<Option<Attempt>>,
@@ -421,7 +430,7 @@ impl<S> Default for Dialer<S> {
     fn default() -> Self {
         Dialer {
             protocol: AtomicU8::new(Protocol::Unknown as u8),
-            shared: Mutex::new(None),
+            shared: Mutex::new(std::collections::HashMap::new()),
             connecting: tokio::sync::Mutex::new(None),
         }
     }
@@ -440,13 +449,13 @@ impl<S: Shared> Dialer<S> {
         self.protocol.store(protocol as u8, Ordering::Relaxed);
     }
 
-    /// The shared connection, if there is one and it is open.
-    pub(crate) fn shared(&self) -> Option<S> {
-        let mut slot = self.shared.lock().unwrap_or_else(|p| p.into_inner());
-        match slot.as_ref() {
+    /// `owner`'s shared connection, if there is one and it is open.
+    pub(crate) fn shared(&self, owner: Owner) -> Option<S> {
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        match shared.get(&owner) {
             Some(s) if !s.is_closed() => Some(s.clone()),
             Some(_) => {
-                *slot = None;
+                shared.remove(&owner);
                 // Lost: what the next connection negotiates decides again.
                 self.set(Protocol::Unknown);
                 None
@@ -456,17 +465,21 @@ impl<S: Shared> Dialer<S> {
     }
 
     /// A new connection made by `connect`, as the state says (see [`Dialer`]).
-    pub(crate) async fn dial<C, F, Fut>(&self, connect: F) -> Result<Dialed<C, S>, String>
+    pub(crate) async fn dial<C, F, Fut>(
+        &self,
+        owner: Owner,
+        connect: F,
+    ) -> Result<Dialed<C, S>, String>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Dialed<C, S>, String>>,
     {
         if self.protocol() == Protocol::Http1 {
-            return self.made(connect().await);
+            return self.made(owner, connect().await);
         }
         let waiting_since = Instant::now();
         let mut last = self.connecting.lock().await;
-        if let Some(shared) = self.shared() {
+        if let Some(shared) = self.shared(owner) {
             return Ok(Dialed::Shared(shared));
         }
         // An attempt ended while this caller waited: take its failure, or (HTTP/1.1)
@@ -477,10 +490,10 @@ impl<S: Shared> Dialer<S> {
             }
             if self.protocol() == Protocol::Http1 {
                 drop(last);
-                return self.made(connect().await);
+                return self.made(owner, connect().await);
             }
         }
-        let result = self.made(connect().await);
+        let result = self.made(owner, connect().await);
         *last = Some(Attempt {
             ended: Instant::now(),
             failure: result.as_ref().err().cloned(),
@@ -489,11 +502,16 @@ impl<S: Shared> Dialer<S> {
     }
 
     /// Notes what a new connection negotiated.
-    fn made<C>(&self, result: Result<Dialed<C, S>, String>) -> Result<Dialed<C, S>, String> {
+    fn made<C>(
+        &self,
+        owner: Owner,
+        result: Result<Dialed<C, S>, String>,
+    ) -> Result<Dialed<C, S>, String> {
         match &result {
             Ok(Dialed::Own(_)) => self.set(Protocol::Http1),
             Ok(Dialed::Shared(s)) => {
-                *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = Some(s.clone());
+                let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+                shared.insert(owner, s.clone());
                 self.set(Protocol::Http2);
             }
             Err(_) => {}
@@ -605,7 +623,7 @@ mod tests {
         for _ in 0..n {
             let (dialer, partner) = (Arc::clone(dialer), Arc::clone(partner));
             tasks.push(tokio::spawn(async move {
-                match dialer.dial(|| partner.connect()).await {
+                match dialer.dial(None, || partner.connect()).await {
                     Ok(Dialed::Own(id)) => format!("own {id}"),
                     Ok(Dialed::Shared(_)) => "shared".to_string(),
                     Err(e) => e,
@@ -630,7 +648,7 @@ mod tests {
         assert_eq!(dialer.protocol(), Protocol::Http2);
         // Lost (GOAWAY, a restart): the next burst makes one new connection.
         partner.closed.store(true, Ordering::SeqCst);
-        assert!(dialer.shared().is_none());
+        assert!(dialer.shared(None).is_none());
         assert_eq!(dialer.protocol(), Protocol::Unknown);
         partner.closed.store(false, Ordering::SeqCst);
         let got = burst(&dialer, &partner, 4).await;
@@ -661,6 +679,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_uid_gets_its_own_http2_connection() {
+        let dialer: Dialer<FakeH2> = Dialer::default();
+        let partner = Partner::new(true);
+        for owner in [Some(1000), Some(1001), Some(1000), None] {
+            let got = dialer.dial(owner, || partner.connect()).await;
+            assert!(matches!(got, Ok(Dialed::Shared(_))));
+        }
+        assert_eq!(
+            partner.made.load(Ordering::SeqCst),
+            3,
+            "uid 1000's is shared"
+        );
+        assert!(dialer.shared(Some(1001)).is_some());
+        assert!(dialer.shared(Some(1002)).is_none());
+    }
+
+    #[tokio::test]
     async fn the_protocol_follows_a_partner_that_gains_or_drops_http2() {
         let dialer = Arc::new(Dialer::default());
         let partner = Partner::new(false);
@@ -670,7 +705,7 @@ mod tests {
         partner.h2.store(true, Ordering::SeqCst);
         assert_eq!(burst(&dialer, &partner, 1).await, ["shared"]);
         assert_eq!(dialer.protocol(), Protocol::Http2);
-        assert!(dialer.shared().is_some());
+        assert!(dialer.shared(None).is_some());
         // And downgraded: the shared connection closes, the next one is HTTP/1.1.
         partner.h2.store(false, Ordering::SeqCst);
         partner.closed.store(true, Ordering::SeqCst);

@@ -47,7 +47,7 @@ pub async fn serve(
                     }
                     match gate(uid) {
                         // Counted until the connection ends.
-                        Ok(()) => crate::relay::serve(s, current).await,
+                        Ok(()) => crate::relay::serve(s, uid, current).await,
                         Err(reason) => refuse(s, &reason).await,
                     }
                     drop(admitted);

@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::app::AppStream;
-use crate::buffer::{Buffer, write_both};
+use crate::buffer::{Buffer, MAX_FIELDS, push_length, write_both, write_within};
 use crate::framing::{self, BodyScan, ConnectionOptions, Declared, Framing};
 use crate::pool::Unreached;
 use crate::pool::{
@@ -38,15 +38,14 @@ use crate::tls::Stream;
 
 /// The largest request or response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
-/// The most header fields a head may have.
-pub(crate) const MAX_FIELDS: usize = 128;
 /// How much of a body is read before it is written on.
 const MAX_BUFFER: usize = 128 * 1024;
 
 /// Serves one application connection, request after request, until it closes.
-pub(crate) async fn serve(app: AppStream, current: Current) {
+pub(crate) async fn serve(app: AppStream, uid: Option<u32>, current: Current) {
     let mut relay = Relay {
         app,
+        uid,
         inbuf: Buffer::new(16 * 1024, MAX_HEAD),
         rbuf: Buffer::new(16 * 1024, MAX_BUFFER),
         out: Vec::with_capacity(1024),
@@ -77,6 +76,8 @@ impl Held {
 
 struct Relay {
     app: AppStream,
+    /// The application's uid, whose shared HTTP/2 connection its requests use.
+    uid: Option<u32>,
     /// From the application: request heads and bodies.
     inbuf: Buffer,
     /// From the upstream: response heads and bodies.
@@ -115,6 +116,8 @@ enum Failure {
     Upstream(String),
     /// No answer within the upstream timeout: 504.
     Timeout,
+    /// The answer broke off before its head reached the application: status, why.
+    Gateway(u16, String),
     /// The application closed its connection or failed: nothing to answer.
     AppGone,
 }
@@ -141,6 +144,7 @@ impl Relay {
             Err(Failure::Refused(status, reason)) => (status, reason),
             Err(Failure::Upstream(reason)) => (502, reason),
             Err(Failure::Timeout) => (504, upstream.no_answer()),
+            Err(Failure::Gateway(status, reason)) => (status, reason),
         };
         self.fail(&upstream, status, &reason).await;
         Next::Close
@@ -245,8 +249,12 @@ impl Relay {
             // absolute-form, as sent to a proxy: relay its path and query.
             match target.parse::<http::Uri>() {
                 Ok(uri) if uri.scheme().is_some() => {
-                    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-                    out.extend_from_slice(if pq.is_empty() { b"/" } else { pq.as_bytes() });
+                    let pq = uri.path_and_query().map_or("", |p| p.as_str());
+                    // "http://host?x" has an empty path: the upstream gets "/?x".
+                    if !pq.starts_with('/') {
+                        out.push(b'/');
+                    }
+                    out.extend_from_slice(pq.as_bytes());
                 }
                 _ => return bad("the request target is not a path"),
             }
@@ -292,7 +300,7 @@ impl Relay {
     async fn relay(&mut self, upstream: &Arc<Upstream>, asked: &Asked) -> Result<Next, Failure> {
         let (mut held, mut reused) = match self.take_held(upstream) {
             Some(held) => (held, true),
-            None => match upstream.connection().await.map_err(Failure::from)? {
+            None => match upstream.connection(self.uid).await.map_err(Failure::from)? {
                 Connection::Own(io, origin, reused) => (Held::new(*io, upstream, origin), reused),
                 Connection::Shared(h2) => return self.relay_h2(upstream, asked, h2).await,
             },
@@ -310,7 +318,7 @@ impl Relay {
             self.inbuf.consume(with_head);
         }
         let mut retries = 0;
-        let answer = loop {
+        let (answer, request_sent) = loop {
             self.rbuf.consume(self.rbuf.len());
             let mut exchange = Exchange {
                 app: &mut self.app,
@@ -329,7 +337,11 @@ impl Relay {
             };
             let sent = exchange.answer(&mut self.out, asked, upstream).await;
             let failed = match sent {
-                Ok(answer) => break answer,
+                // Sent means written and flushed to the upstream: a body the relay read
+                // but had not yet written when the answer came is not sent, and the
+                // connection is then never used again (else those bytes would begin
+                // the next request on it).
+                Ok(answer) => break (answer, exchange.all_sent()),
                 Err(Sent::Failed(e)) => e,
                 Err(Sent::Unanswered(e)) if asked.idempotent => e,
                 Err(Sent::Unanswered(e) | Sent::Broken(e)) => {
@@ -358,7 +370,6 @@ impl Relay {
         if whole {
             self.inbuf.consume(with_head);
         }
-        let request_sent = body.is_done();
         self.rbuf.consume(answer.head_len);
         self.relay_answer(upstream, &answer, held, request_sent)
             .await
@@ -402,6 +413,7 @@ impl Relay {
             Err(Failed::AppStalled) => Err(app_stalled(upstream)),
             Err(Failed::AppGone) => Err(Failure::AppGone),
             Err(Failed::BadBody(e)) => Err(broken_body(&self.request, e)),
+            Err(Failed::Gateway(status, reason)) => Err(Failure::Gateway(status, reason)),
         }
     }
 
@@ -425,14 +437,10 @@ impl Relay {
                 let Some(Held { io, .. }) = held.as_mut() else {
                     unreachable!("the connection is handed back only at the end")
                 };
-                match self.read_more(io, &mut body, timeout, upstream).await {
-                    Ok(()) => {}
-                    Err(reason) => {
-                        // The application cannot be told with a status any more: its
-                        // connection is closed with the answer unfinished.
-                        upstream.log_failure(&self.request, Some(answer.status), &reason);
-                        return Ok(Next::Close);
-                    }
+                if let Err((status, reason)) =
+                    self.read_more(io, &mut body, timeout, upstream).await
+                {
+                    return self.cut_off(upstream, answer, head, status, reason);
                 }
             }
             payload.clear();
@@ -443,8 +451,7 @@ impl Relay {
                         "{} sent a broken answer body ({e}); it was cut off",
                         upstream.target
                     );
-                    upstream.log_failure(&self.request, Some(answer.status), &reason);
-                    return Ok(Next::Close);
+                    return self.cut_off(upstream, answer, head, 502, reason);
                 }
             };
             let done = body.is_done();
@@ -462,7 +469,7 @@ impl Relay {
             }
             let chunk = &self.rbuf.bytes()[..taken];
             let before: &[u8] = if head { &self.out } else { &[] };
-            let written = if answer.framing == Framing::Chunked {
+            let written = if answer.framing == Framing::Chunked || answer.rechunk {
                 // Chunks of the relay's own making, or the bare data for HTTP/1.0.
                 scratch.clear();
                 for r in &payload {
@@ -475,9 +482,9 @@ impl Relay {
                 if done && !answer.dechunk {
                     scratch.extend_from_slice(b"0\r\n\r\n");
                 }
-                write_both(&mut self.app, before, &scratch).await
+                write_within(&mut self.app, before, &scratch, upstream.timeouts.client).await
             } else {
-                write_both(&mut self.app, before, chunk).await
+                write_within(&mut self.app, before, chunk, upstream.timeouts.client).await
             };
             head = false;
             self.rbuf.consume(taken);
@@ -505,6 +512,27 @@ impl Relay {
         Ok(Next::KeepAlive)
     }
 
+    /// The answer broke off (`reason`). Before its head reached the application, the
+    /// application gets a `status` (502, or 504 for a stall) like any failed call;
+    /// after, its connection is reset (on TCP), so that an answer whose end the
+    /// framing cannot show (read until the close, or de-chunked for HTTP/1.0) does
+    /// not look whole.
+    fn cut_off(
+        &mut self,
+        upstream: &Upstream,
+        answer: &Answer,
+        head: bool,
+        status: u16,
+        reason: String,
+    ) -> Result<Next, Failure> {
+        if head {
+            return Err(Failure::Gateway(status, reason));
+        }
+        upstream.log_failure(&self.request, Some(answer.status), &reason);
+        self.app.abort();
+        Ok(Next::Close)
+    }
+
     /// Waits (within the upstream timeout) for more of the answer's body, and takes
     /// what else has arrived with it. The error says why the answer is cut off.
     async fn read_more(
@@ -513,7 +541,7 @@ impl Relay {
         body: &mut BodyScan,
         timeout: Duration,
         upstream: &Upstream,
-    ) -> Result<(), String> {
+    ) -> Result<(), (u16, String)> {
         let want = body
             .remaining()
             .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
@@ -524,20 +552,24 @@ impl Relay {
         }
         let filled = tokio::time::timeout(timeout, self.rbuf.fill(io, want, true))
             .await
-            .map_err(|_| upstream.body_stalled())?;
+            .map_err(|_| (504, upstream.body_stalled()))?;
         let ended = match filled {
             Ok(0) => true,
             Ok(_) => false,
             // Servers that end a body by closing often skip TLS's close_notify.
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => true,
             Err(e) => {
-                return Err(format!("the answer was cut off: {}", upstream.explain(&e)));
+                let reason = format!("the answer was cut off: {}", upstream.explain(&e));
+                return Err((502, reason));
             }
         };
         if ended && !body.at_eof() {
-            return Err(format!(
-                "{} closed the connection in the middle of the answer, which was cut off",
-                upstream.target
+            return Err((
+                502,
+                format!(
+                    "{} closed the connection in the middle of the answer, which was cut off",
+                    upstream.target
+                ),
             ));
         }
         Ok(())
@@ -634,6 +666,9 @@ struct Answer {
     close_app: bool,
     /// A chunked body relayed to an HTTP/1.0 application, without its chunk framing.
     dechunk: bool,
+    /// A body read until the upstream closes, relayed to an HTTP/1.1 application in
+    /// chunks, so that an answer cut off does not look whole.
+    rechunk: bool,
 }
 
 /// One request on its way: its body sent upstream while the answer's head is awaited.
@@ -667,6 +702,12 @@ impl Exchange<'_> {
         self.body.is_done() && self.ready == 0 && self.pending.is_empty()
     }
 
+    /// Whether the whole request is with the upstream: every byte of the body read,
+    /// written and flushed.
+    fn all_sent(&self) -> bool {
+        self.body_sent() && !self.unflushed
+    }
+
     /// Whether the request's body has more to come and all of it that came is sent.
     fn waits_for_app(&self) -> bool {
         !self.body.is_done() && self.ready == 0 && self.pending.is_empty()
@@ -696,7 +737,7 @@ impl Exchange<'_> {
         self.last_from_app = self.last_progress;
         loop {
             if !self.rbuf.is_empty() {
-                match answer_head(self.rbuf.bytes(), asked, !self.body_sent(), out) {
+                match answer_head(self.rbuf.bytes(), asked, !self.all_sent(), out) {
                     Ok(Some(answer)) if answer.interim => {
                         if !asked.http10 {
                             write_both(self.app, out, &[])
@@ -726,10 +767,15 @@ impl Exchange<'_> {
                 } else {
                     self.last_progress + timeout
                 };
-                match tokio::time::timeout_at(deadline, poll_fn(|cx| self.poll_more(cx))).await {
+                let more = poll_fn(|cx| self.poll_more(cx, from_app));
+                match tokio::time::timeout_at(deadline, more).await {
                     Ok(result) => break result?,
                     Err(_) if self.waits_for_app() != from_app => {}
                     Err(_) if deadline > tokio::time::Instant::now() => {}
+                    // Body bytes came meanwhile: wait from the last of them.
+                    Err(_)
+                        if from_app
+                            && self.last_from_app + client > tokio::time::Instant::now() => {}
                     Err(_) if from_app => return Err(Sent::AppStalled),
                     Err(_) if self.last_progress + timeout > tokio::time::Instant::now() => {}
                     Err(_) => return Err(Sent::Timeout),
@@ -739,9 +785,14 @@ impl Exchange<'_> {
     }
 
     /// Sends the request body on while waiting for more of the answer; ready when
-    /// more of the answer has come.
-    fn poll_more(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Sent>> {
+    /// more of the answer has come, or when what the exchange waits for has changed
+    /// from the application's body to the upstream (or back) since the caller chose a
+    /// deadline (`from_app`), so that it chooses again.
+    fn poll_more(&mut self, cx: &mut Context<'_>, from_app: bool) -> Poll<Result<(), Sent>> {
         loop {
+            if self.waits_for_app() != from_app {
+                return Poll::Ready(Ok(()));
+            }
             match self.rbuf.poll_fill(self.up, cx) {
                 Poll::Ready(Ok(n)) if n > 0 => {
                     self.answered = true;
@@ -851,10 +902,19 @@ fn answer_head(
     if status == 101 {
         return Err("it switched protocols (101), which certkeeper does not ask for".into());
     }
+    if !(100..=599).contains(&status) {
+        return Err(format!(
+            "its answer has status {status}, which HTTP does not have"
+        ));
+    }
     let interim = (100..200).contains(&status);
     framing::check_head(&bytes[..head_len]).map_err(|e| format!("its answer is broken: {e}"))?;
     let options = ConnectionOptions::of(headers);
     let declared = framing::declared(headers).map_err(|e| format!("its answer is broken: {e}"))?;
+    if response.version == Some(0) && declared == Declared::Chunked {
+        // RFC 9112 §6.1: chunked framing in an HTTP/1.0 message is faulty.
+        return Err("its HTTP/1.0 answer says it is chunked, which HTTP/1.0 is not".into());
+    }
     let framing = if interim || asked.head || status == 204 || status == 304 {
         Framing::Empty
     } else {
@@ -867,6 +927,7 @@ fn answer_head(
     let upstream_keeps =
         framing != Framing::UntilClose && options.persistent(response.version == Some(0));
     let dechunk = asked.http10 && framing == Framing::Chunked;
+    let rechunk = !asked.http10 && framing == Framing::UntilClose;
     let close_app =
         !interim && (asked.close || cut_short || framing == Framing::UntilClose || dechunk);
 
@@ -893,10 +954,13 @@ fn answer_head(
     // gets a chunked body without its chunks, up to the close.
     if !interim && status != 204 {
         match declared {
+            Declared::Length(n) => push_length(out, n),
             Declared::Chunked if !asked.http10 => {
                 out.extend_from_slice(b"transfer-encoding: chunked\r\n");
             }
-            Declared::Length(n) => push_length(out, n),
+            Declared::Nothing if rechunk => {
+                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+            }
             Declared::Chunked | Declared::Nothing => {}
         }
     }
@@ -914,6 +978,7 @@ fn answer_head(
         upstream_keeps,
         close_app,
         dechunk,
+        rechunk,
     }))
 }
 
@@ -922,13 +987,6 @@ fn push_field(out: &mut Vec<u8>, field: &httparse::Header<'_>) {
     out.extend_from_slice(field.name.as_bytes());
     out.extend_from_slice(b": ");
     out.extend_from_slice(field.value);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Appends `content-length: N`.
-pub(crate) fn push_length(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(b"content-length: ");
-    out.extend_from_slice(n.to_string().as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 

@@ -1670,6 +1670,29 @@ fn a_silent_upstream_is_a_504_after_upstream_timeout() {
     // The connection after it is fine.
     let (status, body) = http(port, "GET", "/after", &[], b"");
     assert_eq!(status, 200, "{body}");
+    // The same with a body that comes after the head: once it is all sent, the wait
+    // is the upstream's, not the application's (client_timeout, 60 s).
+    let start = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(b"hello").unwrap();
+    let (head, body) = read_answer(&mut s, false);
+    assert!(head.starts_with("HTTP/1.1 504"), "{head}");
+    assert!(
+        String::from_utf8_lossy(&body).contains("(upstream timeout)"),
+        "{body:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
     // A partner that stops in the middle of the body: the application gets what came
     // and then its connection closes, after the timeout, not never.
     let start = Instant::now();
@@ -1798,6 +1821,17 @@ fn an_application_that_stalls_gets_a_408_and_an_idle_one_is_let_go_after_client_
             answer.contains("sent no more of its request body for 2 s (client timeout)"),
             "{name}: {answer}"
         );
+        // A body that keeps coming, slower than the timeout in all but never pausing
+        // that long, goes through.
+        let mut s = connect(port);
+        s.write_all(b"POST /ledger/trickle HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n")
+            .unwrap();
+        for byte in b"trickled" {
+            std::thread::sleep(Duration::from_millis(500));
+            s.write_all(&[*byte]).unwrap();
+        }
+        let (head, _) = read_answer(&mut s, false);
+        assert!(head.starts_with("HTTP/1.1 200"), "{name}: {head}");
         // A kept-alive connection is served, then let go quietly once idle that long.
         let mut s = connect(port);
         let (status, _) = keep_alive_get(&mut s, "/one");

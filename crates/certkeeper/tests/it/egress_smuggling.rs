@@ -468,6 +468,16 @@ fn framing_partner(partner: &Partner) -> u16 {
                             std::thread::sleep(Duration::from_millis(200));
                             "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nstray\n".to_string()
                         }
+                        "/head-then-close" => {
+                            let _ = write!(tls, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+                            let _ = tls.flush();
+                            return;
+                        }
+                        "/unframed" => {
+                            let _ = write!(tls, "HTTP/1.1 200 OK\r\n\r\n{body}");
+                            let _ = tls.flush();
+                            return;
+                        }
                         _ => format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n{body}"),
                     };
                     if tls.write_all(answer.as_bytes()).is_err() || tls.flush().is_err() {
@@ -504,8 +514,7 @@ fn answers_whose_framing_is_in_doubt_never_reach_another_request() {
         assert_eq!(String::from_utf8_lossy(&body), format!("for {path}\n"));
         head
     };
-    // The first connection finds the partner speaks HTTP/1.1 (through hyper); the
-    // next ones go by the hand relay.
+    // The first connection finds the partner speaks HTTP/1.1; the next ones reuse it.
     own(&mut connect(port), "/warm");
     let mut s = connect(port);
     own(&mut s, "/hand");
@@ -549,4 +558,39 @@ fn answers_whose_framing_is_in_doubt_never_reach_another_request() {
         let mut s = connect(port);
         own(&mut s, &format!("/after{path}"));
     }
+
+    // An answer whose head came and whose body never did: the application has had
+    // nothing yet, so it gets a 502 that says why, not an empty reply.
+    let mut s = connect(port);
+    write!(s, "GET /head-then-close HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let all = String::from_utf8_lossy(&all);
+    assert!(
+        all.starts_with("HTTP/1.1 502") && all.contains("in the middle of the answer"),
+        "{all}"
+    );
+    // An answer that ends when the partner closes goes to an HTTP/1.1 application in
+    // chunks of the relay's making, so that its end (or a cut) shows; to HTTP/1.0 as
+    // it came, up to the close.
+    let mut s = connect(port);
+    write!(s, "GET /unframed HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (head, body) = read_answer(&mut s, false);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    assert_eq!(String::from_utf8_lossy(&body), "for /unframed\n");
+    let mut s = connect(port);
+    write!(s, "GET /unframed HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let all = String::from_utf8_lossy(&all);
+    assert!(
+        all.starts_with("HTTP/1.1 200")
+            && !all.to_ascii_lowercase().contains("transfer-encoding")
+            && all.ends_with("\r\n\r\nfor /unframed\n"),
+        "{all}"
+    );
 }
