@@ -172,3 +172,43 @@ pub(crate) async fn write_both<W: AsyncWrite + Unpin>(
     }
     Ok(())
 }
+
+/// One timer per connection, moved for each wait rather than made anew: making a
+/// tokio timer and waiting on it registers it in the runtime's timer wheel, and
+/// dropping it takes it out again (two locked updates per wait on the relay's
+/// busiest path), while moving a registered timer later is one atomic update.
+pub(crate) struct Deadline(std::pin::Pin<Box<tokio::time::Sleep>>);
+
+impl Deadline {
+    pub(crate) fn new() -> Self {
+        let far = tokio::time::Instant::now() + std::time::Duration::from_secs(86_400);
+        Deadline(Box::pin(tokio::time::sleep_until(far)))
+    }
+
+    /// `fut`'s output, or `None` when `at` comes first. A future ready at once
+    /// touches no timer.
+    pub(crate) async fn run<F: std::future::Future>(
+        &mut self,
+        at: tokio::time::Instant,
+        fut: F,
+    ) -> Option<F::Output> {
+        let mut fut = std::pin::pin!(fut);
+        let mut armed = false;
+        poll_fn(|cx| {
+            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(out));
+            }
+            if !armed {
+                armed = true;
+                if self.0.deadline() != at {
+                    self.0.as_mut().reset(at);
+                }
+            }
+            match self.0.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+}

@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::app::AppStream;
-use crate::buffer::{Buffer, MAX_FIELDS, push_length, write_both, write_within};
+use crate::buffer::{Buffer, Deadline, MAX_FIELDS, push_length, write_both};
 use crate::framing::{self, BodyScan, ConnectionOptions, Declared, Framing};
 use crate::pool::Unreached;
 use crate::pool::{
@@ -51,6 +51,7 @@ pub(crate) async fn serve(app: AppStream, uid: Option<u32>, current: Current) {
         out: Vec::with_capacity(1024),
         request: String::new(),
         held: None,
+        deadline: Deadline::new(),
     };
     while let Next::KeepAlive = relay.exchange(&current).await {}
     relay.release();
@@ -88,6 +89,8 @@ struct Relay {
     /// since it is needed only when a call fails.
     request: String,
     held: Option<Held>,
+    /// The one timer this connection's waits use.
+    deadline: Deadline,
 }
 
 enum Next {
@@ -180,11 +183,12 @@ impl Relay {
                     return None;
                 }
             }
-            let read = std::future::poll_fn(|cx| self.inbuf.poll_fill(&mut self.app, cx));
-            match tokio::time::timeout_at(deadline, read).await {
-                Ok(Ok(0) | Err(_)) => return None,
-                Ok(Ok(_)) => {}
-                Err(_) if begun => {
+            let (inbuf, app) = (&mut self.inbuf, &mut self.app);
+            let read = std::future::poll_fn(|cx| inbuf.poll_fill(app, cx));
+            match self.deadline.run(deadline, read).await {
+                Some(Ok(0) | Err(_)) => return None,
+                Some(Ok(_)) => {}
+                None if begun => {
                     self.request.clear();
                     self.request.push_str("- -");
                     let reason = format!(
@@ -195,7 +199,7 @@ impl Relay {
                     return None;
                 }
                 // Kept alive and unused for the client timeout: closed, as nginx does.
-                Err(_) => return None,
+                None => return None,
             }
         }
     }
@@ -335,7 +339,9 @@ impl Relay {
                 last_progress: tokio::time::Instant::now(),
                 last_from_app: tokio::time::Instant::now(),
             };
-            let sent = exchange.answer(&mut self.out, asked, upstream).await;
+            let sent = exchange
+                .answer(&mut self.out, asked, upstream, &mut self.deadline)
+                .await;
             let failed = match sent {
                 // Sent means written and flushed to the upstream: a body the relay read
                 // but had not yet written when the answer came is not sent, and the
@@ -482,9 +488,19 @@ impl Relay {
                 if done && !answer.dechunk {
                     scratch.extend_from_slice(b"0\r\n\r\n");
                 }
-                write_within(&mut self.app, before, &scratch, upstream.timeouts.client).await
+                let at = tokio::time::Instant::now() + upstream.timeouts.client;
+                let write = write_both(&mut self.app, before, &scratch);
+                self.deadline
+                    .run(at, write)
+                    .await
+                    .unwrap_or(Err(timed_out()))
             } else {
-                write_within(&mut self.app, before, chunk, upstream.timeouts.client).await
+                let at = tokio::time::Instant::now() + upstream.timeouts.client;
+                let write = write_both(&mut self.app, before, chunk);
+                self.deadline
+                    .run(at, write)
+                    .await
+                    .unwrap_or(Err(timed_out()))
             };
             head = false;
             self.rbuf.consume(taken);
@@ -721,6 +737,7 @@ impl Exchange<'_> {
         out: &mut Vec<u8>,
         asked: &Asked,
         upstream: &Upstream,
+        timer: &mut Deadline,
     ) -> Result<Answer, Sent> {
         let timeout = upstream.timeouts.response;
         let client = upstream.timeouts.client;
@@ -768,17 +785,16 @@ impl Exchange<'_> {
                     self.last_progress + timeout
                 };
                 let more = poll_fn(|cx| self.poll_more(cx, from_app));
-                match tokio::time::timeout_at(deadline, more).await {
-                    Ok(result) => break result?,
-                    Err(_) if self.waits_for_app() != from_app => {}
-                    Err(_) if deadline > tokio::time::Instant::now() => {}
+                match timer.run(deadline, more).await {
+                    Some(result) => break result?,
+                    None if self.waits_for_app() != from_app => {}
+                    None if deadline > tokio::time::Instant::now() => {}
                     // Body bytes came meanwhile: wait from the last of them.
-                    Err(_)
-                        if from_app
-                            && self.last_from_app + client > tokio::time::Instant::now() => {}
-                    Err(_) if from_app => return Err(Sent::AppStalled),
-                    Err(_) if self.last_progress + timeout > tokio::time::Instant::now() => {}
-                    Err(_) => return Err(Sent::Timeout),
+                    None if from_app
+                        && self.last_from_app + client > tokio::time::Instant::now() => {}
+                    None if from_app => return Err(Sent::AppStalled),
+                    None if self.last_progress + timeout > tokio::time::Instant::now() => {}
+                    None => return Err(Sent::Timeout),
                 }
             }
         }
@@ -988,6 +1004,11 @@ fn push_field(out: &mut Vec<u8>, field: &httparse::Header<'_>) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(field.value);
     out.extend_from_slice(b"\r\n");
+}
+
+/// A write the application did not take within the client timeout.
+fn timed_out() -> io::Error {
+    io::ErrorKind::TimedOut.into()
 }
 
 /// The 408 for an application that stopped sending its request body.
