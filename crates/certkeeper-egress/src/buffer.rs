@@ -94,6 +94,11 @@ impl Buffer {
         }
     }
 
+    /// Keeps `e` for the next read.
+    pub(crate) fn keep_error(&mut self, e: io::Error) {
+        self.error.get_or_insert(e);
+    }
+
     /// Reads what has arrived until there is nothing more ready, `enough` bytes are
     /// held, or there is no more room; if nothing has arrived, waits for it when
     /// `wait`, else returns 0.

@@ -562,8 +562,11 @@ impl Relay {
             .remaining()
             .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
         if !self.rbuf.is_empty() {
-            // Some of it is here: add what is ready, without waiting.
-            let _ = self.rbuf.fill(io, want, false).await;
+            // Some of it is here: add what is ready, without waiting. An error is kept
+            // for the next read: the socket reports it only once.
+            if let Err(e) = self.rbuf.fill(io, want, false).await {
+                self.rbuf.keep_error(e);
+            }
             return Ok(());
         }
         let filled = tokio::time::timeout(timeout, self.rbuf.fill(io, want, true))
