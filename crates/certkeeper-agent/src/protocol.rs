@@ -251,6 +251,14 @@ pub struct BindingInfo {
     pub thumbprint: String,
     /// How it checks the upstream: `root`, `system` or a REF.
     pub server_ca: String,
+    /// The forward proxy it reaches the upstream through (`http://[user@]host:port`;
+    /// a URL never holds a password), if any: its own, else the home's
+    /// `egress_proxy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+    /// With the home's `egress_proxy`: the hosts reached without it (as `NO_PROXY`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub no_proxy: String,
 }
 
 /// `sign`'s answer.

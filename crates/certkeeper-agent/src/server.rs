@@ -952,11 +952,28 @@ impl Agent {
                     && self.may_use_fresh(caller, &home, &entry.thumbprint)
                     && allow_admits(caller, &b.allow) =>
             {
+                // The way the binding's relay goes (a proxy URL holds no password),
+                // so that `request --binding` goes the same way.
+                let setting = |s| home.setting(s).unwrap_or_default();
+                let (proxy, no_proxy) = match b.proxy.filter(|p| !p.trim().is_empty()) {
+                    Some(own) => (Some(own), String::new()),
+                    None => (
+                        Some(setting(certkeeper_store::Setting::EgressProxy))
+                            .filter(|p| !p.trim().is_empty()),
+                        setting(certkeeper_store::Setting::EgressNoProxy),
+                    ),
+                };
                 Response::ok(json(&BindingInfo {
                     name: b.name,
                     upstream: b.upstream,
                     thumbprint: entry.thumbprint,
                     server_ca: b.server_ca,
+                    no_proxy: if proxy.is_some() {
+                        no_proxy
+                    } else {
+                        String::new()
+                    },
+                    proxy,
                 }))
             }
             // The same answer whether the binding does not exist or is not this

@@ -381,6 +381,7 @@ fn plan(ctx: &Context, args: &RequestArgs) -> Result<Plan, CliError> {
                 }
                 Some(Access::Agent(client)) => {
                     let b = client.binding(name)?;
+                    binding_route = b.proxy.map(|url| (url, b.no_proxy));
                     (b.thumbprint, b.upstream, b.server_ca)
                 }
                 None => unreachable!("a binding needs the home or the agent"),

@@ -15,7 +15,7 @@ const STRANGER: u32 = 4712;
 
 /// `certkeeper ARGS` as `uid`, with the home named by CERTKEEPER_HOME as a service's
 /// environment would, and the agent's socket given.
-fn certkeeper_as(uid: u32, env: &Env, agent: &RunningAgent, args: &[&str]) -> Output {
+pub(crate) fn certkeeper_as(uid: u32, env: &Env, agent: &RunningAgent, args: &[&str]) -> Output {
     crate::common::as_uid(uid, shared_binary())
         .args(args)
         .env("CERTKEEPER_HOME", &env.home)

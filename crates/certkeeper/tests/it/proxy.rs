@@ -513,6 +513,17 @@ fn bindings_use_the_homes_egress_proxy_and_name_it_when_it_fails() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_certificate_reached(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(proxy.connects(&target), 3);
+    // A granted service account's too: the agent tells it the binding's proxy.
+    env.ok(&["grant", "partner", "uid:4716"]);
+    let out = crate::granted::certkeeper_as(
+        4716,
+        &env,
+        &agent,
+        &["request", "/", "--binding", "via-home"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_certificate_reached(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(proxy.connects(&target), 4);
 
     // A port the proxy does not allow: its 403 in the 502.
     let h1 = partner.h1_url("/api");
