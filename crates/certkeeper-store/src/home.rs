@@ -89,6 +89,11 @@ impl Setting {
     }
 }
 
+/// Entries whose SHA-256 or SHA-1 thumbprint starts with ?1 (lower-case hex; ?2 is ?1
+/// followed by "g").
+const THUMBPRINT_PREFIX: &str =
+    "(e.thumbprint >= ?1 AND e.thumbprint < ?2) OR (e.sha1 >= ?1 AND e.sha1 < ?2)";
+
 impl Home {
     /// Creates the home if needed (idempotent): directory 0700, database, master
     /// key 0600. Returns whether anything was created.
@@ -407,8 +412,10 @@ impl Home {
         let hex = reference_trim.replace([':', ' '], "").to_lowercase();
         let mut found = Vec::new();
         if hex.len() >= 8 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            let pattern = format!("{hex}%");
-            found = self.query_entries("e.thumbprint LIKE ?1 OR e.sha1 LIKE ?1", &[&pattern])?;
+            // A prefix as a range on the indexed columns ("g" sorts after every hex
+            // digit), not LIKE, which no index serves.
+            let upper = format!("{hex}g");
+            found = self.query_entries(THUMBPRINT_PREFIX, &[&hex, &upper])?;
         }
         if found.is_empty() {
             found = self.query_entries("e.name = ?1 OR e.export_name = ?1", &[&reference_trim])?;
@@ -672,4 +679,29 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thumbprint_prefix_is_found_through_the_indexes_not_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let (home, _) = Home::init(&dir.path().join("home")).unwrap();
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT e.thumbprint FROM entries e WHERE {THUMBPRINT_PREFIX}"
+        );
+        let mut stmt = home.conn.prepare(&sql).unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(["0123abcd", "0123abcdg"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().all(|step| !step.starts_with("SCAN")),
+            "{plan:?}"
+        );
+        assert!(plan.iter().any(|step| step.contains("INDEX")), "{plan:?}");
+    }
 }
