@@ -94,6 +94,18 @@ impl Buffer {
         }
     }
 
+    /// Drops every byte held and any error kept: for another connection.
+    pub(crate) fn reset(&mut self) {
+        self.start = 0;
+        self.end = 0;
+        self.error = None;
+    }
+
+    /// Whether an error is kept for the next read.
+    pub(crate) fn has_error(&self) -> bool {
+        self.error.is_some()
+    }
+
     /// Keeps `e` for the next read.
     pub(crate) fn keep_error(&mut self, e: io::Error) {
         self.error.get_or_insert(e);
@@ -140,20 +152,6 @@ pub(crate) fn push_length(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// [`write_both`] within `limit`: an application that stops reading its answer lets
-/// go of its upstream connection (over HTTP/2, of its share of the connection's flow
-/// control window) instead of holding it for as long as it likes.
-pub(crate) async fn write_within<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    a: &[u8],
-    b: &[u8],
-    limit: std::time::Duration,
-) -> io::Result<()> {
-    tokio::time::timeout(limit, write_both(w, a, b))
-        .await
-        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
-}
-
 pub(crate) async fn write_both<W: AsyncWrite + Unpin>(
     w: &mut W,
     mut a: &[u8],
@@ -168,6 +166,41 @@ pub(crate) async fn write_both<W: AsyncWrite + Unpin>(
             w.write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
                 .await?
         };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_a = n.min(a.len());
+        a = &a[from_a..];
+        b = &b[n - from_a..];
+    }
+    Ok(())
+}
+
+/// [`write_both`] with `limit` for each write rather than for all of them, as
+/// nginx's `send_timeout`: an application that reads slowly but steadily gets all
+/// of a large answer; one that stops reading for `limit` is let go.
+pub(crate) async fn write_both_paced<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    mut a: &[u8],
+    mut b: &[u8],
+    timer: &mut Deadline,
+    limit: std::time::Duration,
+) -> io::Result<()> {
+    while !a.is_empty() || !b.is_empty() {
+        let at = tokio::time::Instant::now() + limit;
+        let write = async {
+            if a.is_empty() {
+                w.write(b).await
+            } else if b.is_empty() {
+                w.write(a).await
+            } else {
+                w.write_vectored(&[IoSlice::new(a), IoSlice::new(b)]).await
+            }
+        };
+        let n = timer
+            .run(at, write)
+            .await
+            .unwrap_or_else(|| Err(io::ErrorKind::TimedOut.into()))?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }

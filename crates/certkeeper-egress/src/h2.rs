@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::app::AppStream;
-use crate::buffer::{Buffer, write_both, write_within};
+use crate::buffer::{Buffer, write_both, write_both_paced};
 use crate::framing::{self, BodyScan, Framing};
 use crate::pool::{H2Sender, Upstream};
 
@@ -321,6 +321,7 @@ async fn relay_answer(
     out.extend_from_slice(b"\r\n");
 
     let mut head = true;
+    let mut timer = crate::buffer::Deadline::new();
     let mut sent: u64 = 0;
     let mut scratch = Vec::new();
     // The answer broke off: before its head reached the application, a status like
@@ -379,10 +380,17 @@ async fn relay_answer(
             }
         }
         let before: &[u8] = if head { out } else { &[] };
-        if write_within(app, before, &scratch, upstream.timeouts.client)
-            .await
-            .is_err()
-        {
+        let limit = upstream.timeouts.client;
+        if let Err(e) = write_both_paced(app, before, &scratch, &mut timer, limit).await {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                let reason = format!(
+                    "the application read nothing of the answer for {} s (client timeout); \
+                     the answer was cut off",
+                    limit.as_secs()
+                );
+                upstream.log_failure(&ask.request, Some(status), &reason);
+                app.abort();
+            }
             return Ok(false);
         }
         head = false;

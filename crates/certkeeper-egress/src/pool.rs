@@ -229,6 +229,7 @@ impl Upstream {
     /// a binding gone quiet does not hold sockets.
     pub(crate) fn sweep(&self) {
         self.idle.sweep(Instant::now());
+        self.dialer.sweep(Instant::now(), IDLE_TIMEOUT);
     }
 
     /// The one log line of a failed call: the binding, the request, the status the
@@ -414,7 +415,8 @@ pub(crate) enum Protocol {
 /// its connection does not stall or break the others'.
 pub(crate) struct Dialer<S> {
     protocol: AtomicU8,
-    shared: Mutex<std::collections::HashMap<Owner, S>>,
+    /// Each owner's shared connection and when it was last handed out.
+    shared: Mutex<std::collections::HashMap<Owner, (S, Instant)>>,
     /// Held while a connection that may be shared is made; how the last such attempt
     /// ended, for those who waited for it.
     connecting: tokio::sync::Mutex<Option<Attempt>>,
@@ -452,8 +454,11 @@ impl<S: Shared> Dialer<S> {
     /// `owner`'s shared connection, if there is one and it is open.
     pub(crate) fn shared(&self, owner: Owner) -> Option<S> {
         let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
-        match shared.get(&owner) {
-            Some(s) if !s.is_closed() => Some(s.clone()),
+        match shared.get_mut(&owner) {
+            Some((s, used)) if !s.is_closed() => {
+                *used = Instant::now();
+                Some(s.clone())
+            }
             Some(_) => {
                 shared.remove(&owner);
                 // Lost: what the next connection negotiates decides again.
@@ -462,6 +467,14 @@ impl<S: Shared> Dialer<S> {
             }
             None => None,
         }
+    }
+
+    /// Lets go of the shared connections not handed out for `idle` (a request in
+    /// flight keeps its own handle, so it finishes): with one per uid, a uid that
+    /// called once does not hold a connection to the partner for ever.
+    pub(crate) fn sweep(&self, now: Instant, idle: Duration) {
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        shared.retain(|_, (s, used)| !s.is_closed() && now.saturating_duration_since(*used) < idle);
     }
 
     /// A new connection made by `connect`, as the state says (see [`Dialer`]).
@@ -511,7 +524,7 @@ impl<S: Shared> Dialer<S> {
             Ok(Dialed::Own(_)) => self.set(Protocol::Http1),
             Ok(Dialed::Shared(s)) => {
                 let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
-                shared.insert(owner, s.clone());
+                shared.insert(owner, (s.clone(), Instant::now()));
                 self.set(Protocol::Http2);
             }
             Err(_) => {}
@@ -693,6 +706,14 @@ mod tests {
         );
         assert!(dialer.shared(Some(1001)).is_some());
         assert!(dialer.shared(Some(1002)).is_none());
+        // Not handed out for the idle time: let go, and the next call dials again.
+        dialer.sweep(
+            Instant::now() + Duration::from_secs(91),
+            Duration::from_secs(90),
+        );
+        assert!(dialer.shared(Some(1000)).is_none());
+        let _ = dialer.dial(Some(1000), || partner.connect()).await;
+        assert_eq!(partner.made.load(Ordering::SeqCst), 4);
     }
 
     #[tokio::test]

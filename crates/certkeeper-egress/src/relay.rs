@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::app::AppStream;
-use crate::buffer::{Buffer, Deadline, MAX_FIELDS, push_length, write_both};
+use crate::buffer::{Buffer, Deadline, MAX_FIELDS, push_length, write_both, write_both_paced};
 use crate::framing::{self, BodyScan, ConnectionOptions, Declared, Framing};
 use crate::pool::Unreached;
 use crate::pool::{
@@ -323,7 +323,8 @@ impl Relay {
         }
         let mut retries = 0;
         let (answer, request_sent) = loop {
-            self.rbuf.consume(self.rbuf.len());
+            // Nothing of another connection's, not even an error it left.
+            self.rbuf.reset();
             let mut exchange = Exchange {
                 app: &mut self.app,
                 inbuf: &mut self.inbuf,
@@ -461,7 +462,12 @@ impl Relay {
                 }
             };
             let done = body.is_done();
-            if done && !(answer.upstream_keeps && request_sent && taken == self.rbuf.len()) {
+            if done
+                && !(answer.upstream_keeps
+                    && request_sent
+                    && taken == self.rbuf.len()
+                    && !self.rbuf.has_error())
+            {
                 held = None;
             }
             if done
@@ -488,23 +494,26 @@ impl Relay {
                 if done && !answer.dechunk {
                     scratch.extend_from_slice(b"0\r\n\r\n");
                 }
-                let at = tokio::time::Instant::now() + upstream.timeouts.client;
-                let write = write_both(&mut self.app, before, &scratch);
-                self.deadline
-                    .run(at, write)
-                    .await
-                    .unwrap_or(Err(timed_out()))
+                let limit = upstream.timeouts.client;
+                write_both_paced(&mut self.app, before, &scratch, &mut self.deadline, limit).await
             } else {
-                let at = tokio::time::Instant::now() + upstream.timeouts.client;
-                let write = write_both(&mut self.app, before, chunk);
-                self.deadline
-                    .run(at, write)
-                    .await
-                    .unwrap_or(Err(timed_out()))
+                let limit = upstream.timeouts.client;
+                write_both_paced(&mut self.app, before, chunk, &mut self.deadline, limit).await
             };
             head = false;
             self.rbuf.consume(taken);
-            if written.is_err() {
+            if let Err(e) = written {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    // It stopped reading: the answer is cut off, and says so.
+                    let reason = format!(
+                        "the application read nothing of the answer for {} s (client \
+                         timeout); the answer was cut off",
+                        upstream.timeouts.client.as_secs()
+                    );
+                    upstream.log_failure(&self.request, Some(answer.status), &reason);
+                    self.app.abort();
+                    return Ok(Next::Close);
+                }
                 // The application left: the rest of the answer is read and dropped, so
                 // that the upstream connection can serve another.
                 if let Some(mut h) = held.take()
@@ -1007,11 +1016,6 @@ fn push_field(out: &mut Vec<u8>, field: &httparse::Header<'_>) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(field.value);
     out.extend_from_slice(b"\r\n");
-}
-
-/// A write the application did not take within the client timeout.
-fn timed_out() -> io::Error {
-    io::ErrorKind::TimedOut.into()
 }
 
 /// The 408 for an application that stopped sending its request body.

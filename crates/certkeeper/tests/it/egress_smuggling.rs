@@ -473,6 +473,18 @@ fn framing_partner(partner: &Partner) -> u16 {
                             let _ = tls.flush();
                             return;
                         }
+                        "/whole-then-close" => {
+                            // A whole answer, then the TCP connection closed with it,
+                            // without TLS close_notify.
+                            let _ = write!(
+                                tls,
+                                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                                 {len:x}\r\n{body}\r\n0\r\n\r\n"
+                            );
+                            let _ = tls.flush();
+                            let _ = tls.sock.shutdown(std::net::Shutdown::Both);
+                            return;
+                        }
                         "/unframed" => {
                             let _ = write!(tls, "HTTP/1.1 200 OK\r\n\r\n{body}");
                             let _ = tls.flush();
@@ -559,6 +571,14 @@ fn answers_whose_framing_is_in_doubt_never_reach_another_request() {
         own(&mut s, &format!("/after{path}"));
     }
 
+    // A whole answer whose connection then closed without close_notify: the next
+    // request on the same application connection goes on a new upstream connection,
+    // unaffected by how the last one ended.
+    let mut s = connect(port);
+    for n in 0..5 {
+        own(&mut s, "/whole-then-close");
+        own(&mut s, &format!("/after-whole-then-close-{n}"));
+    }
     // An answer whose head came and whose body never did: the application has had
     // nothing yet, so it gets a 502 that says why, not an empty reply.
     let mut s = connect(port);
