@@ -487,59 +487,31 @@ def smuggle_xuid():
 
 def h2_xuid():
     """HTTP/2 path: the h2-unread, h2-streams and h2-bighdr attacks with the attacker as uid
-    65534 and the victim as root, beside the same with one uid (accepted by design)."""
-    # Unread answers: the victim's GET while the attacker's answers sit unread (client
-    # timeout 3 s, so the stall cannot last longer than that even for the same uid).
-    for who in ("same uid", "other uid"):
-        if who == "same uid":
-            hold = []
-            for _ in range(3):
-                s = socket.socket()
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-                s.connect(("127.0.0.1", H2))
-                s.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-                hold.append(s)
-        else:
-            p = other_uid("unread", H2, 3, "/huge.bin")
+    65534 and the victim as root, beside the same attacker as root (one uid: accepted by
+    design)."""
+    get = b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    for uid, who in ((0, "same uid"), (NOBODY, "other uid")):
+        # Unread answers (client timeout 3 s: no stall can last longer, even for one uid).
+        p = other_uid("unread", H2, 3, "/huge.bin", uid=uid)
         time.sleep(0.5)
         t = time.time()
-        out = call(H2, b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 8)
+        out = call(H2, get, 8)
         print(f"h2-unread ({who}): the victim's GET took {time.time() - t:.2f} s: {out[:30]!r}")
-        if who == "same uid":
-            [s.close() for s in hold]
-        else:
-            finish(p, "uid 65534")
+        finish(p, f"uid {uid}")
         time.sleep(4)
-    # Streams: 130 slow bodies from the attacker.
-    for who in ("other uid", "same uid"):
-        if who == "same uid":
-            hold = []
-            for _ in range(130):
-                s = socket.create_connection(("127.0.0.1", H2))
-                s.sendall(b"POST /be/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nx")
-                hold.append(s)
-            time.sleep(1)
-        else:
-            p = other_uid("drip", H2, 130)
+        # 130 request bodies dripping at a byte a second.
+        p = other_uid("drip", H2, 130, uid=uid)
         t = time.time()
-        out = call(H2, b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 8)
+        out = call(H2, get, 8)
         print(f"h2-streams ({who}): the victim's GET took {time.time() - t:.2f} s: {out[:30]!r}")
-        if who == "same uid":
-            [s.close() for s in hold]
-        else:
-            finish(p, "uid 65534")
+        finish(p, f"uid {uid}")
         time.sleep(4)
-    # A 20 KB header: nginx closes the attacker's connection; the victim's upload goes on.
-    for who in ("other uid", "same uid"):
+        # A 20 KB header: nginx closes the attacker's connection; the victim's upload goes on.
         b = socket.create_connection(("127.0.0.1", H2))
         b.sendall(b"POST /be/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n" + b"u" * 10000)
         time.sleep(1)
-        if who == "same uid":
-            a = call(H2, b"GET /be/a HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 20000 + b"\r\n\r\n", 4)
-        else:
-            p = other_uid("bighdr", H2)
-            time.sleep(1)
-        time.sleep(0.5)
+        p = other_uid("bighdr", H2, uid=uid)
+        time.sleep(1.5)
         b.sendall(b"u" * 10000)
         b.settimeout(6)
         try:
@@ -547,8 +519,7 @@ def h2_xuid():
         except OSError as e:
             got = repr(e).encode()
         print(f"h2-bighdr ({who}): the victim's upload in flight got: {got[:40]!r}")
-        if who != "same uid":
-            finish(p, "uid 65534")
+        finish(p, f"uid {uid}")
         b.close()
         time.sleep(1)
 
