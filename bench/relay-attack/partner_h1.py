@@ -92,6 +92,42 @@ def serve(c):
                 c.s.settimeout(None)
             log(f"conn={c.cid} slowread body complete {got}/{n}; its last bytes: {last!r}")
             continue
+        if p == "/slowread2":
+            # Answers early (q: "WAIT,RATE": after WAIT s, before reading the body), then reads
+            # the body (either framing) at about RATE bytes/s, until it ends or the connection
+            # closes, and logs how far it got and whether anything but the 'A's the attacks
+            # send was in it; then serves the next request on the connection, if any.
+            wait, _, rate = q.partition(",")
+            wait, rate = float(wait or "0.5"), int(rate or "1000000")
+            time.sleep(wait)
+            c.send(answer(b"early\n"))
+            chunked = f.get("transfer-encoding", "").lower() == "chunked"
+            n = int(f.get("content-length", "0") or 0)
+            got, foreign = 0, b""
+            c.s.settimeout(15)
+            fill = c.fill
+            def slow_fill():
+                time.sleep(min(1.0, 16384 / rate)); fill()
+            c.fill = slow_fill
+            try:
+                if chunked:
+                    data = c.body(fields); got = n = len(data)
+                    foreign = data.replace(b"A", b"")[:80]
+                else:
+                    while got < n:
+                        if not c.buf:
+                            c.fill()
+                        k = min(len(c.buf), n - got)
+                        foreign = foreign or c.buf[:k].replace(b"A", b"")[:80]
+                        c.buf = c.buf[k:]; got += k
+            except Exception as e:
+                log(f"conn={c.cid} slowread2 body got {got}/{n} then {e!r}; not 'A': {foreign!r}")
+                raise
+            finally:
+                c.fill = fill
+                c.s.settimeout(None)
+            log(f"conn={c.cid} slowread2 body complete {got}/{n}; not 'A': {foreign!r}; next bytes: {c.buf[:80]!r}")
+            continue
         if p == "/trickle":
             # Reads the body 2 KiB per 20 ms; answers once `q` bytes of it have come.
             n = int(f.get("content-length", "0")); at = int(q)
@@ -165,8 +201,29 @@ def serve(c):
         if p == "/chunkclose":
             c.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nhalf\r\n")
             c.s.unwrap(); c.s.close(); return
+        if p in ("/chunked-close", "/chunked-rst"):
+            # A whole chunked answer (keep-alive as far as its head says), then the TCP
+            # connection ends at once: a FIN without TLS close_notify, or a reset. TCP_CORK
+            # sends the answer's last bytes and the end together.
+            c.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            close = b"Connection: close\r\n" if q == "close" else b""
+            c.send(b"HTTP/1.1 200 OK\r\n%sTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (close, len(doc), doc))
+            if p == "/chunked-rst":  # (uncorked first: a reset drops what is unsent)
+                c.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+                c.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            c.s.close(); return
+        if p == "/bigchunked":  # q bytes in chunks of 16 KiB, then the last chunk
+            n = int(q or "2000000")
+            c.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            while n > 0:
+                k = min(n, 16384); n -= k
+                c.send(b"%x\r\n%s\r\n" % (k, b"z" * k))
+            c.send(b"0\r\n\r\n"); continue
         if p == "/untilclose":
             c.send(b"HTTP/1.1 200 OK\r\n\r\nbody until close"); c.s.unwrap(); c.s.close(); return
+        if p == "/untilclose-tcp":  # half of a body read until the close, then TCP FIN without close_notify
+            c.send(b"HTTP/1.1 200 OK\r\n\r\nthe first half of a body read until close,"); time.sleep(0.2)
+            c.s.close(); return
         if p == "/raw":  # q: hex of the raw answer
             c.send(bytes.fromhex(q)); continue
         if p == "/sleep":

@@ -4,6 +4,9 @@
 # that records what it parsed, partner_h1.py and partner_h2.py, a home with one binding to each,
 # and the agent. Everything lives in one temporary directory, removed at the end.
 # usage: run.sh CERTKEEPER [ATTACK...]    (ports RA_BASE+1..+144 on loopback, RA_BASE=18400)
+#        RA_HOLD=1 run.sh CERTKEEPER       (set up, print how to run attacks.py by hand, wait)
+# Run as root: some attacks run their attacker as uid 65534 (setpriv), granted the key here,
+# and h2-uids / h2-dial-queue grant (then revoke) uids 61001 and up.
 # Needs nginx, openssl, python3; partner_h2.py needs python's h2 (installed into a venv in the
 # temporary directory when missing; without it the attack on that partner is skipped).
 set -euo pipefail
@@ -21,9 +24,10 @@ cleanup() {
     rm -rf "$dir"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT
 export RA_DIR=$dir RA_SRC=$src
 export RA_H2=$((base + 143)) RA_H1=$((base + 144)) RA_P1=$((base + 101)) RA_P2=$((base + 102))
-export RA_P1_UP=$((base + 1))
+export RA_P1_UP=$((base + 1)) RA_P2_UP=$((base + 2))
 h2up=$((base + 2)) ngx2=$((base + 43)) ngx1=$((base + 44)) backend=$((base + 90))
 
 cd "$dir"
@@ -60,12 +64,15 @@ http {
   server {
     listen 127.0.0.1:$ngx2 ssl http2;
     access_log $dir/ngx/logs/parsed.log parsed;
+    # The same files with no content-length (SSI drops it): chunked over HTTP/1.1.
+    location /nocl/ { alias $dir/ngx/html/; ssi on; ssi_types *; }
     location = /early { return 200 "early\n"; }
     location /be/ { proxy_pass http://127.0.0.1:$backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
   server {
     listen 127.0.0.1:$ngx1 ssl;
     access_log $dir/ngx/logs/parsed.log parsed;
+    location /nocl/ { alias $dir/ngx/html/; ssi on; ssi_types *; }
     location = /early { return 200 "early\n"; }
     location /be/ { proxy_pass http://127.0.0.1:$backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
@@ -88,6 +95,8 @@ home=$dir/home
 "$ck" --home "$home" init >/dev/null
 "$ck" --home "$home" import cli.pfx --name cli >/dev/null
 "$ck" --home "$home" import ca.pem --store root >/dev/null
+# A second application uid (nobody), so that attacker and victim can be different uids.
+"$ck" --home "$home" grant cli uid:65534 >/dev/null
 "$ck" --home "$home" bind h2 --cert cli --upstream "https://127.0.0.1:$ngx2" --listen "127.0.0.1:$RA_H2" >/dev/null
 "$ck" --home "$home" bind h1 --cert cli --upstream "https://127.0.0.1:$ngx1" --listen "127.0.0.1:$RA_H1" >/dev/null
 "$ck" --home "$home" bind p1 --cert cli --upstream "https://127.0.0.1:$RA_P1_UP" --listen "127.0.0.1:$RA_P1" >/dev/null
@@ -97,9 +106,19 @@ home=$dir/home
 "$ck" --home "$home" agent --socket "$dir/agent.sock" >agent.log 2>&1 & pids+=($!)
 sleep 2
 
+# The attacks that run as uid 65534 need a python it can run (not one under /root).
+export RA_CK=$ck RA_HOME=$home RA_NOBODY_PY=${RA_NOBODY_PY:-/usr/bin/python3} RA_AGENT_PID=${pids[-1]}
+if [[ -n ${RA_HOLD:-} ]]; then
+    # Keeps the set-up until stopped (TERM or INT), for running attacks.py by hand.
+    export -p | grep -E ' RA_' > env
+    echo "ready: . $dir/env; python3 $src/attacks.py ATTACK...  (stop: kill $$)"
+    sleep infinity & pids+=($!)
+    wait $!
+fi
 attacks=("$@")
 if [[ ${#attacks[@]} -eq 0 ]]; then
-    attacks=(smuggle h2-unread h2-streams h2-bighdr slow-upload h2-goaway hostile-h1)
+    attacks=(smuggle smuggle-xuid h2-unread h2-streams h2-bighdr h2-xuid h2-uids h2-dial-queue slow-upload
+             slow-reader stale-error h2-goaway hostile-h1)
     [[ -n $py_h2 ]] && attacks+=(h2-rst-noerror)
 fi
 python3 "$src/attacks.py" "${attacks[@]}"
