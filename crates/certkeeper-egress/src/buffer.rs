@@ -152,26 +152,15 @@ pub(crate) fn push_length(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Writes `a` then `b`, in as few writes as the socket takes.
 pub(crate) async fn write_both<W: AsyncWrite + Unpin>(
     w: &mut W,
     mut a: &[u8],
     mut b: &[u8],
 ) -> io::Result<()> {
     while !a.is_empty() || !b.is_empty() {
-        let n = if a.is_empty() {
-            w.write(b).await?
-        } else if b.is_empty() {
-            w.write(a).await?
-        } else {
-            w.write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
-                .await?
-        };
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        let from_a = n.min(a.len());
-        a = &a[from_a..];
-        b = &b[n - from_a..];
+        let n = write_some(w, a, b).await?;
+        advance(&mut a, &mut b, n)?;
     }
     Ok(())
 }
@@ -188,26 +177,34 @@ pub(crate) async fn write_both_paced<W: AsyncWrite + Unpin>(
 ) -> io::Result<()> {
     while !a.is_empty() || !b.is_empty() {
         let at = tokio::time::Instant::now() + limit;
-        let write = async {
-            if a.is_empty() {
-                w.write(b).await
-            } else if b.is_empty() {
-                w.write(a).await
-            } else {
-                w.write_vectored(&[IoSlice::new(a), IoSlice::new(b)]).await
-            }
-        };
         let n = timer
-            .run(at, write)
+            .run(at, write_some(w, a, b))
             .await
             .unwrap_or_else(|| Err(io::ErrorKind::TimedOut.into()))?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        let from_a = n.min(a.len());
-        a = &a[from_a..];
-        b = &b[n - from_a..];
+        advance(&mut a, &mut b, n)?;
     }
+    Ok(())
+}
+
+/// One write of what is left of `a` then `b` (vectored when both are left).
+async fn write_some<W: AsyncWrite + Unpin>(w: &mut W, a: &[u8], b: &[u8]) -> io::Result<usize> {
+    if a.is_empty() {
+        w.write(b).await
+    } else if b.is_empty() {
+        w.write(a).await
+    } else {
+        w.write_vectored(&[IoSlice::new(a), IoSlice::new(b)]).await
+    }
+}
+
+/// Moves past the `n` bytes a write took, from `a` first.
+fn advance(a: &mut &[u8], b: &mut &[u8], n: usize) -> io::Result<()> {
+    if n == 0 {
+        return Err(io::ErrorKind::WriteZero.into());
+    }
+    let from_a = n.min(a.len());
+    *a = &a[from_a..];
+    *b = &b[n - from_a..];
     Ok(())
 }
 

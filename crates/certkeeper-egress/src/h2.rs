@@ -144,18 +144,9 @@ pub(crate) fn request_head(
             expects_continue |= field.value.eq_ignore_ascii_case(b"100-continue");
             continue;
         }
-        let dropped = [
-            "host",
-            "transfer-encoding",
-            "te",
-            "upgrade",
-            "keep-alive",
-            "proxy-connection",
-        ]
-        .iter()
-        .any(|d| name.eq_ignore_ascii_case(d));
-        let te_trailers = name.eq_ignore_ascii_case("te") && field.value == b"trailers";
-        if dropped && !te_trailers {
+        // The head holds no hop-by-hop field (the relay left them out); of its own
+        // lines, `host` becomes the authority and the framing is HTTP/2's.
+        if name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("transfer-encoding") {
             continue;
         }
         let name = HeaderName::from_bytes(name.as_bytes());
@@ -383,12 +374,7 @@ async fn relay_answer(
         let limit = upstream.timeouts.client;
         if let Err(e) = write_both_paced(app, before, &scratch, &mut timer, limit).await {
             if e.kind() == std::io::ErrorKind::TimedOut {
-                let reason = format!(
-                    "the application read nothing of the answer for {} s (client timeout); \
-                     the answer was cut off",
-                    limit.as_secs()
-                );
-                upstream.log_failure(&ask.request, Some(status), &reason);
+                upstream.log_failure(&ask.request, Some(status), &upstream.unread());
                 app.abort();
             }
             return Ok(false);

@@ -178,7 +178,7 @@ impl Upstream {
         let io = tokio::time::timeout(self.timeouts.response, connect)
             .await
             .map_err(|_| Unreached::Timeout)?
-            .map_err(|e| Unreached::Failed(self.refusal(&e)))?;
+            .map_err(|e| Unreached::Failed(self.noted(e.to_string())))?;
         Ok((io, me, false))
     }
 
@@ -186,7 +186,7 @@ impl Upstream {
     async fn connect(&self) -> Result<Dialed<Box<Stream>, H2Sender>, String> {
         let tls = crate::tls::connect(&self.host, self.port, Arc::clone(&self.config))
             .await
-            .map_err(|e| self.refusal(&e))?;
+            .map_err(|e| self.noted(e.to_string()))?;
         if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
             return Ok(Dialed::Own(Box::new(tls)));
         }
@@ -196,11 +196,6 @@ impl Upstream {
             .map_err(|e| self.explain(&e))?;
         tokio::spawn(conn);
         Ok(Dialed::Shared(sender))
-    }
-
-    /// Why connecting failed (see [`Upstream::explain`]).
-    fn refusal(&self, e: &EgressError) -> String {
-        self.noted(e.to_string())
     }
 
     /// What failed ([`explain`]); for a refused handshake, also which CAs the partner
@@ -260,6 +255,16 @@ impl Upstream {
             "{} sent no response within {} s (upstream timeout)",
             self.target,
             self.timeouts.response.as_secs()
+        )
+    }
+
+    /// Why an answer was cut off: the application stopped reading it for the client
+    /// timeout.
+    pub(crate) fn unread(&self) -> String {
+        format!(
+            "the application read nothing of the answer for {} s (client timeout); the \
+             answer was cut off",
+            self.timeouts.client.as_secs()
         )
     }
 

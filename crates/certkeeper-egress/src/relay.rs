@@ -113,14 +113,13 @@ struct Asked {
 
 /// How an exchange failed before the answer's head reached the application.
 enum Failure {
-    /// The application's request cannot be relayed: status, and why.
-    Refused(u16, String),
+    /// This status, and why: a request that cannot be relayed (400, 408, 501, ...),
+    /// or an answer that broke off before its head went (502, 504).
+    Status(u16, String),
     /// The upstream failed: 502, and what failed.
     Upstream(String),
     /// No answer within the upstream timeout: 504.
     Timeout,
-    /// The answer broke off before its head reached the application: status, why.
-    Gateway(u16, String),
     /// The application closed its connection or failed: nothing to answer.
     AppGone,
 }
@@ -144,10 +143,9 @@ impl Relay {
         let (status, reason) = match self.relay(&upstream, &asked).await {
             Ok(next) => return next,
             Err(Failure::AppGone) => return Next::Close,
-            Err(Failure::Refused(status, reason)) => (status, reason),
+            Err(Failure::Status(status, reason)) => (status, reason),
             Err(Failure::Upstream(reason)) => (502, reason),
             Err(Failure::Timeout) => (504, upstream.no_answer()),
-            Err(Failure::Gateway(status, reason)) => (status, reason),
         };
         self.fail(&upstream, status, &reason).await;
         Next::Close
@@ -392,7 +390,7 @@ impl Relay {
     ) -> Result<Next, Failure> {
         let (parts, expects_continue) =
             crate::h2::request_head(&self.out[..asked.head_len], upstream)
-                .map_err(|(status, reason)| Failure::Refused(status, reason))?;
+                .map_err(|(status, reason)| Failure::Status(status, reason))?;
         let ask = crate::h2::Ask {
             head: asked.head,
             http10: asked.http10,
@@ -420,7 +418,7 @@ impl Relay {
             Err(Failed::AppStalled) => Err(app_stalled(upstream)),
             Err(Failed::AppGone) => Err(Failure::AppGone),
             Err(Failed::BadBody(e)) => Err(broken_body(&self.request, e)),
-            Err(Failed::Gateway(status, reason)) => Err(Failure::Gateway(status, reason)),
+            Err(Failed::Gateway(status, reason)) => Err(Failure::Status(status, reason)),
         }
     }
 
@@ -505,12 +503,7 @@ impl Relay {
             if let Err(e) = written {
                 if e.kind() == io::ErrorKind::TimedOut {
                     // It stopped reading: the answer is cut off, and says so.
-                    let reason = format!(
-                        "the application read nothing of the answer for {} s (client \
-                         timeout); the answer was cut off",
-                        upstream.timeouts.client.as_secs()
-                    );
-                    upstream.log_failure(&self.request, Some(answer.status), &reason);
+                    upstream.log_failure(&self.request, Some(answer.status), &upstream.unread());
                     self.app.abort();
                     return Ok(Next::Close);
                 }
@@ -551,7 +544,7 @@ impl Relay {
         reason: String,
     ) -> Result<Next, Failure> {
         if head {
-            return Err(Failure::Gateway(status, reason));
+            return Err(Failure::Status(status, reason));
         }
         upstream.log_failure(&self.request, Some(answer.status), &reason);
         self.app.abort();
@@ -1020,7 +1013,7 @@ fn push_field(out: &mut Vec<u8>, field: &httparse::Header<'_>) {
 
 /// The 408 for an application that stopped sending its request body.
 fn app_stalled(upstream: &Upstream) -> Failure {
-    Failure::Refused(
+    Failure::Status(
         408,
         format!(
             "the application sent no more of its request body for {} s (client timeout)",
@@ -1031,7 +1024,7 @@ fn app_stalled(upstream: &Upstream) -> Failure {
 
 /// The 400 for an application's chunked body that does not follow its framing.
 fn broken_body(request: &str, e: framing::FramingError) -> Failure {
-    Failure::Refused(400, format!("{request}: the request body is broken: {e}"))
+    Failure::Status(400, format!("{request}: the request body is broken: {e}"))
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ impl ResolvesClientCert for BindingCert {
     fn resolve(&self, hints: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
         match self.agent.certified_key(&self.reference) {
             Ok((key, _)) => {
-                self.accepted.record(hints, &key.cert);
+                self.accepted.record(hints, &key);
                 Some(key)
             }
             Err(e) => {

@@ -293,29 +293,32 @@ pub fn agent_client_config(
 }
 
 /// What the last request for a client certificate said: the CAs the partner accepts
-/// client certificates from (DER Names; empty: any), and the chain we presented.
+/// client certificates from (DER Names; empty: any), and the certificate presented.
 #[derive(Debug, Default)]
 pub struct AcceptedIssuers {
-    last: std::sync::Mutex<(Vec<Vec<u8>>, Vec<CertificateDer<'static>>)>,
+    last: std::sync::Mutex<LastAsked>,
 }
 
+/// The acceptable CAs' DER Names, and the certificate presented.
+type LastAsked = (Vec<Vec<u8>>, Option<Arc<CertifiedKey>>);
+
 impl AcceptedIssuers {
-    /// Notes a request for a certificate (`hints`) and the chain presented.
-    pub fn record(&self, hints: &[&[u8]], chain: &[CertificateDer<'static>]) {
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
-            (hints.iter().map(|h| h.to_vec()).collect(), chain.to_vec());
+    /// Notes a request for a certificate (`hints`) and what was presented. Called on
+    /// every full handshake: the list is copied only when it changed.
+    pub fn record(&self, hints: &[&[u8]], presented: &Arc<CertifiedKey>) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if !last.0.iter().map(Vec::as_slice).eq(hints.iter().copied()) {
+            last.0 = hints.iter().map(|h| h.to_vec()).collect();
+        }
+        if !last.1.as_ref().is_some_and(|k| Arc::ptr_eq(k, presented)) {
+            last.1 = Some(Arc::clone(presented));
+        }
     }
 
     /// The CAs the partner said it accepts, as text (empty: it named none, so any).
     pub fn names(&self) -> Vec<String> {
         let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        last.0
-            .iter()
-            .map(|der| {
-                certkeeper_core::Certificate::name_text(der)
-                    .unwrap_or_else(|| "(a name that does not parse)".into())
-            })
-            .collect()
+        last.0.iter().map(|der| name_text(der)).collect()
     }
 
     /// When the partner named the CAs it accepts and none of them issued a certificate
@@ -323,12 +326,13 @@ impl AcceptedIssuers {
     /// certificates from: A; B; ours is issued by C".
     pub fn mismatch(&self) -> Option<String> {
         let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        let (accepted, chain) = &*last;
+        let (accepted, presented) = &*last;
         if accepted.is_empty() {
             return None;
         }
-        let ours: Vec<certkeeper_core::Certificate> = chain
+        let ours: Vec<certkeeper_core::Certificate> = presented
             .iter()
+            .flat_map(|k| &k.cert)
             .filter_map(|c| certkeeper_core::Certificate::from_der(c.as_ref()).ok())
             .collect();
         let issued = |name: &[u8]| {
@@ -339,16 +343,19 @@ impl AcceptedIssuers {
         if accepted.iter().any(|name| issued(name)) {
             return None;
         }
-        let issuer = ours
-            .first()
-            .map_or("(unknown)", |c| c.issuer.as_str())
-            .to_string();
-        drop(last);
+        let names: Vec<String> = accepted.iter().map(|der| name_text(der)).collect();
+        let issuer = ours.first().map_or("(unknown)", |c| c.issuer.as_str());
         Some(format!(
             "the partner accepts certificates from: {}; ours is issued by {issuer}",
-            self.names().join("; ")
+            names.join("; ")
         ))
     }
+}
+
+/// A DER Name from a CertificateRequest, as text.
+fn name_text(der: &[u8]) -> String {
+    certkeeper_core::Certificate::name_text(der)
+        .unwrap_or_else(|| "(a name that does not parse)".into())
 }
 
 /// Presents one fixed certificate chain and key, and remembers whether the server
@@ -390,7 +397,7 @@ impl FixedClientCert {
 impl ResolvesClientCert for FixedClientCert {
     fn resolve(&self, hints: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
         self.asked.store(true, Ordering::Relaxed);
-        self.accepted.record(hints, &self.key.cert);
+        self.accepted.record(hints, &self.key);
         Some(Arc::clone(&self.key))
     }
 

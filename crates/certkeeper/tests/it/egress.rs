@@ -1642,15 +1642,7 @@ fn a_silent_upstream_is_a_504_after_upstream_timeout() {
     let partner = Partner::start();
     let env = home_for(&partner);
     let _agent = RunningAgent::start(&env);
-    assert_eq!(env.ok(&["config", "upstream_timeout"]).trim(), "60");
-    let out = env.run(&["config", "upstream_timeout", "0"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("upstream_timeout must be"),
-        "{}",
-        stderr(&out)
-    );
-    env.ok(&["config", "upstream_timeout", "2"]);
+    timeout_set_to_2_s(&env, "upstream_timeout");
 
     // The partner accepts the request and never answers (it waits on a backend).
     let port = bind(&env, &partner, "slow", &partner.h1_url(""));
@@ -1771,15 +1763,7 @@ fn an_application_that_stalls_gets_a_408_and_an_idle_one_is_let_go_after_client_
     let partner = Partner::start();
     let env = home_for(&partner);
     let _agent = RunningAgent::start(&env);
-    assert_eq!(env.ok(&["config", "client_timeout"]).trim(), "60");
-    let out = env.run(&["config", "client_timeout", "0"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("client_timeout must be"),
-        "{}",
-        stderr(&out)
-    );
-    env.ok(&["config", "client_timeout", "2"]);
+    timeout_set_to_2_s(&env, "client_timeout");
     let within = |start: Instant, what: &str| {
         let took = start.elapsed();
         assert!(
@@ -1845,6 +1829,19 @@ fn an_application_that_stalls_gets_a_408_and_an_idle_one_is_let_go_after_client_
         within(start, name);
         assert_eq!(n, 0, "{name}: closed without an answer: {rest:?}");
     }
+}
+
+/// Checks that the setting `key` is 60 s by default and refuses 0, then sets it to 2 s.
+fn timeout_set_to_2_s(env: &Env, key: &str) {
+    assert_eq!(env.ok(&["config", key]).trim(), "60");
+    let out = env.run(&["config", key, "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!("{key} must be")),
+        "{}",
+        stderr(&out)
+    );
+    env.ok(&["config", key, "2"]);
 }
 
 /// Runs `call` on `n` threads released at the same moment; their results in order.

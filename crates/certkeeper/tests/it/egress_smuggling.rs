@@ -502,6 +502,16 @@ fn framing_partner(partner: &Partner) -> u16 {
     port
 }
 
+/// One GET over HTTP/`version` on a new application connection: everything the relay
+/// sends until it closes the connection.
+fn get_to_close(port: u16, path: &str, version: &str) -> String {
+    let mut s = connect(port);
+    write!(s, "GET {path} HTTP/{version}\r\nHost: x\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    String::from_utf8_lossy(&all).into_owned()
+}
+
 /// One GET on an application connection: the head, and the raw bytes after it that
 /// the relay sent within `wait` (the connection may stay open).
 fn get_raw(s: &mut TcpStream, path: &str, wait: Duration) -> (String, Vec<u8>) {
@@ -556,11 +566,7 @@ fn answers_whose_framing_is_in_doubt_never_reach_another_request() {
 
     // Answers whose framing is in doubt: a 502, and the connection closed.
     for path in ["/cl-list", "/te-cl", "/te-gzip", "/bare-lf", "/chunk-lf"] {
-        let mut s = connect(port);
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let mut all = Vec::new();
-        let _ = s.read_to_end(&mut all);
-        let all = String::from_utf8_lossy(&all);
+        let all = get_to_close(port, path, "1.1");
         if path == "/chunk-lf" {
             // The head went on before the body broke: the answer is cut off.
             assert!(!all.contains("for /chunk-lf"), "{path}: {all}");
@@ -581,11 +587,7 @@ fn answers_whose_framing_is_in_doubt_never_reach_another_request() {
     }
     // An answer whose head came and whose body never did: the application has had
     // nothing yet, so it gets a 502 that says why, not an empty reply.
-    let mut s = connect(port);
-    write!(s, "GET /head-then-close HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut all = Vec::new();
-    let _ = s.read_to_end(&mut all);
-    let all = String::from_utf8_lossy(&all);
+    let all = get_to_close(port, "/head-then-close", "1.1");
     assert!(
         all.starts_with("HTTP/1.1 502") && all.contains("in the middle of the answer"),
         "{all}"
@@ -602,11 +604,7 @@ fn answers_whose_framing_is_in_doubt_never_reach_another_request() {
         "{head}"
     );
     assert_eq!(String::from_utf8_lossy(&body), "for /unframed\n");
-    let mut s = connect(port);
-    write!(s, "GET /unframed HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut all = Vec::new();
-    let _ = s.read_to_end(&mut all);
-    let all = String::from_utf8_lossy(&all);
+    let all = get_to_close(port, "/unframed", "1.0");
     assert!(
         all.starts_with("HTTP/1.1 200")
             && !all.to_ascii_lowercase().contains("transfer-encoding")
