@@ -759,6 +759,12 @@ impl Exchange<'_> {
         self.last_from_app = self.last_progress;
         loop {
             if !self.rbuf.is_empty() {
+                // A body all written but not yet flushed is flushed now, so that it
+                // counts as sent (the partner often answers before our flush).
+                if self.body_sent() && self.unflushed {
+                    let flushed = tokio::time::timeout(timeout, self.up.flush()).await;
+                    self.unflushed = !matches!(flushed, Ok(Ok(())));
+                }
                 match answer_head(self.rbuf.bytes(), asked, !self.all_sent(), out) {
                     Ok(Some(answer)) if answer.interim => {
                         if !asked.http10 {
