@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use certkeeper_store::{Entry, Home, Principal, StoreError};
 use rustls::SignatureScheme;
 use rustls::sign::SigningKey;
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
@@ -565,15 +565,27 @@ impl Agent {
                 k
             }
         };
-        let mut chain = vec![rustls_pki_types::CertificateDer::from(entry.der.clone())];
-        for issuer in home.path_issuers(&entry, now, false).unwrap_or_default() {
-            chain.push(rustls_pki_types::CertificateDer::from(issuer.der));
-        }
-        let ck = Arc::new(rustls::sign::CertifiedKey::new(chain, key));
+        let ck = Arc::new(rustls::sign::CertifiedKey::new(
+            presented_chain(&home, &entry, now),
+            key,
+        ));
         cache
             .certified
             .insert(entry.thumbprint.clone(), Arc::clone(&ck));
         Ok((ck, entry.thumbprint))
+    }
+
+    /// The certificate chain and the private key for `reference`, resolved as
+    /// [`Agent::certified_key`] does, for the in-process OpenSSL client that serves
+    /// partners rustls cannot (late certificate requests, old TLS). The key is
+    /// unsealed into zeroizing memory; it does not leave this process.
+    pub fn identity(&self, reference: &str) -> Result<Identity, String> {
+        let home = self.home();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let entry = home
+            .resolve_current(reference, now)
+            .map_err(|e| e.to_string())?;
+        unsealed(&home, &entry, now)
     }
 
     /// Whether `caller` may send requests through the binding `binding`, whose
@@ -1108,6 +1120,40 @@ impl Agent {
             }
         }
     }
+}
+
+/// The chain a client certificate is presented with: the leaf, then the CAs of its
+/// path.
+fn presented_chain(home: &Home, entry: &Entry, now: i64) -> Vec<CertificateDer<'static>> {
+    let mut chain = vec![CertificateDer::from(entry.der.clone())];
+    for issuer in home.path_issuers(entry, now, false).unwrap_or_default() {
+        chain.push(CertificateDer::from(issuer.der));
+    }
+    chain
+}
+
+/// An entry's chain and unsealed key, for OpenSSL.
+fn unsealed(home: &Home, entry: &Entry, now: i64) -> Result<Identity, String> {
+    if !entry.has_key {
+        return Err(format!("{} has no private key", entry.subject));
+    }
+    if let Some(why) = tls_refusal(entry) {
+        return Err(format!("the key of {}: {why}", entry.subject));
+    }
+    let key = home.private_key(entry).map_err(|e| e.to_string())?;
+    Ok(Identity {
+        chain: presented_chain(home, entry, now),
+        pkcs8: zeroize::Zeroizing::new(key.pkcs8_der().to_vec()),
+    })
+}
+
+/// A client certificate with its chain (leaf first) and its key as PKCS#8, in memory
+/// that zeroizes, for the in-process OpenSSL client.
+pub struct Identity {
+    /// The leaf, then the CAs to send with it.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The private key, PKCS#8 DER.
+    pub pkcs8: zeroize::Zeroizing<Vec<u8>>,
 }
 
 /// Unseals an entry's key into a rustls signing key. Key bytes stay in zeroizing

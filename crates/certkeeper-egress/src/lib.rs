@@ -31,6 +31,7 @@ mod relay;
 pub mod request;
 pub mod supervisor;
 pub mod tls;
+pub mod tls_openssl;
 pub mod tunnel;
 pub mod workers;
 

@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use crate::EgressError;
 use crate::failure::explain;
 use crate::tls::Stream;
+use crate::tls_openssl::OpenSslClient;
 
 /// How long to wait for the upstream's response headers, unless the home's
 /// `upstream_timeout` setting says otherwise.
@@ -100,6 +101,49 @@ pub struct Upstream {
     accepted: Option<Arc<crate::tls::AcceptedIssuers>>,
     idle: Idle<Stream>,
     dialer: Dialer<H2Sender>,
+    /// OpenSSL, for a partner that asks for the certificate late or a binding that
+    /// opted into old TLS ([`crate::tls_openssl`]); `None`: rustls only.
+    openssl: Option<OpenSslSide>,
+}
+
+/// The OpenSSL side of an upstream: its context made on first use (so a binding that
+/// never needs it never loads its key into OpenSSL), and whether new connections
+/// use it.
+pub struct OpenSslSide {
+    make: Box<dyn Fn() -> Result<OpenSslClient, EgressError> + Send + Sync>,
+    made: Mutex<Option<Arc<OpenSslClient>>>,
+    chosen: std::sync::atomic::AtomicBool,
+}
+
+impl OpenSslSide {
+    /// OpenSSL made by `make` when first needed: from the start for `--legacy-tls`
+    /// (`always`), else once a partner shows it asks for the certificate late.
+    pub fn new(
+        make: Box<dyn Fn() -> Result<OpenSslClient, EgressError> + Send + Sync>,
+        always: bool,
+    ) -> Self {
+        OpenSslSide {
+            make,
+            made: Mutex::new(None),
+            chosen: always.into(),
+        }
+    }
+
+    fn chosen(&self) -> bool {
+        self.chosen.load(Ordering::Relaxed)
+    }
+
+    /// The context, made now if it was not (a failure is not kept: the next
+    /// connection tries again).
+    fn client(&self) -> Result<Arc<OpenSslClient>, EgressError> {
+        let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = made.as_ref() {
+            return Ok(Arc::clone(client));
+        }
+        let client = Arc::new((self.make)()?);
+        *made = Some(Arc::clone(&client));
+        Ok(client)
+    }
 }
 
 impl Upstream {
@@ -112,6 +156,7 @@ impl Upstream {
         timeouts: Timeouts,
         route: &crate::tunnel::Route,
         accepted: Option<Arc<crate::tls::AcceptedIssuers>>,
+        openssl: Option<OpenSslSide>,
     ) -> Result<Self, EgressError> {
         let bad = |why: &str| EgressError::Config(format!("upstream {base_url:?}: {why}"));
         let base: Uri = base_url.parse().map_err(|e| bad(&format!("{e}")))?;
@@ -138,6 +183,7 @@ impl Upstream {
             accepted,
             idle: Idle::new(MAX_IDLE, IDLE_TIMEOUT),
             dialer: Dialer::default(),
+            openssl,
         })
     }
 
@@ -174,20 +220,17 @@ impl Upstream {
         if let Some((io, origin)) = self.idle.checkout(me, Instant::now()) {
             return Ok((io, origin, true));
         }
-        let connect = crate::tls::connect(&self.host, self.port, Arc::clone(&self.config_h1));
-        let io = tokio::time::timeout(self.timeouts.response, connect)
+        let io = tokio::time::timeout(self.timeouts.response, self.handshake(false))
             .await
             .map_err(|_| Unreached::Timeout)?
-            .map_err(|e| Unreached::Failed(self.noted(e.to_string())))?;
+            .map_err(Unreached::Failed)?;
         Ok((io, me, false))
     }
 
     /// A new connection: HTTP/2 (then shared) or HTTP/1.1 (the caller's).
     async fn connect(&self) -> Result<Dialed<Box<Stream>, H2Sender>, String> {
-        let tls = crate::tls::connect(&self.host, self.port, Arc::clone(&self.config))
-            .await
-            .map_err(|e| self.noted(e.to_string()))?;
-        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+        let tls = self.handshake(true).await?;
+        if tls.alpn() != Some(b"h2") {
             return Ok(Dialed::Own(Box::new(tls)));
         }
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
@@ -196,6 +239,50 @@ impl Upstream {
             .map_err(|e| self.explain(&e))?;
         tokio::spawn(conn);
         Ok(Dialed::Shared(sender))
+    }
+
+    /// A new TLS connection offering HTTP/2 and HTTP/1.1 (`both`) or HTTP/1.1 only:
+    /// with rustls, or with OpenSSL once it is chosen. A full rustls handshake in which
+    /// the partner did not ask for the client certificate chooses OpenSSL for this
+    /// upstream from then on (when it has an OpenSSL side): such a partner either never
+    /// asks or asks late, for some paths (TLS 1.2 renegotiation, TLS 1.3
+    /// post-handshake authentication), which only OpenSSL answers. That connection is
+    /// closed before anything is sent on it, and one is made with OpenSSL instead.
+    async fn handshake(&self, both: bool) -> Result<Stream, String> {
+        let alpn: &[&[u8]] = if both {
+            &[b"h2", b"http/1.1"]
+        } else {
+            &[b"http/1.1"]
+        };
+        if let Some(side) = self.openssl.as_ref().filter(|s| s.chosen()) {
+            let client = side.client().map_err(|e| e.to_string())?;
+            return crate::tls::connect_openssl(&self.host, self.port, &client, alpn)
+                .await
+                .map_err(|e| e.to_string());
+        }
+        let config = Arc::clone(if both { &self.config } else { &self.config_h1 });
+        let (made, asked) =
+            crate::tls::watch_for_request(crate::tls::connect(&self.host, self.port, config)).await;
+        let tls = made.map_err(|e| self.noted(e.to_string()))?;
+        let Some(side) = self.openssl.as_ref() else {
+            return Ok(tls);
+        };
+        if asked || !tls.full_handshake() {
+            return Ok(tls);
+        }
+        drop(tls);
+        if !side.chosen.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "certkeeper egress {}: {} did not ask for the client certificate in the TLS \
+                 handshake; its connections now use OpenSSL, which answers a request for it \
+                 after the handshake (renegotiation, post-handshake authentication)",
+                self.name, self.target
+            );
+        }
+        let client = side.client().map_err(|e| e.to_string())?;
+        crate::tls::connect_openssl(&self.host, self.port, &client, alpn)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// What failed ([`explain`]); for a refused handshake, also which CAs the partner

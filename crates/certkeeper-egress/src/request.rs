@@ -33,7 +33,7 @@ pub struct Call {
 }
 
 /// What the TLS handshake settled.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TlsInfo {
     /// "TLSv1_3".
     pub version: String,
@@ -43,6 +43,8 @@ pub struct TlsInfo {
     pub alpn: Option<String>,
     /// The server's chain, leaf first.
     pub server_chain: Vec<CertificateDer<'static>>,
+    /// "rustls" or "OpenSSL".
+    pub library: &'static str,
 }
 
 /// The answer's head.
@@ -137,24 +139,7 @@ async fn exchange(
                 ))
             })??,
     };
-    let (_, session) = tls.get_ref();
-    let info = TlsInfo {
-        version: session
-            .protocol_version()
-            .map(|v| format!("{v:?}"))
-            .unwrap_or_default(),
-        cipher: session
-            .negotiated_cipher_suite()
-            .map(|c| format!("{:?}", c.suite()))
-            .unwrap_or_default(),
-        alpn: session
-            .alpn_protocol()
-            .map(|p| String::from_utf8_lossy(p).into_owned()),
-        server_chain: session
-            .peer_certificates()
-            .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
-            .unwrap_or_default(),
-    };
+    let info = tls.info();
     let h2 = info.alpn.as_deref() == Some("h2");
 
     let mut builder = Request::builder().method(call.method.clone());

@@ -18,9 +18,11 @@ use tokio::sync::watch;
 
 use crate::EgressError;
 use crate::app::{Gate, listen as bind_listener};
+use crate::pool::OpenSslSide;
 use crate::pool::{CLIENT_TIMEOUT, Current, RESPONSE_TIMEOUT, Timeouts, Upstream};
 use crate::proxy::serve;
 use crate::tls::{AcceptedIssuers, ServerTrust, client_config};
+use crate::tls_openssl::{Flavour, OpenSslClient};
 use crate::tunnel::{NoProxy, Proxy, Route};
 
 /// The client certificate of a binding, resolved through the agent at each handshake.
@@ -42,6 +44,7 @@ impl fmt::Debug for BindingCert {
 
 impl ResolvesClientCert for BindingCert {
     fn resolve(&self, hints: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        crate::tls::asked_now();
         match self.agent.certified_key(&self.reference) {
             Ok((key, _)) => {
                 self.accepted.record(hints, &key);
@@ -200,6 +203,24 @@ fn upstream_for(
         accepted: Arc::clone(&accepted),
     });
     let config = client_config(&settled.trust, resolver, &[]).map_err(|e| e.to_string())?;
+    // OpenSSL, for a partner that asks for the certificate late, or from the start for
+    // one on old TLS; its key comes from the agent when first needed. (The identity of
+    // a binding holds its certificate's thumbprint, so a renewal makes a new upstream
+    // and a new context.)
+    let (agent, reference, trust) = (
+        Arc::clone(agent),
+        binding.cert.clone(),
+        settled.trust.clone(),
+    );
+    let flavour = if binding.legacy_tls {
+        Flavour::Legacy
+    } else {
+        Flavour::Late
+    };
+    let make = move || {
+        let identity = agent.identity(&reference).map_err(EgressError::Config)?;
+        OpenSslClient::new(Some(&identity), &trust, flavour)
+    };
     Upstream::new(
         &binding.name,
         &binding.upstream,
@@ -207,6 +228,7 @@ fn upstream_for(
         settled.timeout,
         &settled.route,
         Some(accepted),
+        Some(OpenSslSide::new(Box::new(make), binding.legacy_tls)),
     )
     .map_err(|e| e.to_string())
 }

@@ -20,10 +20,143 @@ use crate::tunnel::Destination;
 /// How long to wait for a TCP connection and the TLS handshake, each.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A mutual-TLS connection. Reads from the socket go through a 64 KiB buffer: rustls
-/// asks for 4 KiB at a time after each drained record, which made a 64 KiB answer
-/// about nine reads (and as many window updates for the partner) instead of two.
-pub type Stream = tokio_rustls::client::TlsStream<tokio::io::BufReader<tokio::net::TcpStream>>;
+/// A mutual-TLS connection, made by rustls or (for the partners rustls cannot serve,
+/// [`crate::tls_openssl`]) by OpenSSL. Reads from the socket go through a 64 KiB
+/// buffer: rustls asks for 4 KiB at a time after each drained record, which made a
+/// 64 KiB answer about nine reads (and as many window updates for the partner) instead
+/// of two.
+pub enum Stream {
+    /// rustls (boxed: its connection state is a few kilobytes).
+    Rustls(Box<tokio_rustls::client::TlsStream<Socket>>),
+    /// OpenSSL.
+    OpenSsl(tokio_openssl::SslStream<Socket>),
+}
+
+/// The TCP connection under a [`Stream`] (a proxy's tunnel, or not), read through a
+/// buffer.
+pub type Socket = tokio::io::BufReader<tokio::net::TcpStream>;
+
+impl Stream {
+    /// The application protocol the partner chose.
+    pub fn alpn(&self) -> Option<&[u8]> {
+        match self {
+            Stream::Rustls(s) => s.get_ref().1.alpn_protocol(),
+            Stream::OpenSsl(s) => s.ssl().selected_alpn_protocol(),
+        }
+    }
+
+    /// Whether the session was negotiated in full (not resumed: a resumed session has
+    /// no CertificateRequest, whatever the partner wants).
+    pub fn full_handshake(&self) -> bool {
+        match self {
+            Stream::Rustls(s) => !matches!(
+                s.get_ref().1.handshake_kind(),
+                Some(rustls::HandshakeKind::Resumed)
+            ),
+            Stream::OpenSsl(s) => !s.ssl().session_reused(),
+        }
+    }
+
+    /// What the handshake settled, as `request -v` shows it.
+    pub fn info(&self) -> crate::request::TlsInfo {
+        match self {
+            Stream::Rustls(s) => {
+                let session = s.get_ref().1;
+                crate::request::TlsInfo {
+                    version: session
+                        .protocol_version()
+                        .map(|v| format!("{v:?}"))
+                        .unwrap_or_default(),
+                    cipher: session
+                        .negotiated_cipher_suite()
+                        .map(|c| format!("{:?}", c.suite()))
+                        .unwrap_or_default(),
+                    alpn: session
+                        .alpn_protocol()
+                        .map(|p| String::from_utf8_lossy(p).into_owned()),
+                    server_chain: session
+                        .peer_certificates()
+                        .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                        .unwrap_or_default(),
+                    library: self.library(),
+                }
+            }
+            Stream::OpenSsl(s) => crate::tls_openssl::info(s.ssl()),
+        }
+    }
+
+    /// Which TLS library serves this connection.
+    pub fn library(&self) -> &'static str {
+        match self {
+            Stream::Rustls(_) => "rustls",
+            Stream::OpenSsl(_) => "OpenSSL",
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Stream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Rustls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::OpenSsl(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Stream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Rustls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::OpenSsl(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Rustls(s) => std::pin::Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Stream::OpenSsl(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Rustls(s) => s.is_write_vectored(),
+            Stream::OpenSsl(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Rustls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::OpenSsl(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Rustls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::OpenSsl(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
 
 /// Opens a mutual-TLS connection to `host:port` (`host` as in a URL: a name, an IPv4
 /// address or a bracketed IPv6 address), directly or through the forward proxy the
@@ -41,31 +174,15 @@ pub async fn connect<D: Destination + ?Sized>(
     let target = format!("{host}:{port}");
     let name = ServerName::try_from(bare.to_string())
         .map_err(|_| EgressError::Config(format!("{host}: not a valid host name")))?;
-    let fail = |e: std::io::Error| EgressError::Call(explain(&e, &target));
-    let tcp = match destination.via() {
-        Some(proxy) => proxy.open(host, port, CONNECT_TIMEOUT).await?,
-        None => {
-            let timed_out = |_| EgressError::Call(format!("connecting to {target} timed out"));
-            let tcp = tokio::time::timeout(
-                CONNECT_TIMEOUT,
-                tokio::net::TcpStream::connect((bare, port)),
-            )
-            .await
-            .map_err(timed_out)?
-            .map_err(fail)?;
-            let _ = tcp.set_nodelay(true);
-            tcp
-        }
-    };
+    let tcp = open(destination, port).await?;
     let handshake = tokio::time::timeout(
         CONNECT_TIMEOUT,
-        tokio_rustls::TlsConnector::from(config)
-            .connect(name, tokio::io::BufReader::with_capacity(64 * 1024, tcp)),
+        tokio_rustls::TlsConnector::from(config).connect(name, buffered(tcp)),
     )
     .await
-    .map_err(|_| EgressError::Call(format!("the TLS handshake with {target} timed out")))?;
+    .map_err(|_| timed_out(&target))?;
     match handshake {
-        Ok(stream) => Ok(stream),
+        Ok(stream) => Ok(Stream::Rustls(Box::new(stream))),
         Err(e) if no_common_parameters(&e) => {
             // Ask what the partner does speak, and say it.
             let mut reason = explain(&e, &target);
@@ -75,8 +192,90 @@ pub async fn connect<D: Destination + ?Sized>(
             }
             Err(EgressError::Call(reason))
         }
-        Err(e) => Err(fail(e)),
+        Err(e) => Err(EgressError::Call(explain(&e, &target))),
     }
+}
+
+/// [`connect`], with OpenSSL making the session ([`crate::tls_openssl`]), offering
+/// `alpn`.
+pub async fn connect_openssl<D: Destination + ?Sized>(
+    destination: &D,
+    port: u16,
+    client: &crate::tls_openssl::OpenSslClient,
+    alpn: &[&[u8]],
+) -> Result<Stream, EgressError> {
+    let host = destination.host();
+    let target = format!("{host}:{port}");
+    let tcp = open(destination, port).await?;
+    let stream = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        client.handshake(buffered(tcp), host, &target, alpn),
+    )
+    .await
+    .map_err(|_| timed_out(&target))??;
+    Ok(Stream::OpenSsl(stream))
+}
+
+/// The TCP connection to `host:port`, through the destination's proxy if it has one,
+/// within [`CONNECT_TIMEOUT`].
+pub async fn open<D: Destination + ?Sized>(
+    destination: &D,
+    port: u16,
+) -> Result<tokio::net::TcpStream, EgressError> {
+    let host = destination.host();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let target = format!("{host}:{port}");
+    match destination.via() {
+        Some(proxy) => Ok(proxy.open(host, port, CONNECT_TIMEOUT).await?),
+        None => {
+            let tcp = tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                tokio::net::TcpStream::connect((bare, port)),
+            )
+            .await
+            .map_err(|_| EgressError::Call(format!("connecting to {target} timed out")))?
+            .map_err(|e| EgressError::Call(explain(&e, &target)))?;
+            let _ = tcp.set_nodelay(true);
+            Ok(tcp)
+        }
+    }
+}
+
+fn buffered(tcp: tokio::net::TcpStream) -> Socket {
+    tokio::io::BufReader::with_capacity(64 * 1024, tcp)
+}
+
+fn timed_out(target: &str) -> EgressError {
+    EgressError::Call(format!("the TLS handshake with {target} timed out"))
+}
+
+thread_local! {
+    /// Set when a client certificate is asked for on this thread (by
+    /// [`AcceptedIssuers::record`]); see [`watch_for_request`].
+    static ASKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Notes, for [`watch_for_request`], that the partner asked for the client
+/// certificate: every resolver calls it first.
+pub fn asked_now() {
+    ASKED.set(true);
+}
+
+/// Runs `handshake` (a rustls handshake whose resolver calls [`asked_now`]) and tells whether the partner asked for the client certificate
+/// in it. rustls calls the resolver synchronously while a poll of the handshake
+/// processes the CertificateRequest, so a flag cleared before each poll and read
+/// after it belongs to this handshake even when others run on the same thread.
+pub async fn watch_for_request<T>(handshake: impl Future<Output = T>) -> (T, bool) {
+    let mut handshake = std::pin::pin!(handshake);
+    let mut asked = false;
+    let out = std::future::poll_fn(|cx| {
+        ASKED.set(false);
+        let poll = handshake.as_mut().poll(cx);
+        asked |= ASKED.replace(false);
+        poll
+    })
+    .await;
+    (out, asked)
 }
 
 /// Whether a failed handshake says only that the partner and rustls share no version
@@ -223,41 +422,41 @@ fn suite_rank(suite: &rustls::SupportedCipherSuite) -> (u8, u8) {
     (u8::from(suite.tls13().is_none()), cipher)
 }
 
+/// How a partner's certificate is checked, on either TLS library: webpki with the
+/// trust anchors of `trust` and the host name ([`NamingVerifier`]), or nothing at all
+/// for [`ServerTrust::Insecure`] (rustls still checks the handshake's signatures).
+pub fn server_verifier(trust: &ServerTrust) -> Result<Arc<dyn ServerCertVerifier>, EgressError> {
+    let provider = provider();
+    let ServerTrust::Roots(roots) = trust else {
+        return Ok(Arc::new(NoServerCheck(provider)));
+    };
+    let mut store = RootCertStore::empty();
+    let (added, _) = store.add_parsable_certificates(roots.iter().cloned());
+    if added == 0 {
+        return Err(EgressError::Config(
+            "no usable trust anchor for the upstream".into(),
+        ));
+    }
+    let webpki =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
+            .build()
+            .map_err(|e| EgressError::Config(format!("the trust anchors: {e}")))?;
+    Ok(Arc::new(NamingVerifier(webpki)))
+}
+
 /// A client configuration presenting what `resolver` gives, trusting `trust`.
 pub fn client_config(
     trust: &ServerTrust,
     resolver: Arc<dyn ResolvesClientCert>,
     alpn: &[&[u8]],
 ) -> Result<ClientConfig, EgressError> {
-    let provider = provider();
-    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+    let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| EgressError::Config(e.to_string()))?;
-    let mut config = match trust {
-        ServerTrust::Roots(roots) => {
-            let mut store = RootCertStore::empty();
-            let (added, _) = store.add_parsable_certificates(roots.iter().cloned());
-            if added == 0 {
-                return Err(EgressError::Config(
-                    "no usable trust anchor for the upstream".into(),
-                ));
-            }
-            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
-                Arc::new(store),
-                Arc::clone(&provider),
-            )
-            .build()
-            .map_err(|e| EgressError::Config(format!("the trust anchors: {e}")))?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NamingVerifier(webpki)))
-                .with_client_cert_resolver(resolver)
-        }
-        ServerTrust::Insecure => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoServerCheck(provider)))
-            .with_client_cert_resolver(resolver),
-    };
+    let mut config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(server_verifier(trust)?)
+        .with_client_cert_resolver(resolver);
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(config)
 }
@@ -396,6 +595,7 @@ impl FixedClientCert {
 
 impl ResolvesClientCert for FixedClientCert {
     fn resolve(&self, hints: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        asked_now();
         self.asked.store(true, Ordering::Relaxed);
         self.accepted.record(hints, &self.key);
         Some(Arc::clone(&self.key))

@@ -34,6 +34,11 @@ pub struct Binding {
     /// or none: then the home's `egress_proxy` setting applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
+    /// `bind --legacy-tls`: the partner is on an old TLS stack (TLS 1.0/1.1, RSA key
+    /// exchange and CBC suites, a certificate naming its host only in its CN), and is
+    /// reached with OpenSSL's settings for it. `doctor` warns about it on every run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legacy_tls: bool,
 }
 
 impl Binding {
@@ -105,7 +110,7 @@ impl Home {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT name, cert_ref, upstream, listen, server_ca, allow, proxy FROM bindings ORDER BY name",
+                "SELECT name, cert_ref, upstream, listen, server_ca, allow, proxy, legacy_tls FROM bindings ORDER BY name",
             )
             .map_err(|e| self.db_err(e))?;
         let rows = stmt
@@ -123,6 +128,7 @@ impl Home {
                         .map(str::to_string)
                         .collect(),
                     proxy: r.get(6)?,
+                    legacy_tls: r.get(7)?,
                 })
             })
             .map_err(|e| self.db_err(e))?;
@@ -174,12 +180,12 @@ impl Home {
         }
         self.conn
             .execute(
-                "INSERT INTO bindings(name, cert_ref, upstream, listen, server_ca, created_at, allow, proxy)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "INSERT INTO bindings(name, cert_ref, upstream, listen, server_ca, created_at, allow, proxy, legacy_tls)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT(name) DO UPDATE SET cert_ref = excluded.cert_ref, upstream = excluded.upstream,
                    listen = excluded.listen, server_ca = excluded.server_ca, allow = excluded.allow,
-                   proxy = excluded.proxy",
-                params![binding.name, binding.cert, binding.upstream, binding.listen, binding.server_ca, now(), binding.allow.join(","), binding.proxy],
+                   proxy = excluded.proxy, legacy_tls = excluded.legacy_tls",
+                params![binding.name, binding.cert, binding.upstream, binding.listen, binding.server_ca, now(), binding.allow.join(","), binding.proxy, binding.legacy_tls],
             )
             .map_err(|e| self.db_err(e))?;
         Ok(())

@@ -554,6 +554,7 @@ mod tests {
             server_ca: "root".into(),
             allow: Vec::new(),
             proxy: None,
+            legacy_tls: false,
         })
         .unwrap();
     }

@@ -1,7 +1,7 @@
 //! The database schema and its migrations (`PRAGMA user_version`).
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 6;
+pub const VERSION: i64 = 7;
 
 /// The version that added `entry_names`; migrating to it also fills the table from
 /// the stored certificates (`Home::migrate`).
@@ -87,6 +87,8 @@ CREATE TABLE secrets (
     sealed       BLOB NOT NULL               -- AES-256-GCM under the master key
 );
 "#,
+    // 7: `bind --legacy-tls`: a partner on an old TLS stack, reached with OpenSSL.
+    "ALTER TABLE bindings ADD COLUMN legacy_tls INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Records the "Issued to" names of an entry (inside the caller's transaction).

@@ -214,7 +214,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         certkeeper bind partner-api --cert partner --upstream https://api.partner.example/soap --listen 127.0.0.1:8443\n  \
         certkeeper bind partner-api --cert partner --upstream https://api.partner.example/soap --listen unix:/run/certkeeper/partner.sock --allow user:appsvc\n  \
-        certkeeper bind partner-api --cert partner --upstream https://api.partner.example/soap --listen 127.0.0.1:8443 --proxy http://certkeeper@proxy.corp:3128")]
+        certkeeper bind partner-api --cert partner --upstream https://api.partner.example/soap --listen 127.0.0.1:8443 --proxy http://certkeeper@proxy.corp:3128\n  \
+        certkeeper bind old-partner --cert partner --upstream https://legacy.partner.example/ws --listen 127.0.0.1:8444 --legacy-tls")]
     Bind(Box<BindArgs>),
 
     /// Delete a binding (the agent stops its listener within a second).
@@ -360,6 +361,12 @@ pub struct BindArgs {
     /// egress_proxy_password --password-env VAR --proxy URL`.
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,
+    /// The upstream is on an old TLS stack: also accept TLS 1.0 and 1.1, RSA key
+    /// exchange and CBC suites, and a server certificate that names its host only in
+    /// its subject CN (no subjectAltName). The same trust anchors are used;
+    /// `certkeeper doctor` warns about every binding that has it.
+    #[arg(long)]
+    pub legacy_tls: bool,
 }
 
 /// Arguments of `import`.

@@ -63,8 +63,13 @@ pub fn bind(ctx: &Context, mut binding: Binding) -> Result<u8, CliError> {
         let through = proxy
             .map(|p| format!(" through the proxy {p}"))
             .unwrap_or_default();
+        let legacy = if binding.legacy_tls {
+            " over old TLS (--legacy-tls)"
+        } else {
+            ""
+        };
         output::print_stdout(&format!(
-            "bound {} -> {}{through} with certificate {}{via}{who}\n",
+            "bound {} -> {}{through}{legacy} with certificate {}{via}{who}\n",
             binding.name, binding.upstream, binding.cert
         ))?;
     }
@@ -99,8 +104,9 @@ pub fn list(ctx: &Context) -> Result<u8, CliError> {
             .as_deref()
             .map(|p| format!(", proxy {p}"))
             .unwrap_or_default();
+        let legacy = if b.legacy_tls { ", legacy TLS" } else { "" };
         text.push_str(&format!(
-            "{:<16} {:<24} -> {}  (cert {}, server CA {}{via})\n",
+            "{:<16} {:<24} -> {}  (cert {}, server CA {}{via}{legacy})\n",
             b.name,
             b.listen
                 .as_deref()

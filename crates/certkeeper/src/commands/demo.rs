@@ -291,6 +291,7 @@ async fn demo() -> Result<usize, CliError> {
         server_ca: "root".into(),
         allow: Vec::new(),
         proxy: None,
+        legacy_tls: false,
     })?;
     s.say(&format!(
         "partner-api: http://127.0.0.1:{listen_port} -> https://localhost:{upstream_port}/api"

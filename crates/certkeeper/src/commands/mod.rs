@@ -153,6 +153,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                     server_ca: args.server_ca,
                     allow: args.allow,
                     proxy: args.proxy,
+                    legacy_tls: args.legacy_tls,
                 },
             )
         }

@@ -479,9 +479,14 @@ fn bind(env: &Env, partner: &Partner, name: &str, upstream: &str) -> u16 {
 
 /// Binds `name` to `upstream` with the certificate `cert`, on a free port.
 pub fn bind_cert(env: &Env, name: &str, cert: &str, upstream: &str) -> u16 {
+    bind_with(env, name, cert, upstream, &[])
+}
+
+/// [`bind_cert`] with more options.
+pub fn bind_with(env: &Env, name: &str, cert: &str, upstream: &str, more: &[&str]) -> u16 {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    env.ok(&[
+    let mut args = vec![
         "bind",
         name,
         "--cert",
@@ -490,7 +495,9 @@ pub fn bind_cert(env: &Env, name: &str, cert: &str, upstream: &str) -> u16 {
         upstream,
         "--listen",
         &listen,
-    ]);
+    ];
+    args.extend(more);
+    env.ok(&args);
     port
 }
 
@@ -914,12 +921,16 @@ struct OldPartner {
 }
 
 impl OldPartner {
-    fn start(partner: &Partner, tls: &str) -> Self {
+    /// `tls` as nginx takes it; `san`: whether the certificate names its host in a
+    /// subjectAltName (else only in its CN, as old private CAs issue them).
+    fn start(partner: &Partner, tls: &str, san: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let server = partner
-            .server_root
-            .issue(&Spec::server("localhost").key(KeyKind::Rsa2048));
+        let mut spec = Spec::server("localhost").key(KeyKind::Rsa2048);
+        if !san {
+            spec.dns.clear();
+        }
+        let server = partner.server_root.issue(&spec);
         std::fs::write(d.join("server.pem"), server.pem()).unwrap();
         std::fs::write(d.join("server.key"), server.key_pem()).unwrap();
         let port = free_port();
@@ -968,39 +979,67 @@ impl Drop for OldPartner {
 }
 
 #[test]
-fn a_partner_on_an_old_tls_stack_is_refused_with_what_it_speaks() {
+fn a_partner_on_an_old_tls_stack_is_refused_with_what_it_speaks_and_reached_when_opted_in() {
     let partner = Partner::start();
     let env = home_for(&partner);
     let agent = RunningAgent::start(&env);
     let cases = [
         (
             "ssl_protocols TLSv1.2; ssl_ciphers AES128-SHA:AES256-SHA;",
+            true,
             "offered old suites, it picked TLS 1.2 TLS_RSA_WITH_AES_128_CBC_SHA (RSA key \
              exchange and CBC), which certkeeper does not use",
         ),
         (
             "ssl_protocols TLSv1; ssl_ciphers DEFAULT@SECLEVEL=0;",
+            true,
             "it speaks only TLS 1.0 (offered TLS 1.0 to 1.2, it picked TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA)",
         ),
+        (
+            "ssl_protocols TLSv1.2 TLSv1.3;",
+            false,
+            "it names its host only in its subject (CN=localhost) and has no subjectAltName",
+        ),
     ];
-    for (n, (tls, why)) in cases.into_iter().enumerate() {
-        let old = OldPartner::start(&partner, tls);
+    for (n, (tls, san, why)) in cases.into_iter().enumerate() {
+        let old = OldPartner::start(&partner, tls, san);
         let url = format!("https://localhost:{}/", old.port);
         // Through request: refused, the reason after rustls' own.
         let out = request(&env, &agent, &[&url, "--cert", "partner"]);
         assert!(!out.status.success());
         let err = stderr(&out);
-        assert!(
-            err.contains("refused the TLS handshake") && err.contains(why),
-            "{tls}: {err}"
-        );
+        assert!(err.contains(why), "{tls}: {err}");
         // Through a binding: the 502 says the same.
         let port = bind(&env, &partner, &format!("old{n}"), &url);
         wait_for_port(port);
         let (status, body) = http(port, "GET", "/", &[], b"");
         assert_eq!(status, 502, "{tls}: {body}");
         assert!(body.contains(why), "{tls}: {body}");
+        // Opted in, the binding reaches it, with the same trust anchors.
+        let port = bind_with(
+            &env,
+            &format!("legacy{n}"),
+            "partner",
+            &url,
+            &["--legacy-tls"],
+        );
+        wait_for_port(port);
+        let (status, body) = http(port, "GET", "/", &[], b"");
+        assert_eq!((status, body.as_str()), (200, "old\n"), "{tls}");
     }
+    // --legacy-tls loosens nothing of the trust: a partner whose certificate comes
+    // from a root the home does not trust is still refused.
+    let rogue = format!("https://localhost:{}/", partner.rogue_port);
+    let port = bind_with(&env, "legacy-rogue", "partner", &rogue, &["--legacy-tls"]);
+    wait_for_port(port);
+    let (status, body) = http(port, "GET", "/", &[], b"");
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains("is not trusted: it is issued by a CA that is not trusted here"),
+        "{body}"
+    );
+    let bindings = env.ok(&["bindings"]);
+    assert!(bindings.contains("legacy TLS"), "{bindings}");
 }
 
 #[test]
