@@ -219,7 +219,7 @@ _certkeeper() {
             return 0
             ;;
         certkeeper__subcmd__bind)
-            opts="-h -V --cert --upstream --listen --server-ca --allow --proxy --home --json --help --version"
+            opts="-h -V --cert --upstream --listen --server-ca --allow --proxy --legacy-tls --home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -943,7 +943,7 @@ _certkeeper() {
             return 0
             ;;
         certkeeper__subcmd__request)
-            opts="-X -H -d -i -v -f -k -o -m -s -x -h -V --cert --binding --request --header --data --soap-action --soap12 --include --verbose --fail --server-ca --cacert --insecure --output --max-time --connect-timeout --silent --socket --proxy --noproxy --proxy-password-env --home --json --help --version"
+            opts="-X -H -d -i -v -f -k -o -m -s -x -h -V --cert --binding --request --header --data --soap-action --soap12 --include --verbose --fail --server-ca --cacert --insecure --legacy-tls --output --max-time --connect-timeout --silent --socket --proxy --noproxy --proxy-password-env --home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -152,6 +152,7 @@ complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l server-ca
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l allow -d 'Only these principals (user:NAME, group:NAME, uid:N, gid:N) may use the binding, among those the key\'s ACL admits (default: whom the ACL admits)' -r
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l proxy -d 'Reach the upstream through this forward proxy (HTTP CONNECT): http://[user@]host:port. Default: the home\'s egress_proxy setting. The user\'s password is stored sealed with `certkeeper config egress_proxy_password --password-env VAR --proxy URL`' -r
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l legacy-tls -d 'The upstream is on an old TLS stack: also accept TLS 1.0 and 1.1, RSA key exchange and CBC suites, and a server certificate that names its host only in its subject CN (no subjectAltName). The same trust anchors are used; `certkeeper doctor` warns about every binding that has it'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand bind" -s V -l version -d 'Print version'
@@ -184,6 +185,7 @@ complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s i -l i
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s v -l verbose -d 'Show TLS details, the certificates and the exchange on stderr'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s f -l fail -d 'Exit 1 when the upstream answers with an HTTP error (400 or more)'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s k -l insecure -d 'Do not verify the server\'s certificate at all (says so loudly)'
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l legacy-tls -d 'The partner is on an old TLS stack: also accept TLS 1.0 and 1.1, RSA key exchange and CBC suites, and a server certificate that names its host only in its subject CN. The same trust anchors are used. (A binding\'s --legacy-tls applies to request --binding too.)'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s s -l silent -d 'No notes on stderr (such as the upstream\'s error status); errors are still shown'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand request" -s h -l help -d 'Print help (see more with \'--help\')'

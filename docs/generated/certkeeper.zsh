@@ -223,6 +223,7 @@ _arguments "${_arguments_options[@]}" : \
 '*--allow=[Only these principals (user\:NAME, group\:NAME, uid\:N, gid\:N) may use the binding, among those the key'\''s ACL admits (default\: whom the ACL admits)]:PRINCIPAL:_default' \
 '--proxy=[Reach the upstream through this forward proxy (HTTP CONNECT)\: http\://\[user@\]host\:port. Default\: the home'\''s egress_proxy setting. The user'\''s password is stored sealed with \`certkeeper config egress_proxy_password --password-env VAR --proxy URL\`]:URL:_default' \
 '--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--legacy-tls[The upstream is on an old TLS stack\: also accept TLS 1.0 and 1.1, RSA key exchange and CBC suites, and a server certificate that names its host only in its subject CN (no subjectAltName). The same trust anchors are used; \`certkeeper doctor\` warns about every binding that has it]' \
 '--json[Print one JSON document on stdout instead of text]' \
 '-h[Print help (see more with '\''--help'\'')]' \
 '--help[Print help (see more with '\''--help'\'')]' \
@@ -285,6 +286,7 @@ _arguments "${_arguments_options[@]}" : \
 '--fail[Exit 1 when the upstream answers with an HTTP error (400 or more)]' \
 '-k[Do not verify the server'\''s certificate at all (says so loudly)]' \
 '--insecure[Do not verify the server'\''s certificate at all (says so loudly)]' \
+'--legacy-tls[The partner is on an old TLS stack\: also accept TLS 1.0 and 1.1, RSA key exchange and CBC suites, and a server certificate that names its host only in its subject CN. The same trust anchors are used. (A binding'\''s --legacy-tls applies to request --binding too.)]' \
 '-s[No notes on stderr (such as the upstream'\''s error status); errors are still shown]' \
 '--silent[No notes on stderr (such as the upstream'\''s error status); errors are still shown]' \
 '--json[Print one JSON document on stdout instead of text]' \

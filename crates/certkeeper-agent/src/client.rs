@@ -12,9 +12,25 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::de::DeserializeOwned;
 
 use crate::protocol::{
-    Anchors, BindingInfo, Code, Described, Envelope, Hello, KeyInfo, MAX_ANSWER, Request, Response,
-    Signature, VERSION, frame,
+    Anchors, BindingInfo, Code, Described, Envelope, Hello, KeyInfo, MAX_ANSWER, Ready, Request,
+    Response, Session, SessionReport, Signature, VERSION, frame,
 };
+
+/// An answer's `ok` as `T`, or its error.
+fn answer<T: DeserializeOwned>(buf: &[u8]) -> Result<T, ClientError> {
+    let response: Response =
+        serde_json::from_slice(buf).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    if let Some(error) = response.error {
+        return Err(ClientError::Agent {
+            code: error.code,
+            message: error.message,
+        });
+    }
+    let ok = response
+        .ok
+        .ok_or_else(|| ClientError::Protocol("neither ok nor error".into()))?;
+    serde_json::from_value(ok).map_err(|e| ClientError::Protocol(e.to_string()))
+}
 
 /// How long one request may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -167,18 +183,7 @@ impl AgentClient {
         }
         let mut buf = vec![0u8; n];
         self.stream.read_exact(&mut buf).map_err(lost)?;
-        let response: Response =
-            serde_json::from_slice(&buf).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        if let Some(error) = response.error {
-            return Err(ClientError::Agent {
-                code: error.code,
-                message: error.message,
-            });
-        }
-        let ok = response
-            .ok
-            .ok_or_else(|| ClientError::Protocol("neither ok nor error".into()))?;
-        serde_json::from_value(ok).map_err(|e| ClientError::Protocol(e.to_string()))
+        answer(&buf)
     }
 
     /// Who the agent is and who it takes the caller to be.
@@ -242,5 +247,52 @@ impl AgentClient {
         })?;
         B64.decode(answer.signature)
             .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// Whether the partner of an open `tls_session` of this caller's (`report`, from
+    /// its answer) has asked for the client certificate since the handshake.
+    pub fn session_report(&mut self, report: &str) -> Result<bool, ClientError> {
+        let answer: SessionReport = self.call(Request::SessionReport {
+            report: report.to_string(),
+        })?;
+        Ok(answer.asked_after)
+    }
+
+    /// A TLS session with a partner, made by the agent over `socket` (a TCP
+    /// connection this process made) with the key of `thumbprint`
+    /// ([`crate::handoff`]): what the handshake settled, and the connection that now
+    /// carries the session's plaintext. The agent was checked at [`connect`](Self::connect)
+    /// like every other: only a trusted agent gets the socket.
+    pub fn tls_session(
+        mut self,
+        request: Request,
+        socket: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<(Session, UnixStream), ClientError> {
+        let _: Ready = self.call(request)?;
+        let lost = |e: std::io::Error| ClientError::NotReachable {
+            path: self.path.clone(),
+            reason: format!("the connection failed: {e}"),
+        };
+        if !self.stream.buffer().is_empty() {
+            return Err(ClientError::Protocol("bytes after the answer".into()));
+        }
+        let mut stream = self.stream.into_inner();
+        crate::handoff::send_socket(&stream, socket).map_err(lost)?;
+        // The answer is read without a buffer: the plaintext that follows it is not
+        // this client's to read.
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).map_err(lost)?;
+        let n = u32::from_be_bytes(len) as usize;
+        if n > MAX_ANSWER {
+            return Err(ClientError::Protocol(format!("answer of {n} bytes")));
+        }
+        let mut buf = vec![0u8; n];
+        stream.read_exact(&mut buf).map_err(lost)?;
+        let session: Session = answer(&buf)?;
+        stream
+            .set_read_timeout(None)
+            .and_then(|()| stream.set_write_timeout(None))
+            .map_err(lost)?;
+        Ok((session, stream))
     }
 }

@@ -87,10 +87,10 @@ mod tests {
 
     #[test]
     fn frames_of_requests_parse_and_refusals_are_bad_requests() {
-        agent_request(&frame(br#"{"v":2,"op":"hello"}"#));
+        agent_request(&frame(br#"{"v":3,"op":"hello"}"#));
         agent_request(&frame(br#"{"v":1,"op":"hello"}"#));
         agent_request(&[0xff, 0xff, 0xff, 0xff]);
-        let request = parse_request(br#"{"v":2,"op":"resolve","reference":"partner"}"#).unwrap();
+        let request = parse_request(br#"{"v":3,"op":"resolve","reference":"partner"}"#).unwrap();
         assert!(matches!(request, Request::Resolve { reference } if reference == "partner"));
         let refused = parse_request(br#"{"v":3,"op":"hello"}"#).unwrap_err();
         assert_eq!(refused.error.unwrap().code, Code::UnsupportedVersion);

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod client;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod handoff;
 pub mod limits;
 pub mod peer;
 pub mod protocol;

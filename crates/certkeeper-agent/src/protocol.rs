@@ -1,6 +1,6 @@
 //! The agent's wire protocol, version 2: each message is a 4-byte big-endian length
-//! followed by that many bytes of UTF-8 JSON. Every request carries `"v": 2` and an
-//! `"op"`; every response carries `"v": 2` and either `"ok"` or `"error"`. Errors
+//! followed by that many bytes of UTF-8 JSON. Every request carries `"v": 3` and an
+//! `"op"`; every response carries `"v": 3` and either `"ok"` or `"error"`. Errors
 //! cross the socket as stable codes ([`Code`]), never as Display text of internals.
 
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,7 @@ pub const SCHEMES: &[rustls::SignatureScheme] = &[
 ];
 
 /// The protocol version this build speaks.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// The largest request the agent accepts.
 pub const MAX_MESSAGE: usize = 64 * 1024;
 /// The largest answer a client accepts: `describe` and `trust` carry certificates
@@ -68,6 +68,94 @@ pub enum Request {
         /// The message, base64.
         data: String,
     },
+    /// Whether the partner of a session this caller's `tls_session` holds open has
+    /// asked for the certificate since the handshake.
+    SessionReport {
+        /// The `report` of the session's answer.
+        report: String,
+    },
+    /// A TLS session with a partner, made by the agent with the key of `thumbprint`
+    /// over a TCP connection the caller made and hands over (for partners that ask for
+    /// the client certificate after the handshake, or on old TLS, which only the
+    /// agent's OpenSSL client answers). The agent answers [`Ready`]; the caller then
+    /// sends one byte with the connected socket attached (`SCM_RIGHTS`); the agent
+    /// answers [`Session`] (or an error) and from then on the connection carries the
+    /// session's plaintext both ways until either side closes it.
+    TlsSession {
+        /// The entry.
+        thumbprint: String,
+        /// The partner's host as in the URL: its name is what the certificate must
+        /// carry.
+        host: String,
+        /// The partner's port (for messages).
+        #[serde(default = "https_port")]
+        port: u16,
+        /// How the partner's certificate is checked.
+        trust: SessionTrust,
+        /// Protocols to offer (ALPN), e.g. `h2`, `http/1.1`.
+        #[serde(default)]
+        alpn: Vec<String>,
+        /// `--legacy-tls`.
+        #[serde(default)]
+        legacy: bool,
+    },
+}
+
+fn https_port() -> u16 {
+    443
+}
+
+/// How a [`Request::TlsSession`] checks the partner's certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SessionTrust {
+    /// The home's `root` store.
+    Root,
+    /// The system's roots, as the agent reads them.
+    System,
+    /// These anchors (base64 DER): a CA the caller named.
+    Anchors {
+        /// Base64 DER.
+        der: Vec<String>,
+    },
+    /// Nothing checked (`--insecure`).
+    Insecure,
+}
+
+/// The first answer to [`Request::TlsSession`]: send the socket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ready {
+    /// Always "socket".
+    pub send: String,
+}
+
+/// What a [`Request::TlsSession`]'s handshake settled.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Session {
+    /// "TLSv1_3".
+    pub version: String,
+    /// The suite.
+    pub cipher: String,
+    /// The protocol the partner chose.
+    pub alpn: Option<String>,
+    /// The partner's chain, leaf first, base64 DER.
+    pub server_chain: Vec<String>,
+    /// The TLS library ("OpenSSL").
+    pub library: String,
+    /// Whether the partner asked for the client certificate in the handshake.
+    #[serde(default)]
+    pub asked_in_handshake: bool,
+    /// The name to ask `session_report` with about this session while it lasts.
+    #[serde(default)]
+    pub report: String,
+}
+
+/// `session_report`'s answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionReport {
+    /// Whether the partner has asked for the client certificate after the handshake
+    /// (and got it).
+    pub asked_after: bool,
 }
 
 impl Request {
@@ -81,13 +169,18 @@ impl Request {
             Request::Trust { .. } => "trust",
             Request::Binding { .. } => "binding",
             Request::Sign { .. } => "sign",
+            Request::TlsSession { .. } => "tls_session",
+            Request::SessionReport { .. } => "session_report",
         }
     }
 
     /// Whether it reads the database beyond one indexed row (the agent runs these
     /// apart from signatures).
     pub fn is_lookup(&self) -> bool {
-        !matches!(self, Request::Hello | Request::Sign { .. })
+        !matches!(
+            self,
+            Request::Hello | Request::Sign { .. } | Request::SessionReport { .. }
+        )
     }
 }
 
@@ -125,6 +218,8 @@ pub enum Code {
     Internal,
     /// The caller has too many connections open (or the agent has); try later.
     Busy,
+    /// A `tls_session`'s handshake with the partner failed (the message says why).
+    SessionFailed,
 }
 
 /// An error response body.
@@ -259,6 +354,9 @@ pub struct BindingInfo {
     /// With the home's `egress_proxy`: the hosts reached without it (as `NO_PROXY`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub no_proxy: String,
+    /// `bind --legacy-tls`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legacy_tls: bool,
 }
 
 /// `sign`'s answer.

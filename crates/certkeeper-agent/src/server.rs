@@ -19,12 +19,14 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::audit::AuditLog;
+use crate::handoff::{SessionAnchors, SessionMaker, SessionRequest};
 use crate::limits::{ConnectionLimits, Slot};
 use crate::peer::Caller;
 use crate::protocol::SCHEMES;
 use crate::protocol::{
     Anchors, BindingInfo, Candidate, Code, Described, Hello, KeyInfo, MAX_ANSWER, MAX_MESSAGE,
-    Request, Response, Signature, VERSION, frame, parse_request,
+    Ready, Request, Response, SessionReport, SessionTrust, Signature, VERSION, frame,
+    parse_request,
 };
 
 /// How long a connection may sit idle between requests.
@@ -161,7 +163,15 @@ pub struct Agent {
     owner_uid: u32,
     audit: AuditLog,
     cache: Mutex<Cache>,
+    /// What makes `tls_session`s (egress's OpenSSL client), when registered.
+    sessions: std::sync::OnceLock<Arc<dyn SessionMaker>>,
+    /// The `tls_session`s open now, by their `report` name: the caller's uid, and
+    /// whether the partner has asked for the certificate since the handshake.
+    open_sessions: Mutex<HashMap<String, OpenSession>>,
 }
+
+/// A `tls_session` open now: whose it is, and what its partner asked since.
+type OpenSession = (u32, Arc<dyn Fn() -> bool + Send + Sync>);
 
 /// Binds the agent's socket (and a binding's Unix-socket listener): refuses a path
 /// that is not a socket, an agent that answers (or is busy: a full backlog is not a
@@ -313,7 +323,14 @@ impl Agent {
                 acls: HashMap::new(),
                 certified: HashMap::new(),
             }),
+            sessions: std::sync::OnceLock::new(),
+            open_sessions: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// Registers what makes TLS sessions for `tls_session` requests (once).
+    pub fn make_sessions_with(&self, maker: Arc<dyn SessionMaker>) {
+        let _ = self.sessions.set(maker);
     }
 
     /// Serves connections until `shutdown` completes. Each uid may hold at most
@@ -421,6 +438,10 @@ impl Agent {
                 }
             };
             let (response, fatal) = match parse_request(&body) {
+                Ok(request @ Request::TlsSession { .. }) => {
+                    // The connection becomes the session's: no more frames on it.
+                    return self.tls_session(stream, caller, request).await;
+                }
                 Ok(request) => {
                     let op = request.op();
                     let response = if request.is_lookup() {
@@ -442,6 +463,196 @@ impl Agent {
                 return;
             }
         }
+    }
+
+    /// `tls_session` ([`crate::handoff`]): decides as for `sign`, asks for the socket,
+    /// makes the session and carries it until it ends.
+    async fn tls_session(
+        self: Arc<Self>,
+        mut stream: tokio::io::BufReader<UnixStream>,
+        caller: Caller,
+        request: Request,
+    ) {
+        let decided = {
+            let agent = Arc::clone(&self);
+            let caller = caller.clone();
+            tokio::task::spawn_blocking(move || agent.session_decision(&caller, request))
+                .await
+                .unwrap_or_else(|_| Err(Response::error(Code::Internal, "the decision failed")))
+        };
+        let (thumbprint, identity, session) = match decided {
+            Ok(d) => d,
+            Err(response) => {
+                self.audit_error(&caller, "tls_session", &response);
+                let _ = tokio::time::timeout(READ, write(stream.get_mut(), &response)).await;
+                return;
+            }
+        };
+        let Some(maker) = self.sessions.get().map(Arc::clone) else {
+            let r = Response::error(Code::Internal, "this agent makes no TLS sessions");
+            let _ = tokio::time::timeout(READ, write(stream.get_mut(), &r)).await;
+            return;
+        };
+        let ready = Response::ok(json(&Ready {
+            send: "socket".into(),
+        }));
+        if !matches!(
+            tokio::time::timeout(READ, write(stream.get_mut(), &ready)).await,
+            Ok(Ok(()))
+        ) {
+            return;
+        }
+        // Nothing may have come after the request: the next byte carries the socket.
+        if !stream.buffer().is_empty() {
+            let r = Response::error(Code::BadRequest, "bytes after the tls_session request");
+            self.audit_error(&caller, "tls_session", &r);
+            let _ = tokio::time::timeout(READ, write(stream.get_mut(), &r)).await;
+            return;
+        }
+        let mut stream = stream.into_inner();
+        let socket = match tokio::time::timeout(READ, crate::handoff::receive_socket(&stream))
+            .await
+            .unwrap_or_else(|_| Err(format!("no socket came within {} s", READ.as_secs())))
+            .and_then(crate::handoff::tcp_socket)
+        {
+            Ok(socket) => socket,
+            Err(why) => {
+                let r = Response::error(Code::BadRequest, why);
+                self.audit_error(&caller, "tls_session", &r);
+                let _ = tokio::time::timeout(READ, write(&mut stream, &r)).await;
+                return;
+            }
+        };
+        // No audit record, no session (the handshake signs with the key).
+        if let Err(e) =
+            self.audit
+                .record(&caller, "tls_session", Some(&thumbprint), "allowed", None)
+        {
+            let r = Response::error(Code::Internal, format!("{e}: refusing to use the key"));
+            let _ = tokio::time::timeout(READ, write(&mut stream, &r)).await;
+            return;
+        }
+        let made = maker.make(socket, identity, session).await;
+        match made {
+            Ok(made) => {
+                let mut settled = made.session;
+                settled.report = report_name();
+                self.open_sessions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(
+                        settled.report.clone(),
+                        (caller.uid, Arc::from(made.asked_after)),
+                    );
+                let ok = Response::ok(json(&settled));
+                if matches!(
+                    tokio::time::timeout(READ, write(&mut stream, &ok)).await,
+                    Ok(Ok(()))
+                ) {
+                    crate::handoff::pump(stream, made.stream).await;
+                }
+                self.open_sessions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&settled.report);
+            }
+            Err(why) => {
+                let r = Response::error(Code::SessionFailed, why);
+                let _ = tokio::time::timeout(READ, write(&mut stream, &r)).await;
+            }
+        }
+    }
+
+    /// Whether `caller` may have a session with this key, and with what: the key's
+    /// thumbprint, its certificate chain and unsealed key, and the request decoded.
+    fn session_decision(
+        &self,
+        caller: &Caller,
+        request: Request,
+    ) -> Result<(String, Identity, SessionRequest), Response> {
+        let Request::TlsSession {
+            thumbprint,
+            host,
+            port,
+            trust,
+            alpn,
+            legacy,
+        } = request
+        else {
+            return Err(Response::error(Code::BadRequest, "not a tls_session"));
+        };
+        if host.is_empty()
+            || host.len() > 255
+            || alpn.len() > 8
+            || alpn.iter().any(|p| p.is_empty() || p.len() > 255)
+        {
+            return Err(Response::error(
+                Code::BadRequest,
+                "a host of 1 to 255 bytes and at most 8 ALPN names of 1 to 255 bytes",
+            ));
+        }
+        let home = self.home();
+        // As for `sign`: the ACL first, whether or not the entry exists.
+        if !self.may_use_fresh(caller, &home, &thumbprint) {
+            let _ = self.audit.record(
+                caller,
+                "tls_session",
+                Some(&thumbprint),
+                "denied",
+                Some("not in the key ACL"),
+            );
+            return Err(denied(caller));
+        }
+        let Ok(Some(entry)) = home.entry(&thumbprint) else {
+            return Err(Response::error(Code::NotFound, "no such certificate"));
+        };
+        if !entry.has_key {
+            return Err(Response::error(
+                Code::NoKey,
+                format!("{} has no private key", entry.subject),
+            ));
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let anchors = match trust {
+            SessionTrust::Root => {
+                let roots: Vec<CertificateDer<'static>> = home
+                    .list(Some(certkeeper_store::StoreName::Root))
+                    .map_err(|_| Response::error(Code::Internal, "the home could not be read"))?
+                    .into_iter()
+                    .map(|e| CertificateDer::from(e.der))
+                    .collect();
+                SessionAnchors::Der(roots)
+            }
+            SessionTrust::System => SessionAnchors::System,
+            SessionTrust::Insecure => SessionAnchors::Insecure,
+            SessionTrust::Anchors { der } => SessionAnchors::Der(
+                der.iter()
+                    .map(|d| B64.decode(d).map(CertificateDer::from))
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| Response::error(Code::BadRequest, "an anchor is not base64"))?,
+            ),
+        };
+        let identity = unsealed(&home, &entry, now).map_err(|message| {
+            let _ = self.audit.record(
+                caller,
+                "tls_session",
+                Some(&thumbprint),
+                "error",
+                Some(&message),
+            );
+            Response::error(Code::UnsupportedScheme, message)
+        })?;
+        Ok((
+            thumbprint,
+            identity,
+            SessionRequest {
+                host,
+                port,
+                anchors,
+                alpn: alpn.into_iter().map(String::into_bytes).collect(),
+                legacy,
+            },
+        ))
     }
 
     /// The caller with its groups, from a cache of a few seconds: the group database
@@ -519,6 +730,27 @@ impl Agent {
             Request::Describe { reference } => self.describe(caller, &reference),
             Request::Trust { server_ca } => self.trust(caller, &server_ca),
             Request::Binding { name } => self.binding(caller, &name),
+            Request::SessionReport { report } => {
+                let open = self
+                    .open_sessions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&report)
+                    .filter(|(uid, _)| *uid == caller.uid)
+                    .map(|(_, asked)| Arc::clone(asked));
+                match open {
+                    Some(asked_after) => Response::ok(json(&SessionReport {
+                        asked_after: asked_after(),
+                    })),
+                    // The same answer for another uid's session as for none.
+                    None => Response::error(Code::NotFound, "no such session open"),
+                }
+            }
+            // Served on its own connection (`tls_session`), never as one answer.
+            Request::TlsSession { .. } => Response::error(
+                Code::BadRequest,
+                "tls_session takes over its connection; it is not answered here",
+            ),
             Request::Sign {
                 thumbprint,
                 scheme,
@@ -986,6 +1218,7 @@ impl Agent {
                         String::new()
                     },
                     proxy,
+                    legacy_tls: b.legacy_tls,
                 }))
             }
             // The same answer whether the binding does not exist or is not this
@@ -1120,6 +1353,20 @@ impl Agent {
             }
         }
     }
+}
+
+/// A fresh name for an open session: 128 random bits, hex.
+fn report_name() -> String {
+    let mut bytes = [0u8; 16];
+    if rustls::crypto::aws_lc_rs::default_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .is_err()
+    {
+        // No randomness: a name no caller can guess is impossible; none is given.
+        return String::new();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The chain a client certificate is presented with: the leaf, then the CAs of its

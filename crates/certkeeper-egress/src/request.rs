@@ -30,6 +30,24 @@ pub struct Call {
     pub body: Bytes,
     /// Directly or through a forward proxy (curl's `HTTPS_PROXY` and `NO_PROXY`).
     pub route: crate::tunnel::Route,
+    /// How the agent makes the session instead when rustls cannot serve the partner
+    /// (it asks for the certificate after the handshake, or `--legacy-tls`); `None`:
+    /// rustls only.
+    pub handoff: Option<Handoff>,
+}
+
+/// The agent's OpenSSL session ([`certkeeper_agent::handoff`]), for a call whose key
+/// is used through the agent.
+#[derive(Debug, Clone)]
+pub struct Handoff {
+    /// The agent's socket.
+    pub socket: std::path::PathBuf,
+    /// The client certificate's thumbprint.
+    pub thumbprint: String,
+    /// The partner's certificate is checked as the call's own trust says.
+    pub trust: certkeeper_agent::protocol::SessionTrust,
+    /// `--legacy-tls`: the session is the agent's from the start.
+    pub legacy: bool,
 }
 
 /// What the TLS handshake settled.
@@ -45,6 +63,19 @@ pub struct TlsInfo {
     pub server_chain: Vec<CertificateDer<'static>>,
     /// "rustls" or "OpenSSL".
     pub library: &'static str,
+    /// Whether the partner asked for the client certificate.
+    pub asked: CertificateAsked,
+}
+
+/// Whether the partner asked for the client certificate: in the handshake, and after
+/// it (TLS 1.2 renegotiation or TLS 1.3 post-handshake authentication, answered by
+/// the agent's OpenSSL session), up to the answer's head.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CertificateAsked {
+    /// In the handshake.
+    pub in_handshake: bool,
+    /// After it.
+    pub after: bool,
 }
 
 /// The answer's head.
@@ -126,20 +157,153 @@ async fn exchange(
     }
     let port = call.url.port_u16().unwrap_or(443);
     let target = format!("{host}:{port}");
-    let fail = |e: &(dyn std::error::Error + 'static)| EgressError::Call(explain(e, &target));
     let endpoint = call.route.endpoint(host);
-    let tls = match connect {
-        None => crate::tls::connect(&endpoint, port, config).await?,
-        Some(limit) => tokio::time::timeout(limit, crate::tls::connect(&endpoint, port, config))
-            .await
-            .map_err(|_| {
-                EgressError::Call(format!(
-                    "could not connect to {target} (TCP and TLS) within {}",
-                    seconds(limit)
-                ))
-            })??,
+    let connected = async {
+        match &call.handoff {
+            Some(handoff) if handoff.legacy => {
+                through_agent(handoff, &endpoint, port, &[b"h2", b"http/1.1"]).await
+            }
+            handoff => {
+                let (made, asked) =
+                    crate::tls::watch_for_request(crate::tls::connect(&endpoint, port, config))
+                        .await;
+                let tls = made?;
+                match handoff {
+                    // The partner did not ask for the certificate in the handshake: it
+                    // may ask later, which only the agent's OpenSSL session answers.
+                    Some(handoff) if !asked && tls.full_handshake() => {
+                        drop(tls);
+                        through_agent(handoff, &endpoint, port, &[b"h2", b"http/1.1"]).await
+                    }
+                    _ => {
+                        let mut info = tls.info();
+                        info.asked.in_handshake = asked;
+                        Ok((info, Connected::Here(tls)))
+                    }
+                }
+            }
+        }
     };
-    let info = tls.info();
+    let (info, io) = match connect {
+        None => connected.await?,
+        Some(limit) => tokio::time::timeout(limit, connected).await.map_err(|_| {
+            EgressError::Call(format!(
+                "could not connect to {target} (TCP and TLS) within {}",
+                seconds(limit)
+            ))
+        })??,
+    };
+    match io {
+        Connected::Here(tls) => {
+            exchange_over(call, tls, info, None, host, &target, head, out).await
+        }
+        Connected::Agent(unix, report) => {
+            let report = call.handoff.as_ref().map(|h| (h.socket.clone(), report));
+            exchange_over(call, unix, info, report, host, &target, head, out).await
+        }
+    }
+}
+
+/// Whether the partner of the agent's open session (`report`, on the agent at
+/// `socket`) asked for the certificate after the handshake; `false` when the agent
+/// cannot say.
+async fn asked_after(socket: std::path::PathBuf, report: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        certkeeper_agent::AgentClient::connect(&socket)
+            .and_then(|mut agent| agent.session_report(&report))
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Where the session is: here (rustls), or in the agent (its plaintext over the
+/// agent's socket).
+enum Connected {
+    Here(crate::tls::Stream),
+    /// The plaintext, and the name to ask the agent about the session with.
+    Agent(tokio::net::UnixStream, String),
+}
+
+/// Connects to the partner (through the route's proxy, if any) and hands the
+/// connection to the agent, which makes the TLS session with OpenSSL.
+async fn through_agent(
+    handoff: &Handoff,
+    endpoint: &crate::tunnel::Endpoint,
+    port: u16,
+    alpn: &[&[u8]],
+) -> Result<(TlsInfo, Connected), EgressError> {
+    use crate::tunnel::Destination;
+    let tcp = crate::tls::open(endpoint, port)
+        .await?
+        .into_std()
+        .map_err(|e| EgressError::Call(format!("the connection to {}: {e}", endpoint.host())))?;
+    let request = certkeeper_agent::protocol::Request::TlsSession {
+        thumbprint: handoff.thumbprint.clone(),
+        host: endpoint.host().to_string(),
+        port,
+        trust: handoff.trust.clone(),
+        alpn: alpn
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect(),
+        legacy: handoff.legacy,
+    };
+    let socket = handoff.socket.clone();
+    let (session, unix) = tokio::task::spawn_blocking(move || {
+        use std::os::fd::AsFd;
+        let client = certkeeper_agent::AgentClient::connect(&socket)?;
+        // Our copy of the connection is closed when this returns: the agent's is the
+        // only one, so the partner sees the connection end when the session does.
+        client.tls_session(request, tcp.as_fd())
+    })
+    .await
+    .map_err(|e| EgressError::Call(e.to_string()))?
+    .map_err(|e| match e {
+        certkeeper_agent::ClientError::Agent { message, .. } => EgressError::Call(message),
+        e => EgressError::Agent(e),
+    })?;
+    unix.set_nonblocking(true)
+        .map_err(|e| EgressError::Call(e.to_string()))?;
+    let unix =
+        tokio::net::UnixStream::from_std(unix).map_err(|e| EgressError::Call(e.to_string()))?;
+    let info = TlsInfo {
+        version: session.version,
+        cipher: session.cipher,
+        alpn: session.alpn,
+        server_chain: session
+            .server_chain
+            .iter()
+            .filter_map(|c| {
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, c).ok()
+            })
+            .map(CertificateDer::from)
+            .collect(),
+        library: "OpenSSL",
+        asked: CertificateAsked {
+            in_handshake: session.asked_in_handshake,
+            after: false,
+        },
+    };
+    Ok((info, Connected::Agent(unix, session.report)))
+}
+
+/// The HTTP exchange over a TLS session's plaintext.
+#[allow(clippy::too_many_arguments)]
+async fn exchange_over<IO>(
+    call: &Call,
+    io: IO,
+    mut info: TlsInfo,
+    report: Option<(std::path::PathBuf, String)>,
+    host: &str,
+    target: &str,
+    head: &mut dyn FnMut(&Answer),
+    out: &mut dyn Write,
+) -> Result<Answer, EgressError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let fail = |e: &(dyn std::error::Error + 'static)| EgressError::Call(explain(e, target));
     let h2 = info.alpn.as_deref() == Some("h2");
 
     let mut builder = Request::builder().method(call.method.clone());
@@ -160,7 +324,7 @@ async fn exchange(
         .body(Full::new(call.body.clone()))
         .map_err(|e| EgressError::Config(format!("request: {e}")))?;
 
-    let io = TokioIo::new(tls);
+    let io = TokioIo::new(io);
     let response_future = async {
         if h2 {
             let (mut sender, conn) =
@@ -186,6 +350,9 @@ async fn exchange(
             ))
         })??;
     let (parts, mut body) = response.into_parts();
+    if let Some((socket, report)) = report {
+        info.asked.after = asked_after(socket, report).await;
+    }
     let answer = Answer {
         status: parts.status,
         version: parts.version,

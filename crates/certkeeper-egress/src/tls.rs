@@ -28,8 +28,8 @@ pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 pub enum Stream {
     /// rustls (boxed: its connection state is a few kilobytes).
     Rustls(Box<tokio_rustls::client::TlsStream<Socket>>),
-    /// OpenSSL.
-    OpenSsl(tokio_openssl::SslStream<Socket>),
+    /// OpenSSL, with what the partner asked of the certificate.
+    OpenSsl(tokio_openssl::SslStream<Socket>, crate::tls_openssl::Asked),
 }
 
 /// The TCP connection under a [`Stream`] (a proxy's tunnel, or not), read through a
@@ -41,7 +41,7 @@ impl Stream {
     pub fn alpn(&self) -> Option<&[u8]> {
         match self {
             Stream::Rustls(s) => s.get_ref().1.alpn_protocol(),
-            Stream::OpenSsl(s) => s.ssl().selected_alpn_protocol(),
+            Stream::OpenSsl(s, _) => s.ssl().selected_alpn_protocol(),
         }
     }
 
@@ -53,7 +53,7 @@ impl Stream {
                 s.get_ref().1.handshake_kind(),
                 Some(rustls::HandshakeKind::Resumed)
             ),
-            Stream::OpenSsl(s) => !s.ssl().session_reused(),
+            Stream::OpenSsl(s, _) => !s.ssl().session_reused(),
         }
     }
 
@@ -79,9 +79,17 @@ impl Stream {
                         .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
                         .unwrap_or_default(),
                     library: self.library(),
+                    asked: Default::default(),
                 }
             }
-            Stream::OpenSsl(s) => crate::tls_openssl::info(s.ssl()),
+            Stream::OpenSsl(s, asked) => {
+                let mut info = crate::tls_openssl::info(s.ssl());
+                info.asked = crate::request::CertificateAsked {
+                    in_handshake: asked.in_handshake(),
+                    after: asked.after(),
+                };
+                info
+            }
         }
     }
 
@@ -89,7 +97,7 @@ impl Stream {
     pub fn library(&self) -> &'static str {
         match self {
             Stream::Rustls(_) => "rustls",
-            Stream::OpenSsl(_) => "OpenSSL",
+            Stream::OpenSsl(..) => "OpenSSL",
         }
     }
 }
@@ -102,7 +110,7 @@ impl tokio::io::AsyncRead for Stream {
     ) -> std::task::Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Rustls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
-            Stream::OpenSsl(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Stream::OpenSsl(s, _) => std::pin::Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -115,7 +123,7 @@ impl tokio::io::AsyncWrite for Stream {
     ) -> std::task::Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Stream::Rustls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
-            Stream::OpenSsl(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Stream::OpenSsl(s, _) => std::pin::Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -126,14 +134,14 @@ impl tokio::io::AsyncWrite for Stream {
     ) -> std::task::Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Stream::Rustls(s) => std::pin::Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-            Stream::OpenSsl(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::OpenSsl(s, _) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
             Stream::Rustls(s) => s.is_write_vectored(),
-            Stream::OpenSsl(s) => s.is_write_vectored(),
+            Stream::OpenSsl(s, _) => s.is_write_vectored(),
         }
     }
 
@@ -143,7 +151,7 @@ impl tokio::io::AsyncWrite for Stream {
     ) -> std::task::Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Rustls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
-            Stream::OpenSsl(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Stream::OpenSsl(s, _) => std::pin::Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -153,7 +161,7 @@ impl tokio::io::AsyncWrite for Stream {
     ) -> std::task::Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Rustls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
-            Stream::OpenSsl(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Stream::OpenSsl(s, _) => std::pin::Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -213,7 +221,7 @@ pub async fn connect_openssl<D: Destination + ?Sized>(
     )
     .await
     .map_err(|_| timed_out(&target))??;
-    Ok(Stream::OpenSsl(stream))
+    Ok(Stream::OpenSsl(stream.0, stream.1))
 }
 
 /// The TCP connection to `host:port`, through the destination's proxy if it has one,

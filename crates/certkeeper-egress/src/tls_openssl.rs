@@ -45,10 +45,35 @@ pub enum Flavour {
     Legacy,
 }
 
+/// Whether the partner asked for the client certificate on an OpenSSL session: in
+/// the handshake, and after it (renegotiation, post-handshake authentication; OpenSSL
+/// answered with the certificate).
+#[derive(Debug, Clone)]
+pub struct Asked {
+    requests: Arc<certkeeper_openssl::Requests>,
+    in_handshake: u32,
+}
+
+impl Asked {
+    /// In the handshake.
+    pub fn in_handshake(&self) -> bool {
+        self.in_handshake > 0
+    }
+
+    /// After the handshake, so far.
+    pub fn after(&self) -> bool {
+        self.requests.count() > self.in_handshake
+    }
+}
+
 /// The suites of TLS 1.2 the rustls path offers, in its order (AES-128-GCM first).
 const LATE_SUITES: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
      ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:\
      ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+/// The suites of TLS 1.3, in the rustls path's order.
+const TLS13_SUITES: &str =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 
 /// Old partners: OpenSSL's default list (which has the RSA key exchange and CBC
 /// suites), at security level 0, which TLS 1.0 and 1.1 need (their handshakes are
@@ -122,7 +147,7 @@ impl OpenSslClient {
         host: &str,
         target: &str,
         alpn: &[&[u8]],
-    ) -> Result<tokio_openssl::SslStream<S>, EgressError> {
+    ) -> Result<(tokio_openssl::SslStream<S>, Asked), EgressError> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(bare.to_string())
             .map_err(|_| EgressError::Config(format!("{host}: not a valid host name")))?;
@@ -161,10 +186,21 @@ impl OpenSslClient {
                 }
             });
         }
+        let requests = certkeeper_openssl::count_certificate_requests(&mut ssl)
+            .map_err(config_error("an OpenSSL session"))?;
         let mut stream =
             tokio_openssl::SslStream::new(ssl, io).map_err(config_error("an OpenSSL session"))?;
         match std::pin::Pin::new(&mut stream).connect().await {
-            Ok(()) => Ok(stream),
+            Ok(()) => {
+                let in_handshake = requests.count();
+                Ok((
+                    stream,
+                    Asked {
+                        requests,
+                        in_handshake,
+                    },
+                ))
+            }
             Err(e) => {
                 let refused = refusal.lock().unwrap_or_else(|p| p.into_inner()).take();
                 Err(EgressError::Call(match refused {
@@ -173,6 +209,79 @@ impl OpenSslClient {
                 }))
             }
         }
+    }
+}
+
+/// Makes the agent's `tls_session`s ([`certkeeper_agent::handoff`]): an OpenSSL
+/// session over the caller's connection, checked with the trust it asked for.
+#[derive(Debug, Default)]
+pub struct AgentSessions;
+
+impl certkeeper_agent::handoff::SessionMaker for AgentSessions {
+    fn make(
+        &self,
+        socket: tokio::net::TcpStream,
+        identity: Identity,
+        request: certkeeper_agent::handoff::SessionRequest,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<certkeeper_agent::handoff::Made, String>>
+                + Send,
+        >,
+    > {
+        Box::pin(async move {
+            use certkeeper_agent::handoff::SessionAnchors;
+            let trust = match request.anchors {
+                SessionAnchors::System => {
+                    ServerTrust::Roots(crate::tls::system_roots().map_err(|e| e.to_string())?)
+                }
+                SessionAnchors::Der(anchors) => ServerTrust::Roots(anchors),
+                SessionAnchors::Insecure => ServerTrust::Insecure,
+            };
+            let flavour = if request.legacy {
+                Flavour::Legacy
+            } else {
+                Flavour::Late
+            };
+            let client =
+                OpenSslClient::new(Some(&identity), &trust, flavour).map_err(|e| e.to_string())?;
+            drop(identity);
+            let alpn: Vec<&[u8]> = request.alpn.iter().map(Vec::as_slice).collect();
+            let target = format!("{}:{}", request.host, request.port);
+            let _ = socket.set_nodelay(true);
+            let tls = tokio::time::timeout(
+                crate::tls::CONNECT_TIMEOUT,
+                client.handshake(
+                    tokio::io::BufReader::with_capacity(64 * 1024, socket),
+                    &request.host,
+                    &target,
+                    &alpn,
+                ),
+            )
+            .await
+            .map_err(|_| format!("the TLS handshake with {target} timed out"))?
+            .map_err(|e| e.to_string())?;
+            let (tls, asked) = tls;
+            let settled = info(tls.ssl());
+            let session = certkeeper_agent::protocol::Session {
+                version: settled.version,
+                cipher: settled.cipher,
+                alpn: settled.alpn,
+                server_chain: settled
+                    .server_chain
+                    .iter()
+                    .map(|c| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, c))
+                    .collect(),
+                library: settled.library.to_string(),
+                asked_in_handshake: asked.in_handshake(),
+                report: String::new(),
+            };
+            Ok(certkeeper_agent::handoff::Made {
+                session,
+                stream: Box::new(tls),
+                asked_after: Box::new(move || asked.after()),
+            })
+        })
     }
 }
 
@@ -198,6 +307,7 @@ pub fn info(ssl: &openssl::ssl::SslRef) -> crate::request::TlsInfo {
             })
             .unwrap_or_default(),
         library: "OpenSSL",
+        asked: Default::default(),
     }
 }
 
@@ -210,6 +320,7 @@ fn configure(builder: &mut SslContextBuilder, flavour: Flavour) -> Result<(), Eg
                 .set_min_proto_version(Some(SslVersion::TLS1_2))
                 .map_err(&fail)?;
             builder.set_cipher_list(LATE_SUITES).map_err(&fail)?;
+            builder.set_ciphersuites(TLS13_SUITES).map_err(&fail)?;
             // A server without RFC 5746 is refused outright: renegotiation with it
             // could be spliced by a man in the middle.
             builder.clear_options(certkeeper_openssl::LEGACY_SERVER_CONNECT);

@@ -1,15 +1,29 @@
-//! The one OpenSSL call certkeeper makes that the `openssl` crate has no safe wrapper
-//! for: `SSL_CTX_set_post_handshake_auth`, which makes a client offer TLS 1.3
-//! post-handshake authentication (RFC 8446 §4.6.2), so that a partner that asks for
-//! the client certificate only for some paths (Apache's per-location
-//! `SSLVerifyClient require`) can ask for it after the handshake. Kept in a crate of
-//! its own so that every other crate of the workspace forbids unsafe code.
+//! The OpenSSL calls certkeeper makes that the `openssl` crate has no safe wrapper
+//! for, kept in a crate of their own so that every other crate of the workspace
+//! forbids unsafe code:
+//!
+//! - `SSL_CTX_set_post_handshake_auth`, which makes a client offer TLS 1.3
+//!   post-handshake authentication (RFC 8446 §4.6.2), so that a partner that asks for
+//!   the client certificate only for some paths (Apache's per-location
+//!   `SSLVerifyClient require`) can ask for it after the handshake;
+//! - a message callback that counts the partner's CertificateRequests, so that
+//!   certkeeper can say whether (and when) a partner asked for the certificate on a
+//!   session OpenSSL made: in the handshake, after it (renegotiation, post-handshake
+//!   authentication), or never.
+//! - `SSL_OP_LEGACY_SERVER_CONNECT`, a constant the crate does not name.
 
-use openssl::ssl::{SslContextBuilder, SslOptions};
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
-/// `SSL_OP_LEGACY_SERVER_CONNECT`, which the `openssl` crate does not name: connect to
-/// servers that lack RFC 5746's renegotiation_info (OpenSSL still refuses to
-/// renegotiate with them).
+use foreign_types::ForeignTypeRef;
+use openssl::error::ErrorStack;
+use openssl::ex_data::Index;
+use openssl::ssl::{Ssl, SslContextBuilder, SslOptions, SslRef};
+use openssl_sys::SSL;
+
+/// `SSL_OP_LEGACY_SERVER_CONNECT`: connect to servers that lack RFC 5746's
+/// renegotiation_info (OpenSSL still refuses to renegotiate with them).
 pub const LEGACY_SERVER_CONNECT: SslOptions =
     SslOptions::from_bits_retain(openssl_sys::SSL_OP_LEGACY_SERVER_CONNECT);
 
@@ -26,14 +40,126 @@ pub fn offer_post_handshake_auth(builder: &mut SslContextBuilder) {
     }
 }
 
+/// How many CertificateRequests the partner has sent on a session.
+#[derive(Debug, Default)]
+pub struct Requests(AtomicU32);
+
+impl Requests {
+    /// The count so far.
+    pub fn count(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// `SSL_CTRL_SET_MSG_CALLBACK_ARG` (`SSL_set_msg_callback_arg` is a macro over it).
+const SSL_CTRL_SET_MSG_CALLBACK_ARG: c_int = 16;
+/// The handshake content type, and the CertificateRequest message type.
+const HANDSHAKE: c_int = 22;
+const CERTIFICATE_REQUEST: u8 = 13;
+
+type MessageCallback = unsafe extern "C" fn(
+    write_p: c_int,
+    version: c_int,
+    content_type: c_int,
+    buf: *const c_void,
+    len: usize,
+    ssl: *mut SSL,
+    arg: *mut c_void,
+);
+
+// libssl's own function (openssl-sys links libssl but does not declare this one).
+#[allow(unsafe_code)]
+unsafe extern "C" {
+    fn SSL_set_msg_callback(ssl: *mut SSL, cb: Option<MessageCallback>);
+}
+
+/// Counts the CertificateRequests the partner sends on `ssl`, from now on: in the
+/// handshake, and after it (TLS 1.2 renegotiation, TLS 1.3 post-handshake
+/// authentication). The counter lives in the session's own extra data, so it lives
+/// exactly as long as the callback can run.
+pub fn count_certificate_requests(ssl: &mut SslRef) -> Result<Arc<Requests>, ErrorStack> {
+    static INDEX: OnceLock<Index<Ssl, Arc<Requests>>> = OnceLock::new();
+    let index = match INDEX.get() {
+        Some(index) => *index,
+        None => *INDEX.get_or_init(|| Ssl::new_ex_index().expect("an OpenSSL ex_data index")),
+    };
+    let requests = Arc::new(Requests::default());
+    ssl.set_ex_data(index, Arc::clone(&requests));
+    let arg = Arc::as_ptr(&requests) as *mut c_void;
+    // SAFETY: `ssl` is a live `SSL`. The callback's argument points into the `Arc`
+    // just stored in the session's ex_data, which is freed only with the session
+    // (and replaced by nothing else: the index is this function's own), so it is
+    // valid whenever OpenSSL calls the callback for this session. The callback only
+    // reads `len` bytes OpenSSL passes and touches an atomic.
+    #[allow(unsafe_code)]
+    unsafe {
+        SSL_set_msg_callback(ssl.as_ptr(), Some(on_message));
+        openssl_sys::SSL_ctrl(ssl.as_ptr(), SSL_CTRL_SET_MSG_CALLBACK_ARG, 0, arg);
+    }
+    Ok(requests)
+}
+
+/// OpenSSL's message callback: a received handshake message whose first byte (its
+/// type) is CertificateRequest is counted.
+#[allow(unsafe_code)]
+unsafe extern "C" fn on_message(
+    write_p: c_int,
+    _version: c_int,
+    content_type: c_int,
+    buf: *const c_void,
+    len: usize,
+    _ssl: *mut SSL,
+    arg: *mut c_void,
+) {
+    if write_p != 0 || content_type != HANDSHAKE || len == 0 || buf.is_null() || arg.is_null() {
+        return;
+    }
+    // SAFETY: OpenSSL passes `len` (> 0) readable bytes at `buf`; `arg` is the
+    // `Requests` set by `count_certificate_requests`, alive while the session is.
+    let (kind, requests) = unsafe { (*(buf as *const u8), &*(arg as *const Requests)) };
+    if kind == CERTIFICATE_REQUEST {
+        requests.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
     use openssl::ssl::{SslContext, SslMethod};
+    use std::io::Read;
+
+    /// The ClientHello a context sends, read off a loopback connection.
+    fn client_hello(builder: SslContextBuilder) -> Vec<u8> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let context = builder.build();
+        let client = std::thread::spawn(move || {
+            let tcp = std::net::TcpStream::connect(addr).unwrap();
+            let ssl = Ssl::new(&context).unwrap();
+            let _ = ssl.connect(tcp);
+        });
+        let (mut server, _) = listener.accept().unwrap();
+        let mut hello = vec![0u8; 5];
+        server.read_exact(&mut hello).unwrap();
+        let len = u16::from_be_bytes([hello[3], hello[4]]) as usize;
+        hello.resize(5 + len, 0);
+        server.read_exact(&mut hello[5..]).unwrap();
+        drop(server);
+        client.join().unwrap();
+        hello
+    }
+
+    /// Whether the hello carries the post_handshake_auth extension (type 49, empty).
+    fn offers_pha(hello: &[u8]) -> bool {
+        hello.windows(4).any(|w| w == [0x00, 0x31, 0x00, 0x00])
+    }
 
     #[test]
-    fn a_context_offers_post_handshake_auth_and_still_builds() {
-        let mut builder = SslContext::builder(SslMethod::tls_client()).unwrap();
-        super::offer_post_handshake_auth(&mut builder);
-        let _ = builder.build();
+    fn the_client_hello_offers_post_handshake_auth_only_when_asked_to() {
+        let plain = SslContext::builder(SslMethod::tls_client()).unwrap();
+        assert!(!offers_pha(&client_hello(plain)));
+        let mut offering = SslContext::builder(SslMethod::tls_client()).unwrap();
+        offer_post_handshake_auth(&mut offering);
+        assert!(offers_pha(&client_hello(offering)));
     }
 }

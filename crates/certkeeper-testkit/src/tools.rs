@@ -233,7 +233,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "is not listed in crates/certkeeper-testkit/tools.tsv")]
     fn an_unlisted_program_is_refused() {
-        package("curl");
+        package("wget");
     }
 
     /// Whether the user or group database has `name` (getent, as an administrator checks).

@@ -543,6 +543,12 @@ pub struct RequestArgs {
     /// Do not verify the server's certificate at all (says so loudly).
     #[arg(short = 'k', long)]
     pub insecure: bool,
+    /// The partner is on an old TLS stack: also accept TLS 1.0 and 1.1, RSA key
+    /// exchange and CBC suites, and a server certificate that names its host only in
+    /// its subject CN. The same trust anchors are used. (A binding's --legacy-tls
+    /// applies to request --binding too.)
+    #[arg(long)]
+    pub legacy_tls: bool,
     /// Write the body (and with -i the head) to this file instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,

@@ -43,6 +43,11 @@ pub fn serve(ctx: &Context, socket: Option<PathBuf>) -> Result<u8, CliError> {
         certkeeper_agent::server::AgentError::Store(store) => CliError::from(store),
         other => CliError::new(Kind::Environment, other.to_string()),
     })?;
+    // `tls_session`s (partners that ask for the certificate late, old TLS) are made
+    // with OpenSSL, here where the key is.
+    agent.make_sessions_with(std::sync::Arc::new(
+        certkeeper_egress::tls_openssl::AgentSessions,
+    ));
     // On one CPU (a small VM, or pinned with taskset/CPUAffinity) a work-stealing
     // scheduler is pure overhead for the relay: run everything on one thread.
     let cpus = std::thread::available_parallelism()

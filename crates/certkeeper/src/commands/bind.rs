@@ -6,7 +6,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use certkeeper_egress::request::{Answer, Call, Limits, send_with};
+use certkeeper_agent::protocol::SessionTrust;
+use certkeeper_egress::request::{Answer, Call, Handoff, Limits, send_with};
 use certkeeper_egress::tls::{FixedClientCert, ServerTrust, agent_client_config};
 use certkeeper_egress::tunnel::{NoProxy, Proxy, Route};
 use certkeeper_store::Binding;
@@ -124,7 +125,12 @@ pub fn list(ctx: &Context) -> Result<u8, CliError> {
 pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
     let plan = plan(ctx, args)?;
     let route = route(ctx, args, plan.binding_route.as_ref())?;
-    let (reference, url, trust, from_file) = (plan.reference, plan.url, plan.trust, plan.from_file);
+    let (reference, url, trust, from_file) = (
+        plan.reference.clone(),
+        plan.url.clone(),
+        plan.trust.clone(),
+        plan.from_file,
+    );
     let socket = socket_path(args.socket.clone(), &ctx.home_dir);
     let (config, resolver, info) =
         agent_client_config(&socket, &reference, &trust, &[b"h2", b"http/1.1"]).map_err(|e| {
@@ -145,6 +151,12 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
 
     let mut call = build_call(args, url)?;
     call.route = route;
+    call.handoff = Some(Handoff {
+        socket,
+        thumbprint: info.thumbprint.clone(),
+        trust: plan.session_trust,
+        legacy: plan.legacy,
+    });
     if args.verbose {
         eprintln!(
             "* client certificate: {} (sha256 {})",
@@ -182,9 +194,10 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
     let verbose = args.verbose;
     let include = args.include && !ctx.json;
     let asked = Arc::clone(&resolver);
+    let legacy = plan.legacy;
     let mut on_head = |answer: &Answer| {
         if verbose {
-            show_tls(answer, &asked);
+            show_tls(answer, &asked, legacy);
         }
         if include {
             let mut head = format!("{:?} {}\r\n", answer.version, answer.status);
@@ -236,13 +249,19 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
             &answer,
             &body.borrow(),
             args.output.as_deref(),
-            resolver.was_asked(),
         ))?;
     }
     if answer.status.as_u16() >= 400 {
         if !args.silent {
-            let why = if !resolver.was_asked() {
+            let asked = answer.tls.asked;
+            let why = if !asked.in_handshake && !asked.after {
                 " (the partner did not ask for a client certificate on this connection)".to_string()
+            } else if asked.after {
+                format!(
+                    " (the partner asked for the client certificate after the handshake \
+                     ({}) and was given it)",
+                    late_kind(&answer.tls.version)
+                )
             } else {
                 resolver
                     .issuer_mismatch()
@@ -344,6 +363,10 @@ struct Plan {
     reference: String,
     url: http::Uri,
     trust: ServerTrust,
+    /// The same trust, as the agent takes it for a session it makes.
+    session_trust: SessionTrust,
+    /// `--legacy-tls`, or the binding's.
+    legacy: bool,
     /// `--cert` named a certificate file (the reference is its thumbprint).
     from_file: bool,
     /// `--binding`, read from the home: the proxy URL and exceptions the binding's
@@ -370,6 +393,7 @@ fn plan(ctx: &Context, args: &RequestArgs) -> Result<Plan, CliError> {
         None
     };
     let mut binding_route = None;
+    let mut legacy = args.legacy_tls;
     let (reference, url, server_ca) = match &args.binding {
         Some(name) => {
             let (cert, upstream, server_ca) = match access.as_mut() {
@@ -383,11 +407,13 @@ fn plan(ctx: &Context, args: &RequestArgs) -> Result<Plan, CliError> {
                         ),
                     })
                     .filter(|(url, _)| !url.trim().is_empty());
+                    legacy |= b.legacy_tls;
                     (b.cert, b.upstream, b.server_ca)
                 }
                 Some(Access::Agent(client)) => {
                     let b = client.binding(name)?;
                     binding_route = b.proxy.map(|url| (url, b.no_proxy));
+                    legacy |= b.legacy_tls;
                     (b.thumbprint, b.upstream, b.server_ca)
                 }
                 None => unreachable!("a binding needs the home or the agent"),
@@ -457,10 +483,13 @@ fn plan(ctx: &Context, args: &RequestArgs) -> Result<Plan, CliError> {
             None => unreachable!("access was just set"),
         }
     };
+    let session_trust = super::doctor::session_trust(&server_ca, &trust);
     Ok(Plan {
         reference,
         url,
         trust,
+        session_trust,
+        legacy,
         from_file,
         binding_route,
     })
@@ -471,7 +500,6 @@ fn answer_json(
     answer: &Answer,
     body: &[u8],
     written_to: Option<&std::path::Path>,
-    asked: bool,
 ) -> serde_json::Value {
     use base64::Engine as _;
     // One string per header name; repeated fields joined with ", " (RFC 9110 5.3).
@@ -517,7 +545,9 @@ fn answer_json(
             "version": answer.tls.version,
             "cipher": answer.tls.cipher,
             "alpn": answer.tls.alpn,
-            "client_certificate_requested": asked,
+            "client_certificate_requested": answer.tls.asked.in_handshake || answer.tls.asked.after,
+            "client_certificate_requested_after_handshake": answer.tls.asked.after,
+            "library": answer.tls.library,
             "server_chain": chain,
         },
     })
@@ -604,15 +634,42 @@ fn ensure_slash(path: &str) -> String {
     }
 }
 
-fn show_tls(answer: &Answer, resolver: &FixedClientCert) {
+/// How a partner asks for the certificate after the handshake, by TLS version.
+fn late_kind(version: &str) -> &'static str {
+    if version.starts_with("TLSv1_3") {
+        "post-handshake authentication"
+    } else {
+        "renegotiation"
+    }
+}
+
+fn show_tls(answer: &Answer, resolver: &FixedClientCert, legacy: bool) {
     let tls = &answer.tls;
     eprintln!(
-        "* TLS {} with {}, ALPN {}",
+        "* TLS {} with {}, ALPN {} ({})",
         tls.version,
         tls.cipher,
-        tls.alpn.as_deref().unwrap_or("none")
+        tls.alpn.as_deref().unwrap_or("none"),
+        tls.library
     );
-    if resolver.was_asked() {
+    if legacy {
+        eprintln!("* --legacy-tls: the agent made this session with OpenSSL");
+    } else if tls.library == "OpenSSL" {
+        eprintln!(
+            "* the partner did not ask for a client certificate in the handshake: the agent \
+             made this session with OpenSSL, which answers a request for it after the handshake"
+        );
+    }
+    if tls.asked.after {
+        eprintln!(
+            "* the partner asked for the client certificate after the handshake ({}): presented",
+            late_kind(&tls.version)
+        );
+    } else if tls.library == "OpenSSL" && tls.asked.in_handshake {
+        eprintln!("* the server asked for a client certificate: presented");
+    } else if tls.library == "OpenSSL" {
+        eprintln!("* the partner did not ask for a client certificate on this path");
+    } else if resolver.was_asked() {
         let accepted = resolver.accepted_issuers();
         if accepted.is_empty() {
             eprintln!("* the server asked for a client certificate (from any CA): presented");
@@ -694,5 +751,6 @@ fn build_call(args: &RequestArgs, url: http::Uri) -> Result<Call, CliError> {
         headers,
         body,
         route: Route::default(),
+        handoff: None,
     })
 }

@@ -334,6 +334,7 @@ async fn demo() -> Result<usize, CliError> {
         headers: Vec::new(),
         body: bytes::Bytes::new(),
         route: certkeeper_egress::tunnel::Route::default(),
+        handoff: None,
     };
     let mut out = Vec::new();
     let answer = certkeeper_egress::request::send(&call, Arc::new(config), &mut |_| {}, &mut out)

@@ -576,6 +576,23 @@ fn check_binding(
     f: &mut Findings,
 ) {
     let name = format!("binding {}", binding.name);
+    if binding.legacy_tls {
+        f.add(
+            "binding-tls",
+            &name,
+            "warn",
+            format!(
+                "--legacy-tls: {} may be reached over TLS 1.0 or 1.1, with RSA key exchange and \
+                 CBC suites, and with a server certificate that names its host only in its CN; \
+                 ask the partner to move to TLS 1.2 with ECDHE and a subjectAltName",
+                binding.upstream
+            ),
+            Some(format!(
+                "once it has: certkeeper bind {} --cert {} --upstream {} (without --legacy-tls)",
+                binding.name, binding.cert, binding.upstream
+            )),
+        );
+    }
     let entry = match home.resolve_current(&binding.cert, at) {
         Ok(e) => e,
         Err(e) => {
@@ -650,6 +667,25 @@ fn check_binding(
     }
 }
 
+/// A call's trust as the agent takes it for a session it makes.
+pub(super) fn session_trust(
+    server_ca: &str,
+    trust: &certkeeper_egress::tls::ServerTrust,
+) -> certkeeper_agent::protocol::SessionTrust {
+    use certkeeper_agent::protocol::SessionTrust;
+    match (server_ca, trust) {
+        (_, certkeeper_egress::tls::ServerTrust::Insecure) => SessionTrust::Insecure,
+        ("root", _) => SessionTrust::Root,
+        ("system", _) => SessionTrust::System,
+        (_, certkeeper_egress::tls::ServerTrust::Roots(anchors)) => SessionTrust::Anchors {
+            der: anchors
+                .iter()
+                .map(|a| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, a))
+                .collect(),
+        },
+    }
+}
+
 /// A TLS handshake with the upstream, presenting the binding's certificate.
 fn handshake(
     home: &Home,
@@ -658,8 +694,9 @@ fn handshake(
 ) -> Result<String, String> {
     use certkeeper_egress::tls::{ServerTrust, agent_client_config};
     let trust = ServerTrust::named(Some(home), &binding.server_ca).map_err(|e| e.to_string())?;
-    let (config, resolver, _) = agent_client_config(socket, &binding.cert, &trust, &[b"http/1.1"])
-        .map_err(|e| e.to_string())?;
+    let (config, resolver, key) =
+        agent_client_config(socket, &binding.cert, &trust, &[b"http/1.1"])
+            .map_err(|e| e.to_string())?;
     let url: http::Uri = binding.upstream.parse().map_err(|e| format!("{e}"))?;
     let call = certkeeper_egress::request::Call {
         url: url.clone(),
@@ -668,6 +705,14 @@ fn handshake(
         body: bytes::Bytes::new(),
         route: certkeeper_egress::supervisor::binding_route(home, binding)
             .map_err(|e| e.to_string())?,
+        // As the binding's relay does: OpenSSL (in the agent) for a partner that does
+        // not ask for the certificate in the handshake, or on old TLS.
+        handoff: Some(certkeeper_egress::request::Handoff {
+            socket: socket.to_path_buf(),
+            thumbprint: key.thumbprint,
+            trust: session_trust(&binding.server_ca, &trust),
+            legacy: binding.legacy_tls,
+        }),
     };
     let through = url
         .host()
@@ -696,6 +741,12 @@ fn handshake(
             None => e.to_string(),
         })?;
     let certificate = match (resolver.was_asked(), resolver.issuer_mismatch()) {
+        _ if binding.legacy_tls => "presented if asked for (old TLS, with OpenSSL)".to_string(),
+        _ if answer.tls.library == "OpenSSL" => {
+            "not requested in the handshake: the session was made with OpenSSL, which presents \
+             it if the partner asks after the handshake"
+                .to_string()
+        }
         (false, _) => {
             "not requested: the partner did not ask for a client certificate on this path"
                 .to_string()

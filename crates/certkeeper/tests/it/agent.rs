@@ -292,22 +292,22 @@ fn hostile_requests_get_errors_and_the_agent_keeps_serving() {
         raw_exchange(&agent.socket, &garbage).unwrap()["error"]["code"],
         "bad_request"
     );
-    let future = framed(r#"{"v": 3, "op": "hello"}"#);
+    let future = framed(r#"{"v": 4, "op": "hello"}"#);
     let answer = raw_exchange(&agent.socket, &future).unwrap();
     assert_eq!(answer["error"]["code"], "unsupported_version");
     assert!(
         answer["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("version 2")
+            .contains("version 3")
     );
-    let unknown = framed(r#"{"v": 2, "op": "export_private_key", "thumbprint": "x"}"#);
+    let unknown = framed(r#"{"v": 3, "op": "export_private_key", "thumbprint": "x"}"#);
     assert_eq!(
         raw_exchange(&agent.socket, &unknown).unwrap()["error"]["code"],
         "bad_request"
     );
     let bad_scheme =
-        framed(r#"{"v": 2, "op": "sign", "thumbprint": "00", "scheme": "MD5", "data": ""}"#);
+        framed(r#"{"v": 3, "op": "sign", "thumbprint": "00", "scheme": "MD5", "data": ""}"#);
     assert_eq!(
         raw_exchange(&agent.socket, &bad_scheme).unwrap()["error"]["code"],
         "unsupported_scheme"
@@ -331,7 +331,7 @@ fn hostile_requests_get_errors_and_the_agent_keeps_serving() {
     cmd.arg(format!(
         r#"import socket,struct,json,sys
 s=socket.socket(socket.AF_UNIX); s.connect({sock:?})
-m=json.dumps({{"v":2,"op":"sign","thumbprint":"{thumb}","scheme":"ECDSA_NISTP256_SHA256","data":"aGk="}}).encode()
+m=json.dumps({{"v":3,"op":"sign","thumbprint":"{thumb}","scheme":"ECDSA_NISTP256_SHA256","data":"aGk="}}).encode()
 s.sendall(struct.pack(">I",len(m))+m); n=struct.unpack(">I",s.recv(4))[0]; print(s.recv(n).decode())"#,
         sock = agent.socket.display().to_string()
     ));

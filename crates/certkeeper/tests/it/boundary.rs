@@ -333,7 +333,7 @@ try:
     busy = answer["error"]["code"] == "busy"
 except Exception:
     busy = False
-sign = frame({"v": 2, "op": "sign", "thumbprint": "00" * 32, "scheme": "ED25519", "data": ""})
+sign = frame({"v": 3, "op": "sign", "thumbprint": "00" * 32, "scheme": "ED25519", "data": ""})
 def ask(d):
     d.sendall(sign)
     n = struct.unpack(">I", d.recv(4))[0]; return json.loads(d.recv(n))

@@ -1015,7 +1015,20 @@ fn a_partner_on_an_old_tls_stack_is_refused_with_what_it_speaks_and_reached_when
         let (status, body) = http(port, "GET", "/", &[], b"");
         assert_eq!(status, 502, "{tls}: {body}");
         assert!(body.contains(why), "{tls}: {body}");
-        // Opted in, the binding reaches it, with the same trust anchors.
+        // Opted in, request reaches it (the agent makes the session with OpenSSL)...
+        let out = request(
+            &env,
+            &agent,
+            &[&url, "--cert", "partner", "--legacy-tls", "-v"],
+        );
+        let err = stderr(&out);
+        assert!(out.status.success(), "{tls}: {err}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "old\n");
+        assert!(
+            err.contains("(OpenSSL)") && err.contains("--legacy-tls"),
+            "{err}"
+        );
+        // ... and so does a binding, with the same trust anchors.
         let port = bind_with(
             &env,
             &format!("legacy{n}"),
@@ -1037,6 +1050,13 @@ fn a_partner_on_an_old_tls_stack_is_refused_with_what_it_speaks_and_reached_when
     assert!(
         body.contains("is not trusted: it is issued by a CA that is not trusted here"),
         "{body}"
+    );
+    let out = request(&env, &agent, &[&rogue, "--cert", "partner", "--legacy-tls"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not trusted: it is issued by a CA that is not trusted here"),
+        "{}",
+        stderr(&out)
     );
     let bindings = env.ok(&["bindings"]);
     assert!(bindings.contains("legacy TLS"), "{bindings}");
@@ -1529,14 +1549,23 @@ fn one_answer_partner(partner: &Partner) -> u16 {
     spec.dns.push("127.0.0.1".into());
     let cert = partner.server_root.issue(&spec);
     let key = rustls_pki_types::PrivateKeyDer::Pkcs8(cert.key_der().into());
-    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert.der.into()], key)
+    // It asks for the client certificate in the handshake, as the partners of this
+    // product do (one that does not is served by OpenSSL, tested elsewhere).
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(partner.client_root.der.clone().into()).unwrap();
+    let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        std::sync::Arc::clone(&provider),
+    )
+    .build()
     .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(clients)
+        .with_single_cert(vec![cert.der.into()], key)
+        .unwrap();
     let config = std::sync::Arc::new(config);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -8,7 +8,7 @@ use std::process::Output;
 
 use crate::agent::{RunningAgent, shared_binary};
 use crate::common::{Env, stderr};
-use crate::egress::{Partner, bind_cert, home_for, http};
+use crate::egress::{Partner, bind_cert, home_for, http, wait_for_port};
 
 const GRANTED: u32 = 4711;
 const STRANGER: u32 = 4712;
@@ -328,7 +328,7 @@ fn what_a_granted_user_asks_for_beyond_its_key_is_refused_and_nothing_hostile_is
         let answer = raw_as(
             GRANTED,
             &agent,
-            &format!(r#"{{"v":2,"op":"trust","server_ca":"{reference}"}}"#),
+            &format!(r#"{{"v":3,"op":"trust","server_ca":"{reference}"}}"#),
         );
         assert_eq!(
             answer["error"]["code"], "not_found",
@@ -338,14 +338,14 @@ fn what_a_granted_user_asks_for_beyond_its_key_is_refused_and_nothing_hostile_is
     let answer = raw_as(
         GRANTED,
         &agent,
-        r#"{"v":2,"op":"trust","server_ca":"subject:Partner Client CA"}"#,
+        r#"{"v":3,"op":"trust","server_ca":"subject:Partner Client CA"}"#,
     );
     assert!(answer["ok"]["anchors"].is_array(), "{answer}");
     // `describe` of its own key carries nothing of the unrelated distrusted one.
     let answer = raw_as(
         GRANTED,
         &agent,
-        r#"{"v":2,"op":"describe","reference":"partner"}"#,
+        r#"{"v":3,"op":"describe","reference":"partner"}"#,
     );
     let stores: Vec<&str> = answer["ok"]["candidates"]
         .as_array()
@@ -364,7 +364,7 @@ fn what_a_granted_user_asks_for_beyond_its_key_is_refused_and_nothing_hostile_is
             STRANGER,
             &agent,
             &format!(
-                r#"{{"v":2,"op":"sign","thumbprint":"{t}","scheme":"ECDSA_NISTP256_SHA256","data":""}}"#
+                r#"{{"v":3,"op":"sign","thumbprint":"{t}","scheme":"ECDSA_NISTP256_SHA256","data":""}}"#
             ),
         );
         assert_eq!(answer["error"]["code"], "denied", "{answer}");
@@ -396,7 +396,7 @@ while True:
     c, _ = s.accept()
     try:
         n = struct.unpack(">I", c.recv(4))[0]; c.recv(n)
-        m = json.dumps({"v": 2, "ok": {"name": "partner-api", "upstream": "https://127.0.0.1:1",
+        m = json.dumps({"v": 3, "ok": {"name": "partner-api", "upstream": "https://127.0.0.1:1",
             "thumbprint": "00", "server_ca": "system"}}).encode()
         c.sendall(struct.pack(">I", len(m)) + m)
     except Exception:
@@ -557,6 +557,7 @@ fn a_stopping_agent_lets_the_calls_in_flight_finish() {
     let env = home_for(&partner);
     let port = bind_cert(&env, "partner-api", "partner", &partner.h1_url("/"));
     let mut agent = RunningAgent::start(&env);
+    wait_for_port(port);
     let start = std::time::Instant::now();
     while http(port, "GET", "/status", &[], b"").0 != 200 {
         assert!(start.elapsed().as_secs() < 15, "never served");

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real certkeeper binary on temporary homes.
 
 mod agent;
+pub mod apache;
 pub mod bad_input;
 mod boundary;
 mod common;

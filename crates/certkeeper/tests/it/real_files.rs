@@ -239,7 +239,7 @@ fn a_dsa_pfx_imports_with_its_key_and_is_never_used_for_tls() {
     let thumbprint = v["thumbprint"].as_str().unwrap();
     for scheme in ["RSA_PKCS1_SHA256", "ECDSA_NISTP256_SHA256"] {
         let request = format!(
-            r#"{{"v": 2, "op": "sign", "thumbprint": "{thumbprint}", "scheme": "{scheme}", "data": "aGVsbG8="}}"#
+            r#"{{"v": 3, "op": "sign", "thumbprint": "{thumbprint}", "scheme": "{scheme}", "data": "aGVsbG8="}}"#
         );
         let answer = raw_exchange(&agent.socket, &framed(&request)).unwrap();
         assert_eq!(answer["error"]["code"], "unsupported_scheme", "{answer}");
@@ -251,7 +251,7 @@ fn a_dsa_pfx_imports_with_its_key_and_is_never_used_for_tls() {
             "{answer}"
         );
     }
-    let hello = raw_exchange(&agent.socket, &framed(r#"{"v": 2, "op": "hello"}"#)).unwrap();
+    let hello = raw_exchange(&agent.socket, &framed(r#"{"v": 3, "op": "hello"}"#)).unwrap();
     assert!(hello["ok"]["agent"].is_string(), "{hello}");
     // A request through it fails before any connection, with the same reason.
     let out = env.run(&[
@@ -468,7 +468,7 @@ fn ed448_and_x448_keys_import_with_their_certificates_and_are_never_used_for_tls
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         assert!(stderr(&out).contains(reason), "{}", stderr(&out));
         let request = format!(
-            r#"{{"v": 2, "op": "sign", "thumbprint": "{thumbprint}", "scheme": "ED25519", "data": "aGVsbG8="}}"#
+            r#"{{"v": 3, "op": "sign", "thumbprint": "{thumbprint}", "scheme": "ED25519", "data": "aGVsbG8="}}"#
         );
         let answer = raw_exchange(&agent.socket, &framed(&request)).unwrap();
         assert_eq!(answer["error"]["code"], "unsupported_scheme", "{answer}");
@@ -492,6 +492,6 @@ fn ed448_and_x448_keys_import_with_their_certificates_and_are_never_used_for_tls
         assert_ne!(out.status.code(), Some(0));
         assert!(stderr(&out).contains(reason), "{}", stderr(&out));
     }
-    let hello = raw_exchange(&agent.socket, &framed(r#"{"v": 2, "op": "hello"}"#)).unwrap();
+    let hello = raw_exchange(&agent.socket, &framed(r#"{"v": 3, "op": "hello"}"#)).unwrap();
     assert!(hello["ok"]["agent"].is_string(), "{hello}");
 }
