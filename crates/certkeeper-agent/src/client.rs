@@ -249,13 +249,12 @@ impl AgentClient {
             .map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
-    /// Whether the partner of an open `tls_session` of this caller's (`report`, from
-    /// its answer) has asked for the client certificate since the handshake.
-    pub fn session_report(&mut self, report: &str) -> Result<bool, ClientError> {
-        let answer: SessionReport = self.call(Request::SessionReport {
+    /// What the partner of an open `tls_session` of this caller's (`report`, from its
+    /// answer) has asked of the client certificate since the handshake.
+    pub fn session_report(&mut self, report: &str) -> Result<SessionReport, ClientError> {
+        self.call(Request::SessionReport {
             report: report.to_string(),
-        })?;
-        Ok(answer.asked_after)
+        })
     }
 
     /// A TLS session with a partner, made by the agent over `socket` (a TCP

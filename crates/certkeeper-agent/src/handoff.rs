@@ -44,9 +44,9 @@ pub struct Made {
     pub session: Session,
     /// The plaintext side.
     pub stream: Box<dyn Duplex>,
-    /// Whether the partner asked for the client certificate after the handshake, so
-    /// far.
-    pub asked_after: Box<dyn Fn() -> bool + Send + Sync>,
+    /// What the partner has asked of the client certificate since the handshake,
+    /// so far.
+    pub report: Box<dyn Fn() -> crate::protocol::SessionReport + Send + Sync>,
 }
 
 /// Makes TLS sessions for `tls_session` requests.

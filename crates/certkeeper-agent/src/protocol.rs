@@ -156,6 +156,14 @@ pub struct SessionReport {
     /// Whether the partner has asked for the client certificate after the handshake
     /// (and got it).
     pub asked_after: bool,
+    /// The CAs its last request for the certificate named, as text (empty: any, or
+    /// it did not ask).
+    #[serde(default)]
+    pub accepted: Vec<String>,
+    /// "the partner accepts certificates from: ...; ours is issued by ...", when
+    /// none of those CAs issued ours.
+    #[serde(default)]
+    pub mismatch: Option<String>,
 }
 
 impl Request {

@@ -171,7 +171,7 @@ pub struct Agent {
 }
 
 /// A `tls_session` open now: whose it is, and what its partner asked since.
-type OpenSession = (u32, Arc<dyn Fn() -> bool + Send + Sync>);
+type OpenSession = (u32, Arc<dyn Fn() -> SessionReport + Send + Sync>);
 
 /// Binds the agent's socket (and a binding's Unix-socket listener): refuses a path
 /// that is not a socket, an agent that answers (or is busy: a full backlog is not a
@@ -540,10 +540,7 @@ impl Agent {
                 self.open_sessions
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(
-                        settled.report.clone(),
-                        (caller.uid, Arc::from(made.asked_after)),
-                    );
+                    .insert(settled.report.clone(), (caller.uid, Arc::from(made.report)));
                 let ok = Response::ok(json(&settled));
                 if matches!(
                     tokio::time::timeout(READ, write(&mut stream, &ok)).await,
@@ -737,11 +734,9 @@ impl Agent {
                     .unwrap_or_else(|p| p.into_inner())
                     .get(&report)
                     .filter(|(uid, _)| *uid == caller.uid)
-                    .map(|(_, asked)| Arc::clone(asked));
+                    .map(|(_, report)| Arc::clone(report));
                 match open {
-                    Some(asked_after) => Response::ok(json(&SessionReport {
-                        asked_after: asked_after(),
-                    })),
+                    Some(report) => Response::ok(json(&report())),
                     // The same answer for another uid's session as for none.
                     None => Response::error(Code::NotFound, "no such session open"),
                 }

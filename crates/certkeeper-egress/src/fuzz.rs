@@ -1,4 +1,4 @@
-//! Entry points for the `framing` and `server_hello` fuzz targets (`fuzz/` at the
+//! Entry points for the `framing`, `server_hello` and `cert_request` fuzz targets (`fuzz/` at the
 //! repository root) and for the test that replays their corpora on the stable
 //! toolchain. Not part of the API.
 
@@ -64,6 +64,27 @@ pub fn server_hello(data: &[u8]) {
     assert_eq!(crate::probe::read_server_hello(&longer), Some(picked));
 }
 
+/// A partner's CertificateRequest as OpenSSL's message callback hands it over
+/// ([`crate::cert_request`]); the first byte picks the version (TLS 1.0 to 1.3). A
+/// request that reads gives non-empty names, each within the message, and reads the
+/// same with its last byte counted as part of the message no more.
+pub fn cert_request(data: &[u8]) {
+    let Some((&pick, message)) = data.split_first() else {
+        return;
+    };
+    let version = 0x0301 + i32::from(pick % 4);
+    let Ok(names) = crate::cert_request::acceptable_cas(version, message) else {
+        return;
+    };
+    for name in &names {
+        assert!(!name.is_empty() && name.len() <= message.len());
+    }
+    assert!(
+        crate::cert_request::acceptable_cas(version, &message[..message.len() - 1]).is_err(),
+        "a cut message is refused"
+    );
+}
+
 type Scanned = (Vec<u8>, Result<(usize, bool), framing::FramingError>);
 
 /// Feeds `input` in pieces of `step` bytes: the payload, then the bytes taken and
@@ -117,6 +138,7 @@ mod tests {
         for (target, run) in [
             ("framing", framing as fn(&[u8])),
             ("server_hello", server_hello),
+            ("cert_request", cert_request),
         ] {
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../../fuzz/corpus")

@@ -17,6 +17,7 @@
 
 pub mod app;
 mod buffer;
+pub mod cert_request;
 #[cfg(test)]
 mod differential;
 pub mod failure;

@@ -70,12 +70,17 @@ pub struct TlsInfo {
 /// Whether the partner asked for the client certificate: in the handshake, and after
 /// it (TLS 1.2 renegotiation or TLS 1.3 post-handshake authentication, answered by
 /// the agent's OpenSSL session), up to the answer's head.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CertificateAsked {
     /// In the handshake.
     pub in_handshake: bool,
     /// After it.
     pub after: bool,
+    /// After it: the CAs the partner named, as text (empty: any).
+    pub accepted: Vec<String>,
+    /// After it: "the partner accepts certificates from: ...; ours is issued by ..."
+    /// when none of those issued ours.
+    pub mismatch: Option<String>,
 }
 
 /// The answer's head.
@@ -204,17 +209,20 @@ async fn exchange(
     }
 }
 
-/// Whether the partner of the agent's open session (`report`, on the agent at
-/// `socket`) asked for the certificate after the handshake; `false` when the agent
-/// cannot say.
-async fn asked_after(socket: std::path::PathBuf, report: String) -> bool {
+/// What the partner of the agent's open session (`report`, on the agent at `socket`)
+/// asked of the certificate after the handshake; nothing when the agent cannot say.
+async fn asked_after(
+    socket: std::path::PathBuf,
+    report: String,
+) -> Option<certkeeper_agent::protocol::SessionReport> {
     tokio::task::spawn_blocking(move || {
         certkeeper_agent::AgentClient::connect(&socket)
             .and_then(|mut agent| agent.session_report(&report))
-            .unwrap_or(false)
+            .ok()
     })
     .await
-    .unwrap_or(false)
+    .ok()
+    .flatten()
 }
 
 /// Where the session is: here (rustls), or in the agent (its plaintext over the
@@ -282,7 +290,7 @@ async fn through_agent(
         library: "OpenSSL",
         asked: CertificateAsked {
             in_handshake: session.asked_in_handshake,
-            after: false,
+            ..CertificateAsked::default()
         },
     };
     Ok((info, Connected::Agent(unix, session.report)))
@@ -350,8 +358,12 @@ where
             ))
         })??;
     let (parts, mut body) = response.into_parts();
-    if let Some((socket, report)) = report {
-        info.asked.after = asked_after(socket, report).await;
+    if let Some((socket, report)) = report
+        && let Some(report) = asked_after(socket, report).await
+    {
+        info.asked.after = report.asked_after;
+        info.asked.accepted = report.accepted;
+        info.asked.mismatch = report.mismatch;
     }
     let answer = Answer {
         status: parts.status,

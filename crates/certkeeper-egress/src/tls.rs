@@ -87,6 +87,7 @@ impl Stream {
                 info.asked = crate::request::CertificateAsked {
                     in_handshake: asked.in_handshake(),
                     after: asked.after(),
+                    ..Default::default()
                 };
                 info
             }
@@ -534,33 +535,40 @@ impl AcceptedIssuers {
     pub fn mismatch(&self) -> Option<String> {
         let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let (accepted, presented) = &*last;
-        if accepted.is_empty() {
-            return None;
-        }
-        let ours: Vec<certkeeper_core::Certificate> = presented
-            .iter()
-            .flat_map(|k| &k.cert)
-            .filter_map(|c| certkeeper_core::Certificate::from_der(c.as_ref()).ok())
-            .collect();
-        let issued = |name: &[u8]| {
-            let text = certkeeper_core::Certificate::name_text(name);
-            ours.iter()
-                .any(|c| c.issuer_der == name || text.as_deref() == Some(c.issuer.as_str()))
-        };
-        if accepted.iter().any(|name| issued(name)) {
-            return None;
-        }
-        let names: Vec<String> = accepted.iter().map(|der| name_text(der)).collect();
-        let issuer = ours.first().map_or("(unknown)", |c| c.issuer.as_str());
-        Some(format!(
-            "the partner accepts certificates from: {}; ours is issued by {issuer}",
-            names.join("; ")
-        ))
+        let chain = presented.as_ref().map_or(&[][..], |k| k.cert.as_slice());
+        issuer_mismatch(accepted, chain)
     }
 }
 
+/// When the partner named the CAs it accepts (`accepted`, DER Names) and none of them
+/// issued a certificate of `chain` (the leaf or an intermediate presented): "the
+/// partner accepts certificates from: A; B; ours is issued by C".
+pub fn issuer_mismatch(accepted: &[Vec<u8>], chain: &[CertificateDer<'_>]) -> Option<String> {
+    if accepted.is_empty() {
+        return None;
+    }
+    let ours: Vec<certkeeper_core::Certificate> = chain
+        .iter()
+        .filter_map(|c| certkeeper_core::Certificate::from_der(c.as_ref()).ok())
+        .collect();
+    let issued = |name: &[u8]| {
+        let text = certkeeper_core::Certificate::name_text(name);
+        ours.iter()
+            .any(|c| c.issuer_der == name || text.as_deref() == Some(c.issuer.as_str()))
+    };
+    if accepted.iter().any(|name| issued(name)) {
+        return None;
+    }
+    let names: Vec<String> = accepted.iter().map(|der| name_text(der)).collect();
+    let issuer = ours.first().map_or("(unknown)", |c| c.issuer.as_str());
+    Some(format!(
+        "the partner accepts certificates from: {}; ours is issued by {issuer}",
+        names.join("; ")
+    ))
+}
+
 /// A DER Name from a CertificateRequest, as text.
-fn name_text(der: &[u8]) -> String {
+pub fn name_text(der: &[u8]) -> String {
     certkeeper_core::Certificate::name_text(der)
         .unwrap_or_else(|| "(a name that does not parse)".into())
 }

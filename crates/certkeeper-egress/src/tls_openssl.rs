@@ -64,6 +64,18 @@ impl Asked {
     pub fn after(&self) -> bool {
         self.requests.count() > self.in_handshake
     }
+
+    /// The acceptable CAs (DER Names) of the partner's last request for the
+    /// certificate: empty when it named none, never asked, or sent a request that does
+    /// not read.
+    pub fn accepted(&self) -> Vec<Vec<u8>> {
+        self.requests
+            .last()
+            .and_then(|(version, message)| {
+                crate::cert_request::acceptable_cas(version, &message).ok()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// The suites of TLS 1.2 the rustls path offers, in its order (AES-128-GCM first).
@@ -245,7 +257,6 @@ impl certkeeper_agent::handoff::SessionMaker for AgentSessions {
             };
             let client =
                 OpenSslClient::new(Some(&identity), &trust, flavour).map_err(|e| e.to_string())?;
-            drop(identity);
             let alpn: Vec<&[u8]> = request.alpn.iter().map(Vec::as_slice).collect();
             let target = format!("{}:{}", request.host, request.port);
             let _ = socket.set_nodelay(true);
@@ -263,6 +274,7 @@ impl certkeeper_agent::handoff::SessionMaker for AgentSessions {
             .map_err(|e| e.to_string())?;
             let (tls, asked) = tls;
             let settled = info(tls.ssl());
+            let chain = identity.chain.clone();
             let session = certkeeper_agent::protocol::Session {
                 version: settled.version,
                 cipher: settled.cipher,
@@ -279,7 +291,17 @@ impl certkeeper_agent::handoff::SessionMaker for AgentSessions {
             Ok(certkeeper_agent::handoff::Made {
                 session,
                 stream: Box::new(tls),
-                asked_after: Box::new(move || asked.after()),
+                report: Box::new(move || {
+                    let accepted = asked.accepted();
+                    certkeeper_agent::protocol::SessionReport {
+                        asked_after: asked.after(),
+                        mismatch: crate::tls::issuer_mismatch(&accepted, &chain),
+                        accepted: accepted
+                            .iter()
+                            .map(|name| crate::tls::name_text(name))
+                            .collect(),
+                    }
+                }),
             })
         })
     }

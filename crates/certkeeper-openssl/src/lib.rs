@@ -14,7 +14,7 @@
 
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use foreign_types::ForeignTypeRef;
 use openssl::error::ErrorStack;
@@ -40,14 +40,28 @@ pub fn offer_post_handshake_auth(builder: &mut SslContextBuilder) {
     }
 }
 
-/// How many CertificateRequests the partner has sent on a session.
+/// How many CertificateRequests the partner has sent on a session, and the last one.
 #[derive(Debug, Default)]
-pub struct Requests(AtomicU32);
+pub struct Requests {
+    count: AtomicU32,
+    last: Mutex<Option<(i32, Vec<u8>)>>,
+}
+
+/// The largest CertificateRequest kept (a handshake message is at most 16 MiB; a
+/// list of acceptable CAs this long is already absurd).
+const MAX_KEPT: usize = 64 * 1024;
 
 impl Requests {
     /// The count so far.
     pub fn count(&self) -> u32 {
-        self.0.load(Ordering::Relaxed)
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// The last CertificateRequest as received (the handshake message, its 4-byte
+    /// header first), with the protocol version it came in (0x0303 for TLS 1.2,
+    /// 0x0304 for TLS 1.3). Its bytes are the partner's: parse them strictly.
+    pub fn last(&self) -> Option<(i32, Vec<u8>)> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -104,7 +118,7 @@ pub fn count_certificate_requests(ssl: &mut SslRef) -> Result<Arc<Requests>, Err
 #[allow(unsafe_code)]
 unsafe extern "C" fn on_message(
     write_p: c_int,
-    _version: c_int,
+    version: c_int,
     content_type: c_int,
     buf: *const c_void,
     len: usize,
@@ -114,11 +128,19 @@ unsafe extern "C" fn on_message(
     if write_p != 0 || content_type != HANDSHAKE || len == 0 || buf.is_null() || arg.is_null() {
         return;
     }
-    // SAFETY: OpenSSL passes `len` (> 0) readable bytes at `buf`; `arg` is the
-    // `Requests` set by `count_certificate_requests`, alive while the session is.
-    let (kind, requests) = unsafe { (*(buf as *const u8), &*(arg as *const Requests)) };
-    if kind == CERTIFICATE_REQUEST {
-        requests.0.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: OpenSSL passes `len` (> 0) readable bytes at `buf`, valid for the
+    // call; `arg` is the `Requests` set by `count_certificate_requests`, alive while
+    // the session is.
+    let (message, requests) = unsafe {
+        (
+            std::slice::from_raw_parts(buf as *const u8, len),
+            &*(arg as *const Requests),
+        )
+    };
+    if message[0] == CERTIFICATE_REQUEST {
+        requests.count.fetch_add(1, Ordering::Relaxed);
+        let kept = (message.len() <= MAX_KEPT).then(|| (version, message.to_vec()));
+        *requests.last.lock().unwrap_or_else(|p| p.into_inner()) = kept;
     }
 }
 

@@ -253,9 +253,11 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
     }
     if answer.status.as_u16() >= 400 {
         if !args.silent {
-            let asked = answer.tls.asked;
+            let asked = &answer.tls.asked;
             let why = if !asked.in_handshake && !asked.after {
                 " (the partner did not ask for a client certificate on this connection)".to_string()
+            } else if let Some(mismatch) = &asked.mismatch {
+                format!(" ({mismatch})")
             } else if asked.after {
                 format!(
                     " (the partner asked for the client certificate after the handshake \
@@ -661,10 +663,19 @@ fn show_tls(answer: &Answer, resolver: &FixedClientCert, legacy: bool) {
         );
     }
     if tls.asked.after {
+        let from = if tls.asked.accepted.is_empty() {
+            "(from any CA)".to_string()
+        } else {
+            format!("from: {}", tls.asked.accepted.join("; "))
+        };
         eprintln!(
-            "* the partner asked for the client certificate after the handshake ({}): presented",
+            "* the partner asked for the client certificate after the handshake ({}) {from}; \
+             presented",
             late_kind(&tls.version)
         );
+        if let Some(mismatch) = &tls.asked.mismatch {
+            eprintln!("* warning: {mismatch}");
+        }
     } else if tls.library == "OpenSSL" && tls.asked.in_handshake {
         eprintln!("* the server asked for a client certificate: presented");
     } else if tls.library == "OpenSSL" {

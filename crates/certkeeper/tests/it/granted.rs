@@ -194,7 +194,7 @@ fn an_ungranted_user_learns_nothing_and_owner_commands_say_whose_home_it_is() {
 
 /// One HTTP/1.1 GET through a binding's listener (`127.0.0.1:PORT` or a Unix socket
 /// path), sent by a process running as `uid`; returns the status and the body.
-fn get_as(uid: u32, target: &str, path: &str) -> (u16, String) {
+pub(crate) fn get_as(uid: u32, target: &str, path: &str) -> (u16, String) {
     let script = r#"
 import socket, sys
 target, path = sys.argv[1], sys.argv[2]

@@ -11,6 +11,7 @@ pub mod egress;
 mod egress_smuggling;
 mod formats;
 mod granted;
+mod late;
 mod output;
 mod packaging;
 mod paths;
