@@ -62,7 +62,6 @@ pub trait SessionMaker: Send + Sync {
 }
 
 /// What the caller asked for, checked and decoded.
-#[derive(Debug, Clone)]
 pub struct SessionRequest {
     /// The partner's host, as in the URL.
     pub host: String,
@@ -74,6 +73,10 @@ pub struct SessionRequest {
     pub alpn: Vec<Vec<u8>>,
     /// `--legacy-tls`.
     pub legacy: bool,
+    /// Asked each time the partner asks for the certificate, before it is presented:
+    /// whether the caller may still use the key (a revoke applies at once), with the
+    /// use audited. `false` ends the session.
+    pub allow: std::sync::Arc<dyn Fn() -> bool + Send + Sync>,
 }
 
 /// The trust of a session, resolved by the agent.
@@ -172,12 +175,17 @@ pub(crate) fn tcp_socket(fd: OwnedFd) -> Result<tokio::net::TcpStream, String> {
 
 /// Carries plaintext between the caller and the session until the partner's side
 /// ends (the caller's end of writing is passed on as a TLS close), either side fails,
-/// or nothing moves one way for [`IDLE`].
-pub(crate) async fn pump(mut caller: UnixStream, session: Box<dyn Duplex>) {
+/// or nothing moves either way for [`IDLE`].
+pub(crate) async fn pump(caller: UnixStream, session: Box<dyn Duplex>) {
+    pump_within(caller, session, IDLE).await;
+}
+
+async fn pump_within(mut caller: UnixStream, session: Box<dyn Duplex>, idle: Duration) {
     let (mut from_caller, mut to_caller) = caller.split();
     let (mut from_partner, mut to_partner) = tokio::io::split(session);
-    let up = copy(&mut from_caller, &mut to_partner);
-    let down = copy(&mut from_partner, &mut to_caller);
+    let moved = std::sync::Mutex::new(tokio::time::Instant::now());
+    let up = copy(&mut from_caller, &mut to_partner, &moved, idle);
+    let down = copy(&mut from_partner, &mut to_caller, &moved, idle);
     tokio::pin!(up, down);
     tokio::select! {
         // The partner is done (or failed): nothing more can come back.
@@ -191,34 +199,72 @@ pub(crate) async fn pump(mut caller: UnixStream, session: Box<dyn Duplex>) {
     }
 }
 
-/// Copies until the end, then shuts the writer down; each read and write within
-/// [`IDLE`].
+/// Copies until the end, then shuts the writer down. A read that waits `idle` ends
+/// the copy only when nothing moved the other way either (`moved`: the last time a
+/// byte moved either way); a write must finish within `idle`.
 async fn copy(
     reader: &mut (impl AsyncRead + Unpin),
     writer: &mut (impl AsyncWrite + Unpin),
+    moved: &std::sync::Mutex<tokio::time::Instant>,
+    idle: Duration,
 ) -> std::io::Result<()> {
-    let timed_out = |_| std::io::Error::from(std::io::ErrorKind::TimedOut);
+    let last = || *moved.lock().unwrap_or_else(|p| p.into_inner());
+    let timed_out = || std::io::Error::from(std::io::ErrorKind::TimedOut);
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let n = tokio::time::timeout(IDLE, reader.read(&mut buf))
-            .await
-            .map_err(timed_out)??;
+        let n = loop {
+            match tokio::time::timeout_at(last() + idle, reader.read(&mut buf)).await {
+                Ok(read) => break read?,
+                // The other way moved meanwhile: keep waiting from then.
+                Err(_) if last().elapsed() < idle => continue,
+                Err(_) => return Err(timed_out()),
+            }
+        };
         if n == 0 {
-            let _ = tokio::time::timeout(IDLE, writer.shutdown()).await;
+            let _ = tokio::time::timeout(idle, writer.shutdown()).await;
             return Ok(());
         }
-        tokio::time::timeout(IDLE, async {
+        *moved.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
+        tokio::time::timeout(idle, async {
             writer.write_all(&buf[..n]).await?;
             writer.flush().await
         })
         .await
-        .map_err(timed_out)??;
+        .map_err(|_| timed_out())??;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A partner that trickles its answer while the caller, its request sent, says
+    /// nothing: the session lives as long as bytes move either way.
+    #[tokio::test(start_paused = true)]
+    async fn a_session_lives_while_either_way_moves_and_ends_when_neither_does() {
+        let (caller, mut app) = UnixStream::pair().unwrap();
+        let (session, mut partner) = tokio::io::duplex(1024);
+        let pumping = tokio::spawn(pump_within(
+            caller,
+            Box::new(session),
+            Duration::from_secs(10),
+        ));
+        app.write_all(b"request").await.unwrap();
+        let mut got = [0u8; 7];
+        partner.read_exact(&mut got).await.unwrap();
+        // 5 bytes, 6 s apart: 30 s in all, three times the idle limit.
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            partner.write_all(b"x").await.unwrap();
+            let mut byte = [0u8; 1];
+            app.read_exact(&mut byte).await.unwrap();
+        }
+        assert!(!pumping.is_finished());
+        // Then nothing either way: ended after the idle limit.
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        tokio::task::yield_now().await;
+        assert!(pumping.is_finished());
+    }
 
     #[tokio::test]
     async fn a_connected_tcp_socket_is_taken_and_anything_else_refused() {

@@ -170,8 +170,19 @@ pub struct Agent {
     open_sessions: Mutex<HashMap<String, OpenSession>>,
 }
 
-/// A `tls_session` open now: whose it is, and what its partner asked since.
-type OpenSession = (u32, Arc<dyn Fn() -> SessionReport + Send + Sync>);
+/// A `tls_session` open now (or ended less than [`REPORT_KEPT`] ago): whose it is,
+/// and what its partner asked since the handshake.
+struct OpenSession {
+    uid: u32,
+    report: Arc<dyn Fn() -> SessionReport + Send + Sync>,
+    ended: Option<std::time::Instant>,
+}
+
+/// How long an ended session's report stays readable.
+const REPORT_KEPT: Duration = Duration::from_secs(60);
+/// How many session reports are kept at most (open sessions are bounded by the
+/// connection limits; ended ones beyond this go, oldest first).
+const MAX_REPORTS: usize = 4096;
 
 /// Binds the agent's socket (and a binding's Unix-socket listener): refuses a path
 /// that is not a socket, an agent that answers (or is busy: a full backlog is not a
@@ -473,12 +484,18 @@ impl Agent {
         caller: Caller,
         request: Request,
     ) {
+        // A lookup (the home's root store, the key unsealed): it queues with the
+        // caller's other lookups, apart from signatures.
         let decided = {
+            let permit = self.lookups.acquire(caller.uid).await;
             let agent = Arc::clone(&self);
             let caller = caller.clone();
-            tokio::task::spawn_blocking(move || agent.session_decision(&caller, request))
-                .await
-                .unwrap_or_else(|_| Err(Response::error(Code::Internal, "the decision failed")))
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                agent.session_decision(&caller, request)
+            })
+            .await
+            .unwrap_or_else(|_| Err(Response::error(Code::Internal, "the decision failed")))
         };
         let (thumbprint, identity, session) = match decided {
             Ok(d) => d,
@@ -523,24 +540,46 @@ impl Agent {
                 return;
             }
         };
-        // No audit record, no session (the handshake signs with the key).
-        if let Err(e) =
-            self.audit
-                .record(&caller, "tls_session", Some(&thumbprint), "allowed", None)
-        {
+        // Whom the caller connected to, as the kernel says: for the audit log.
+        let peer = socket
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| "an unknown peer".into());
+        let Some(report) = report_name() else {
+            let r = Response::error(Code::Internal, "no randomness for the session's name");
+            let _ = tokio::time::timeout(READ, write(&mut stream, &r)).await;
+            return;
+        };
+        // No audit record, no session; and each time the partner asks for the
+        // certificate (in the handshake or after it), the grant is checked again and
+        // the use audited, so a revoke ends the session's signatures at once.
+        if let Err(e) = self.audit.record(
+            &caller,
+            "tls_session",
+            Some(&thumbprint),
+            "allowed",
+            Some(&format!("session with {peer}")),
+        ) {
             let r = Response::error(Code::Internal, format!("{e}: refusing to use the key"));
             let _ = tokio::time::timeout(READ, write(&mut stream, &r)).await;
             return;
         }
+        let mut session = session;
+        session.allow = {
+            let agent = Arc::downgrade(&self);
+            let (caller, thumbprint, peer) = (caller.clone(), thumbprint.clone(), peer.clone());
+            Arc::new(move || {
+                agent
+                    .upgrade()
+                    .is_some_and(|agent| agent.session_use(&caller, &thumbprint, &peer))
+            })
+        };
         let made = maker.make(socket, identity, session).await;
         match made {
             Ok(made) => {
                 let mut settled = made.session;
-                settled.report = report_name();
-                self.open_sessions
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(settled.report.clone(), (caller.uid, Arc::from(made.report)));
+                settled.report = report;
+                self.open_session(&settled.report, caller.uid, Arc::from(made.report));
                 let ok = Response::ok(json(&settled));
                 if matches!(
                     tokio::time::timeout(READ, write(&mut stream, &ok)).await,
@@ -548,15 +587,82 @@ impl Agent {
                 ) {
                     crate::handoff::pump(stream, made.stream).await;
                 }
-                self.open_sessions
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&settled.report);
+                self.close_session(&settled.report);
             }
             Err(why) => {
                 let r = Response::error(Code::SessionFailed, why);
+                self.audit_error(&caller, "tls_session", &r);
                 let _ = tokio::time::timeout(READ, write(&mut stream, &r)).await;
             }
+        }
+    }
+
+    /// Each time a session's partner asks for the certificate: whether the caller may
+    /// still use the key, audited (no record, no certificate).
+    fn session_use(&self, caller: &Caller, thumbprint: &str, peer: &str) -> bool {
+        let home = self.home();
+        let mut cache = self.fresh_cache(&home);
+        if !self.may_use(caller, &home, &mut cache, thumbprint) {
+            let _ = self.audit.record(
+                caller,
+                "tls_session",
+                Some(thumbprint),
+                "denied",
+                Some(&format!(
+                    "the partner {peer} asked for the certificate after a revoke"
+                )),
+            );
+            return false;
+        }
+        self.audit
+            .record(
+                caller,
+                "tls_session",
+                Some(thumbprint),
+                "allowed",
+                Some(&format!("certificate presented to {peer}")),
+            )
+            .is_ok()
+    }
+
+    /// Registers an open session's report under its name.
+    fn open_session(
+        &self,
+        name: &str,
+        uid: u32,
+        report: Arc<dyn Fn() -> SessionReport + Send + Sync>,
+    ) {
+        let mut open = self.open_sessions.lock().unwrap_or_else(|p| p.into_inner());
+        // Ended sessions' reports are kept a minute (a caller asks right after its
+        // answer, which may have ended the session), and at most so many.
+        let now = std::time::Instant::now();
+        open.retain(|_, s| s.ended.is_none_or(|t| now - t < REPORT_KEPT));
+        if open.len() >= MAX_REPORTS
+            && let Some(oldest) = open
+                .iter()
+                .filter_map(|(k, s)| s.ended.map(|t| (t, k.clone())))
+                .min()
+                .map(|(_, k)| k)
+        {
+            open.remove(&oldest);
+        }
+        open.insert(
+            name.to_string(),
+            OpenSession {
+                uid,
+                report,
+                ended: None,
+            },
+        );
+    }
+
+    /// Marks a session ended: its report stays readable for [`REPORT_KEPT`], frozen.
+    fn close_session(&self, name: &str) {
+        let mut open = self.open_sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(session) = open.get_mut(name) {
+            let last = (session.report)();
+            session.report = Arc::new(move || last.clone());
+            session.ended = Some(std::time::Instant::now());
         }
     }
 
@@ -588,7 +694,7 @@ impl Agent {
                 "a host of 1 to 255 bytes and at most 8 ALPN names of 1 to 255 bytes",
             ));
         }
-        let home = self.home();
+        let home = self.lookup_home();
         // As for `sign`: the ACL first, whether or not the entry exists.
         if !self.may_use_fresh(caller, &home, &thumbprint) {
             let _ = self.audit.record(
@@ -607,6 +713,32 @@ impl Agent {
             return Err(Response::error(
                 Code::NoKey,
                 format!("{} has no private key", entry.subject),
+            ));
+        }
+        // Old TLS signs handshakes with SHA-1 (and MD5): only the administrator opts a
+        // key into it, by binding it with --legacy-tls; a granted caller may then use
+        // it for that key, the home's owner and root always.
+        if legacy
+            && !self.privileged(caller)
+            && !home.bindings().unwrap_or_default().iter().any(|b| {
+                b.legacy_tls
+                    && home
+                        .resolve_current(&b.cert, time::OffsetDateTime::now_utc().unix_timestamp())
+                        .is_ok_and(|e| e.thumbprint == thumbprint)
+            })
+        {
+            let _ = self.audit.record(
+                caller,
+                "tls_session",
+                Some(&thumbprint),
+                "denied",
+                Some("--legacy-tls without a --legacy-tls binding of this key"),
+            );
+            return Err(Response::error(
+                Code::Denied,
+                "--legacy-tls: the home's owner allows old TLS for a key by binding it with \
+                 `certkeeper bind NAME --cert REF --upstream URL --legacy-tls`; ask the \
+                 administrator, or use request --binding NAME",
             ));
         }
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -643,6 +775,7 @@ impl Agent {
             thumbprint,
             identity,
             SessionRequest {
+                allow: Arc::new(|| false),
                 host,
                 port,
                 anchors,
@@ -733,8 +866,8 @@ impl Agent {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .get(&report)
-                    .filter(|(uid, _)| *uid == caller.uid)
-                    .map(|(_, report)| Arc::clone(report));
+                    .filter(|session| session.uid == caller.uid)
+                    .map(|session| Arc::clone(&session.report));
                 match open {
                     Some(report) => Response::ok(json(&report())),
                     // The same answer for another uid's session as for none.
@@ -1350,18 +1483,14 @@ impl Agent {
     }
 }
 
-/// A fresh name for an open session: 128 random bits, hex.
-fn report_name() -> String {
+/// A fresh name for an open session: 128 random bits, hex (none without randomness).
+fn report_name() -> Option<String> {
     let mut bytes = [0u8; 16];
-    if rustls::crypto::aws_lc_rs::default_provider()
+    rustls::crypto::aws_lc_rs::default_provider()
         .secure_random
         .fill(&mut bytes)
-        .is_err()
-    {
-        // No randomness: a name no caller can guess is impossible; none is given.
-        return String::new();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+        .ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The chain a client certificate is presented with: the leaf, then the CAs of its

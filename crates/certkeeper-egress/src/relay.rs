@@ -432,6 +432,20 @@ impl Relay {
         request_sent: bool,
     ) -> Result<Next, Failure> {
         let timeout = upstream.timeouts.response;
+        // A refusal from a partner that never asked for the certificate on this
+        // connection (it was reached with OpenSSL, which would have answered a late
+        // request): the log says so, as `request` does.
+        if matches!(answer.status, 401 | 403)
+            && let Stream::OpenSsl(_, asked) = &held.io
+            && !asked.in_handshake()
+            && !asked.after()
+        {
+            upstream.log_failure(
+                &self.request,
+                Some(answer.status),
+                "the partner did not ask for a client certificate on this connection",
+            );
+        }
         let mut held = Some(held);
         let mut body = BodyScan::new(answer.framing);
         let mut head = true;

@@ -81,6 +81,9 @@ pub struct CertificateAsked {
     /// After it: "the partner accepts certificates from: ...; ours is issued by ..."
     /// when none of those issued ours.
     pub mismatch: Option<String>,
+    /// The agent could not say what was asked after the handshake (`after` is then
+    /// false but means nothing).
+    pub unknown: bool,
 }
 
 /// The answer's head.
@@ -166,7 +169,7 @@ async fn exchange(
     let connected = async {
         match &call.handoff {
             Some(handoff) if handoff.legacy => {
-                through_agent(handoff, &endpoint, port, &[b"h2", b"http/1.1"]).await
+                through_agent(handoff, &endpoint, port, crate::pool::OPENSSL_ALPN).await
             }
             handoff => {
                 let (made, asked) =
@@ -178,7 +181,7 @@ async fn exchange(
                     // may ask later, which only the agent's OpenSSL session answers.
                     Some(handoff) if !asked && tls.full_handshake() => {
                         drop(tls);
-                        through_agent(handoff, &endpoint, port, &[b"h2", b"http/1.1"]).await
+                        through_agent(handoff, &endpoint, port, crate::pool::OPENSSL_ALPN).await
                     }
                     _ => {
                         let mut info = tls.info();
@@ -358,12 +361,15 @@ where
             ))
         })??;
     let (parts, mut body) = response.into_parts();
-    if let Some((socket, report)) = report
-        && let Some(report) = asked_after(socket, report).await
-    {
-        info.asked.after = report.asked_after;
-        info.asked.accepted = report.accepted;
-        info.asked.mismatch = report.mismatch;
+    if let Some((socket, report)) = report {
+        match asked_after(socket, report).await {
+            Some(report) => {
+                info.asked.after = report.asked_after;
+                info.asked.accepted = report.accepted;
+                info.asked.mismatch = report.mismatch;
+            }
+            None => info.asked.unknown = true,
+        }
     }
     let answer = Answer {
         status: parts.status,

@@ -218,7 +218,7 @@ pub async fn connect_openssl<D: Destination + ?Sized>(
     let tcp = open(destination, port).await?;
     let stream = tokio::time::timeout(
         CONNECT_TIMEOUT,
-        client.handshake(buffered(tcp), host, &target, alpn),
+        client.handshake(buffered(tcp), host, &target, alpn, None),
     )
     .await
     .map_err(|_| timed_out(&target))??;
@@ -568,9 +568,26 @@ pub fn issuer_mismatch(accepted: &[Vec<u8>], chain: &[CertificateDer<'_>]) -> Op
 }
 
 /// A DER Name from a CertificateRequest, as text.
+/// A CertificateRequest's name as text; control characters escaped ([`escaped`]).
 pub fn name_text(der: &[u8]) -> String {
     certkeeper_core::Certificate::name_text(der)
+        .map(|text| escaped(&text))
         .unwrap_or_else(|| "(a name that does not parse)".into())
+}
+
+/// Text a partner chose (a name in its certificate or its CertificateRequest), fit
+/// for a terminal and a log line: control characters (escape sequences, line breaks
+/// that would fake another line) become `\u{..}`.
+pub fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Presents one fixed certificate chain and key, and remembers whether the server
@@ -750,6 +767,15 @@ impl ServerCertVerifier for NoServerCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_a_partner_chose_are_escaped() {
+        assert_eq!(
+            escaped("CN=\u{1b}[31mRED\nfake line"),
+            "CN=\\u{1b}[31mRED\\u{a}fake line"
+        );
+        assert_eq!(escaped("CN=Müller, O=Ä"), "CN=Müller, O=Ä");
+    }
 
     #[test]
     fn aes_128_gcm_is_offered_first_and_nothing_is_dropped() {

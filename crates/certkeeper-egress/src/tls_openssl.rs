@@ -78,6 +78,11 @@ impl Asked {
     }
 }
 
+/// How many times a partner may ask for the client certificate on one session (each
+/// answer is a signature with the key): a partner asks once per protected path it
+/// renegotiates for, and a session carries a few paths at most before it is replaced.
+pub const MAX_REQUESTS: u32 = 32;
+
 /// The suites of TLS 1.2 the rustls path offers, in its order (AES-128-GCM first).
 const LATE_SUITES: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
      ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:\
@@ -153,12 +158,17 @@ impl OpenSslClient {
     /// not) for `host` (as in a URL), offering `alpn`; `target` (`host:port`) names
     /// the partner in failures. A refusal of the partner's certificate is the
     /// verifier's own error; other failures are worded as on the rustls path.
+    ///
+    /// Each time the partner asks for the client certificate, `allow` (when given)
+    /// decides whether it is presented, and so whether the key signs; and a partner
+    /// that asks more than [`MAX_REQUESTS`] times on one session is cut off.
     pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         io: S,
         host: &str,
         target: &str,
         alpn: &[&[u8]],
+        allow: Option<Box<dyn Fn() -> bool + Send + Sync>>,
     ) -> Result<(tokio_openssl::SslStream<S>, Asked), EgressError> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(bare.to_string())
@@ -199,6 +209,14 @@ impl OpenSslClient {
             });
         }
         let requests = certkeeper_openssl::count_certificate_requests(&mut ssl)
+            .map_err(config_error("an OpenSSL session"))?;
+        // Asked for before the certificate callback runs, so the count includes this
+        // request.
+        let counted = Arc::clone(&requests);
+        let gate = certkeeper_openssl::Gate(Box::new(move || {
+            counted.count() <= MAX_REQUESTS && allow.as_ref().is_none_or(|allow| allow())
+        }));
+        certkeeper_openssl::gate_certificate(&mut ssl, gate)
             .map_err(config_error("an OpenSSL session"))?;
         let mut stream =
             tokio_openssl::SslStream::new(ssl, io).map_err(config_error("an OpenSSL session"))?;
@@ -267,6 +285,7 @@ impl certkeeper_agent::handoff::SessionMaker for AgentSessions {
                     &request.host,
                     &target,
                     &alpn,
+                    Some(Box::new(move || (request.allow)())),
                 ),
             )
             .await
@@ -290,7 +309,7 @@ impl certkeeper_agent::handoff::SessionMaker for AgentSessions {
             };
             Ok(certkeeper_agent::handoff::Made {
                 session,
-                stream: Box::new(tls),
+                stream: Box::new(crate::tls::Stream::OpenSsl(tls, asked.clone())),
                 report: Box::new(move || {
                     let accepted = asked.accepted();
                     certkeeper_agent::protocol::SessionReport {

@@ -10,6 +10,10 @@
 //!   certkeeper can say whether (and when) a partner asked for the certificate on a
 //!   session OpenSSL made: in the handshake, after it (renegotiation, post-handshake
 //!   authentication), or never.
+//! - a certificate callback (`SSL_set_cert_cb`) that asks certkeeper, each time the
+//!   partner asks for the client certificate, whether it may be presented (and so the
+//!   key sign): the agent re-checks the caller's grant and audits each use, and a
+//!   partner that keeps asking is cut off;
 //! - `SSL_OP_LEGACY_SERVER_CONNECT`, a constant the crate does not name.
 
 use std::ffi::{c_int, c_void};
@@ -81,10 +85,54 @@ type MessageCallback = unsafe extern "C" fn(
     arg: *mut c_void,
 );
 
-// libssl's own function (openssl-sys links libssl but does not declare this one).
+type CertificateCallback = unsafe extern "C" fn(ssl: *mut SSL, arg: *mut c_void) -> c_int;
+
+// libssl's own functions (openssl-sys links libssl but does not declare these).
 #[allow(unsafe_code)]
 unsafe extern "C" {
     fn SSL_set_msg_callback(ssl: *mut SSL, cb: Option<MessageCallback>);
+    fn SSL_set_cert_cb(ssl: *mut SSL, cb: Option<CertificateCallback>, arg: *mut c_void);
+}
+
+/// Decides, each time the partner asks for the client certificate, whether it is
+/// presented: `false` ends the session (OpenSSL sends an internal_error alert).
+pub struct Gate(pub Box<dyn Fn() -> bool + Send + Sync>);
+
+/// Asks `gate` each time the certificate is about to be presented on `ssl` (in the
+/// handshake or after it): the certificate and the key's signature go out only when
+/// it says yes. The gate lives in the session's extra data, as long as the session.
+pub fn gate_certificate(ssl: &mut SslRef, gate: Gate) -> Result<(), ErrorStack> {
+    static INDEX: OnceLock<Index<Ssl, Arc<Gate>>> = OnceLock::new();
+    let index = match INDEX.get() {
+        Some(index) => *index,
+        None => *INDEX.get_or_init(|| Ssl::new_ex_index().expect("an OpenSSL ex_data index")),
+    };
+    let gate = Arc::new(gate);
+    ssl.set_ex_data(index, Arc::clone(&gate));
+    let arg = Arc::as_ptr(&gate) as *mut c_void;
+    // SAFETY: `ssl` is a live `SSL`; `arg` points into the `Arc` just stored in the
+    // session's ex_data under this function's own index, freed only with the session,
+    // so it is valid whenever OpenSSL calls the callback for it.
+    #[allow(unsafe_code)]
+    unsafe {
+        SSL_set_cert_cb(ssl.as_ptr(), Some(on_certificate), arg);
+    }
+    Ok(())
+}
+
+/// OpenSSL's certificate callback: 1 to go on, 0 to fail the handshake. A panic in
+/// the gate is a refusal (it must not unwind into C).
+#[allow(unsafe_code)]
+unsafe extern "C" fn on_certificate(_ssl: *mut SSL, arg: *mut c_void) -> c_int {
+    if arg.is_null() {
+        return 0;
+    }
+    // SAFETY: `arg` is the `Gate` set by `gate_certificate`, alive while the session is.
+    let gate = unsafe { &*(arg as *const Gate) };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (gate.0)())) {
+        Ok(true) => 1,
+        _ => 0,
+    }
 }
 
 /// Counts the CertificateRequests the partner sends on `ssl`, from now on: in the

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use certkeeper_agent::protocol::SessionTrust;
 use certkeeper_egress::request::{Answer, Call, Handoff, Limits, send_with};
-use certkeeper_egress::tls::{FixedClientCert, ServerTrust, agent_client_config};
+use certkeeper_egress::tls::{FixedClientCert, ServerTrust, agent_client_config, escaped};
 use certkeeper_egress::tunnel::{NoProxy, Proxy, Route};
 use certkeeper_store::Binding;
 use http::{HeaderName, HeaderValue, Method};
@@ -254,7 +254,9 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
     if answer.status.as_u16() >= 400 {
         if !args.silent {
             let asked = &answer.tls.asked;
-            let why = if !asked.in_handshake && !asked.after {
+            let why = if asked.unknown {
+                String::new()
+            } else if !asked.in_handshake && !asked.after {
                 " (the partner did not ask for a client certificate on this connection)".to_string()
             } else if let Some(mismatch) = &asked.mismatch {
                 format!(" ({mismatch})")
@@ -548,7 +550,8 @@ fn answer_json(
             "cipher": answer.tls.cipher,
             "alpn": answer.tls.alpn,
             "client_certificate_requested": answer.tls.asked.in_handshake || answer.tls.asked.after,
-            "client_certificate_requested_after_handshake": answer.tls.asked.after,
+            "client_certificate_requested_after_handshake":
+                (!answer.tls.asked.unknown).then_some(answer.tls.asked.after),
             "library": answer.tls.library,
             "server_chain": chain,
         },
@@ -676,6 +679,11 @@ fn show_tls(answer: &Answer, resolver: &FixedClientCert, legacy: bool) {
         if let Some(mismatch) = &tls.asked.mismatch {
             eprintln!("* warning: {mismatch}");
         }
+    } else if tls.asked.unknown {
+        eprintln!(
+            "* whether the partner asked for the client certificate after the handshake is \
+             unknown: the agent could not say"
+        );
     } else if tls.library == "OpenSSL" && tls.asked.in_handshake {
         eprintln!("* the server asked for a client certificate: presented");
     } else if tls.library == "OpenSSL" {
@@ -701,8 +709,8 @@ fn show_tls(answer: &Answer, resolver: &FixedClientCert, legacy: bool) {
         match certkeeper_core::Certificate::from_der(der.as_ref()) {
             Ok(c) => eprintln!(
                 "*   {i} {} (issuer {}, until {})",
-                c.subject,
-                c.issuer,
+                escaped(&c.subject),
+                escaped(&c.issuer),
                 output::human_time(c.not_after)
             ),
             Err(_) => eprintln!("*   {i} (unparsable certificate)"),

@@ -1001,6 +1001,27 @@ fn a_partner_on_an_old_tls_stack_is_refused_with_what_it_speaks_and_reached_when
             "it names its host only in its subject (CN=localhost) and has no subjectAltName",
         ),
     ];
+    // Old TLS signs with SHA-1: a granted account may use it only for a key the
+    // administrator bound with --legacy-tls.
+    const GRANTED: u32 = 4718;
+    env.ok(&["grant", "partner", &format!("uid:{GRANTED}")]);
+    let first = OldPartner::start(&partner, cases[0].0, cases[0].1);
+    let first_url = format!("https://localhost:{}/", first.port);
+    let as_granted = || {
+        crate::granted::certkeeper_as(
+            GRANTED,
+            &env,
+            &agent,
+            &["request", &first_url, "--cert", "partner", "--legacy-tls"],
+        )
+    };
+    let out = as_granted();
+    assert!(
+        !out.status.success()
+            && stderr(&out).contains("--legacy-tls: the home's owner allows old TLS for a key"),
+        "{}",
+        stderr(&out)
+    );
     for (n, (tls, san, why)) in cases.into_iter().enumerate() {
         let old = OldPartner::start(&partner, tls, san);
         let url = format!("https://localhost:{}/", old.port);
@@ -1060,6 +1081,22 @@ fn a_partner_on_an_old_tls_stack_is_refused_with_what_it_speaks_and_reached_when
     );
     let bindings = env.ok(&["bindings"]);
     assert!(bindings.contains("legacy TLS"), "{bindings}");
+    // Now that a --legacy-tls binding holds the key, the granted account may too.
+    let out = as_granted();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "old\n");
+    drop(first);
+    // doctor warns about every binding that uses it, on every run.
+    let out = env.run(&["doctor", "--socket", agent.socket.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for n in 0..3 {
+        assert!(
+            text.lines().any(|l| l.contains("WARN")
+                && l.contains(&format!("binding legacy{n}"))
+                && l.contains("--legacy-tls: https://localhost:")),
+            "{text}"
+        );
+    }
 }
 
 #[test]
