@@ -10,7 +10,8 @@
 # in nanoseconds), divided by the requests it answered; the load is one sequential
 # keep-alive client (python3), whose CPU is not counted, so a 2-core machine judges
 # these figures. Needs: apt-get install -y apache2 nginx python3 openssl.
-# N=requests per case (default 2000). OLD=path to an earlier certkeeper binary: its
+# N=requests per case (default 2000), ROUNDS=rounds (default 3; each case's proxies
+# are measured in turn every round, and the median is shown). OLD=path to an earlier certkeeper binary: its
 # agent serves the same bindings too, in the same run (the "before" column: the
 # rustls path must not get slower). Prints a table; exit 1 if a case failed.
 set -euo pipefail
@@ -23,7 +24,7 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$work"
+    [ -n "${KEEP_WORK:-}" ] && echo "late.sh: kept $work" >&2 || rm -rf "$work"
 }
 trap cleanup EXIT
 bin="$work/certkeeper"
@@ -76,7 +77,7 @@ LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so
 User www-data
 Group www-data
 ErrorLog $d/error.log
-LogLevel warn
+LogLevel ${APACHE_LOG_LEVEL:-warn}
 DocumentRoot $d/docs
 DirectoryIndex index.txt
 KeepAlive $keepalive
@@ -108,8 +109,13 @@ for tls in TLSv1.3 TLSv1.2; do
     for ask in upfront late; do
         for keepalive in On Off; do
             name="${ask}-${tls#TLSv}-$( [ $keepalive = On ] && echo reuse || echo handshake )"
+            [[ "$name" =~ ${ONLY:-.} ]] || continue
             apache "$name" "$tls" "$ask" "$keepalive"
             cases+=("$name")
+            # curl (OpenSSL) reaches it: the partner is set up right.
+            got=$(curl -sS --max-time 10 --cert "$work/client.pem" --key "$work/client.key" \
+                --cacert "$work/server-root.pem" "https://localhost:${partner[$name]}/secure/" || true)
+            [ "$got" = ok ] || { echo "late.sh: curl does not reach $name: $got" >&2; exit 1; }
         done
     done
 done
@@ -180,23 +186,29 @@ load() {
     python3 - "$1" "$2" <<'EOF'
 import http.client, sys
 port, n = int(sys.argv[1]), int(sys.argv[2])
-ok = 0
-conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+ok = failed = 0
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 for _ in range(n):
     try:
         conn.request("GET", "/secure/")
         r = conn.getresponse()
         body = r.read()
-        ok += r.status == 200 and body == b"ok\n"
+        good = r.status == 200 and body == b"ok\n"
     except Exception:
+        good = False
         conn.close()
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    ok += good
+    failed = 0 if good else failed + 1
+    if failed == 3:
+        break  # this proxy does not reach this partner
 print(ok)
 EOF
 }
 measure() { # pid port -> "µs-per-request ok"
-    load "$2" 50 >/dev/null # warm: pools, the switch to OpenSSL, nginx's keepalive
     local before after ok
+    ok=$(load "$2" 50) # warm: pools, the switch to OpenSSL, nginx's keepalive
+    if [ "$ok" = 0 ]; then echo "- 0"; return; fi
     before=$(cpu_ns "$1")
     ok=$(load "$2" "$N")
     after=$(cpu_ns "$1")
@@ -204,18 +216,27 @@ measure() { # pid port -> "µs-per-request ok"
     awk -v b="$before" -v a="$after" -v n="$ok" -v ok="$ok" 'BEGIN { printf "%.1f %d\n", (a - b) / n / 1000, ok }'
 }
 
+ROUNDS=${ROUNDS:-3}
+median() { tr ' ' '\n' | { grep -v '^-*$' || true; } | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else print v[int((NR + 1) / 2)] }'; }
+ratio() { awk -v c="$1" -v g="$2" 'BEGIN { if (c == "-" || g == "-" || g == 0) print "-"; else printf "%.2fx", c / g }'; }
 failed=0
 printf '\n%-22s %14s %14s %8s %14s %8s   %s\n' "partner (asks-TLS-mode)" "certkeeper µs" "nginx µs" "ratio" "before µs" "ratio" \
-    "answered (certkeeper / nginx / before, of $N)"
+    "answered in the last round (certkeeper / nginx / before, of $N)"
 for name in "${cases[@]}"; do
-    read -r ck ck_ok < <(measure "$agent" "${ck_port[$name]}")
-    read -r ng ng_ok < <(measure "$nginx" "${nginx_port[$name]}")
-    old="-" old_ok="-"
-    if [ -n "${OLD:-}" ]; then read -r old old_ok < <(measure "$old_agent" "${old_port[$name]}"); fi
-    ratio() { awk -v c="$1" -v g="$2" 'BEGIN { if (c == "-" || g == "-" || g == 0) print "-"; else printf "%.2fx", c / g }'; }
+    cks="" ngs="" olds="" old_ok="-"
+    for _ in $(seq "$ROUNDS"); do
+        read -r ck ck_ok < <(measure "$agent" "${ck_port[$name]}")
+        read -r ng ng_ok < <(measure "$nginx" "${nginx_port[$name]}")
+        cks+=" $ck" ngs+=" $ng"
+        if [ -n "${OLD:-}" ]; then
+            read -r old old_ok < <(measure "$old_agent" "${old_port[$name]}")
+            olds+=" $old"
+        fi
+        [ "$ck_ok" = "$N" ] || failed=1
+    done
+    ck=$(echo "$cks" | median) ng=$(echo "$ngs" | median) old=$(echo "${olds:- -}" | median)
     printf '%-22s %14s %14s %8s %14s %8s   %s / %s / %s\n' "$name" "$ck" "$ng" "$(ratio "$ck" "$ng")" \
         "$old" "$(ratio "$ck" "$old")" "$ck_ok" "$ng_ok" "$old_ok"
-    [ "$ck_ok" = "$N" ] || failed=1
 done
 echo
 echo "certkeeper's TLS library per partner (from the agent's log):"

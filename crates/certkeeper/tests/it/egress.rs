@@ -356,7 +356,7 @@ pub fn home_for(partner: &Partner) -> Env {
     env
 }
 
-fn request(env: &Env, agent: &RunningAgent, args: &[&str]) -> std::process::Output {
+pub fn request(env: &Env, agent: &RunningAgent, args: &[&str]) -> std::process::Output {
     let mut all = vec!["request"];
     all.extend(args);
     all.extend(["--socket", agent.socket.to_str().unwrap()]);

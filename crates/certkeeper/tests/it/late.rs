@@ -7,16 +7,9 @@
 use crate::agent::RunningAgent;
 use crate::apache::{Apache, Mode};
 use crate::common::{Env, stderr};
-use crate::egress::{Partner, bind_cert, home_for, http, wait_for_port};
+use crate::egress::{Partner, bind_cert, home_for, http, request, wait_for_port};
 
 const GRANTED: u32 = 4719;
-
-fn request(env: &Env, agent: &RunningAgent, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["request"];
-    all.extend(args);
-    all.extend(["--socket", agent.socket.to_str().unwrap()]);
-    env.run(&all)
-}
 
 /// Whether `/secure/` answered, naming our certificate (Apache writes the subject as
 /// "O=certkeeper tests,CN=client.example").
