@@ -388,13 +388,14 @@ fn a_home_from_before_the_names_index_is_migrated_and_filled() {
         format!("{}{}", pki.leaf.pem(), pki.leaf.key_pem()),
     );
     env.ok(&["import", &leaf]);
-    // Take the home back to schema 3 (before entry_names, bindings.allow, bindings.proxy
-    // and secrets).
+    // Take the home back to schema 3 (before entry_names, bindings.allow, bindings.proxy,
+    // secrets and bindings.legacy_tls).
     {
         let db = rusqlite::Connection::open(env.home.join("certkeeper.db")).unwrap();
         db.execute_batch(
             "DROP TABLE entry_names; ALTER TABLE bindings DROP COLUMN allow; \
-             ALTER TABLE bindings DROP COLUMN proxy; DROP TABLE secrets; PRAGMA user_version = 3;",
+             ALTER TABLE bindings DROP COLUMN proxy; DROP TABLE secrets; \
+             ALTER TABLE bindings DROP COLUMN legacy_tls; PRAGMA user_version = 3;",
         )
         .unwrap();
     }
@@ -406,10 +407,14 @@ fn a_home_from_before_the_names_index_is_migrated_and_filled() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
-    // The later migrations ran too: a binding's proxy and sealed secrets have a place.
-    db.execute_batch("SELECT proxy FROM bindings; SELECT name, sealed FROM secrets;")
-        .unwrap();
+    assert_eq!(version, 7);
+    // The later migrations ran too: a binding's proxy, sealed secrets and --legacy-tls
+    // have a place.
+    db.execute_batch(
+        "SELECT proxy FROM bindings; SELECT name, sealed FROM secrets; \
+         SELECT legacy_tls FROM bindings;",
+    )
+    .unwrap();
 }
 
 #[test]
