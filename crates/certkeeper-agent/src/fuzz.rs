@@ -92,7 +92,7 @@ mod tests {
         agent_request(&[0xff, 0xff, 0xff, 0xff]);
         let request = parse_request(br#"{"v":3,"op":"resolve","reference":"partner"}"#).unwrap();
         assert!(matches!(request, Request::Resolve { reference } if reference == "partner"));
-        let refused = parse_request(br#"{"v":3,"op":"hello"}"#).unwrap_err();
+        let refused = parse_request(br#"{"v":4,"op":"hello"}"#).unwrap_err();
         assert_eq!(refused.error.unwrap().code, Code::UnsupportedVersion);
     }
 
