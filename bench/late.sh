@@ -36,18 +36,21 @@ wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/n
 # The PKI: a server root and a server certificate for localhost; a client CA and
 # the client certificate both proxies present.
 cd "$work"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=Bench Server Root" \
-    -keyout server-root.key -out server-root.pem 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
-printf 'subjectAltName=DNS:localhost\n' >server.ext
-openssl x509 -req -in server.csr -CA server-root.pem -CAkey server-root.key -CAcreateserial -days 2 \
-    -extfile server.ext -out server.pem 2>/dev/null
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=Bench Client CA" \
-    -keyout client-ca.key -out client-ca.pem 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=bench client" -keyout client.key -out client.csr 2>/dev/null
-printf 'extendedKeyUsage=clientAuth\n' >client.ext
-openssl x509 -req -in client.csr -CA client-ca.pem -CAkey client-ca.key -CAcreateserial -days 2 \
-    -extfile client.ext -out client.pem 2>/dev/null
+root() { # name subject: a self-signed P-256 CA
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$2" \
+        -keyout "$1.key" -out "$1.pem" 2>/dev/null
+}
+issue() { # name subject ca extension: a P-256 certificate issued by ca
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$2" \
+        -keyout "$1.key" -out "$1.csr" 2>/dev/null
+    printf '%s\n' "$4" >"$1.ext"
+    openssl x509 -req -in "$1.csr" -CA "$3.pem" -CAkey "$3.key" -CAcreateserial -days 2 \
+        -extfile "$1.ext" -out "$1.pem" 2>/dev/null
+}
+root server-root "Bench Server Root"
+issue server localhost server-root "subjectAltName=DNS:localhost"
+root client-ca "Bench Client CA"
+issue client "bench client" client-ca "extendedKeyUsage=clientAuth"
 chmod 644 ./*.pem
 cd - >/dev/null
 

@@ -51,17 +51,22 @@ pub struct Made {
 
 /// Makes TLS sessions for `tls_session` requests.
 pub trait SessionMaker: Send + Sync {
-    /// A TLS session over `socket` with `identity`, as `request` says; the error is
-    /// the reason in words ("refused the TLS handshake with alert ...").
+    /// A TLS session over `socket` with `identity`, as `request` says; `allow` is
+    /// asked each time the partner asks for the certificate, before it is presented
+    /// (whether the caller may still use the key, the use audited; `false` ends the
+    /// session). The error is the reason in words ("refused the TLS handshake with
+    /// alert ...").
     fn make(
         &self,
         socket: tokio::net::TcpStream,
         identity: Identity,
         request: SessionRequest,
+        allow: Box<dyn Fn() -> bool + Send + Sync>,
     ) -> Pin<Box<dyn Future<Output = Result<Made, String>> + Send>>;
 }
 
 /// What the caller asked for, checked and decoded.
+#[derive(Debug, Clone)]
 pub struct SessionRequest {
     /// The partner's host, as in the URL.
     pub host: String,
@@ -73,10 +78,6 @@ pub struct SessionRequest {
     pub alpn: Vec<Vec<u8>>,
     /// `--legacy-tls`.
     pub legacy: bool,
-    /// Asked each time the partner asks for the certificate, before it is presented:
-    /// whether the caller may still use the key (a revoke applies at once), with the
-    /// use audited. `false` ends the session.
-    pub allow: std::sync::Arc<dyn Fn() -> bool + Send + Sync>,
 }
 
 /// The trust of a session, resolved by the agent.

@@ -501,29 +501,26 @@ impl Agent {
             Ok(d) => d,
             Err(response) => {
                 self.audit_error(&caller, "tls_session", &response);
-                let _ = tokio::time::timeout(READ, write(stream.get_mut(), &response)).await;
+                reply(stream.get_mut(), &response).await;
                 return;
             }
         };
         let Some(maker) = self.sessions.get().map(Arc::clone) else {
             let r = Response::error(Code::Internal, "this agent makes no TLS sessions");
-            let _ = tokio::time::timeout(READ, write(stream.get_mut(), &r)).await;
+            reply(stream.get_mut(), &r).await;
             return;
         };
         let ready = Response::ok(json(&Ready {
             send: "socket".into(),
         }));
-        if !matches!(
-            tokio::time::timeout(READ, write(stream.get_mut(), &ready)).await,
-            Ok(Ok(()))
-        ) {
+        if !reply(stream.get_mut(), &ready).await {
             return;
         }
         // Nothing may have come after the request: the next byte carries the socket.
         if !stream.buffer().is_empty() {
             let r = Response::error(Code::BadRequest, "bytes after the tls_session request");
             self.audit_error(&caller, "tls_session", &r);
-            let _ = tokio::time::timeout(READ, write(stream.get_mut(), &r)).await;
+            reply(stream.get_mut(), &r).await;
             return;
         }
         let mut stream = stream.into_inner();
@@ -536,7 +533,7 @@ impl Agent {
             Err(why) => {
                 let r = Response::error(Code::BadRequest, why);
                 self.audit_error(&caller, "tls_session", &r);
-                let _ = tokio::time::timeout(READ, write(&mut stream, &r)).await;
+                reply(&mut stream, &r).await;
                 return;
             }
         };
@@ -547,7 +544,7 @@ impl Agent {
             .unwrap_or_else(|_| "an unknown peer".into());
         let Some(report) = report_name() else {
             let r = Response::error(Code::Internal, "no randomness for the session's name");
-            let _ = tokio::time::timeout(READ, write(&mut stream, &r)).await;
+            reply(&mut stream, &r).await;
             return;
         };
         // No audit record, no session; and each time the partner asks for the
@@ -561,30 +558,26 @@ impl Agent {
             Some(&format!("session with {peer}")),
         ) {
             let r = Response::error(Code::Internal, format!("{e}: refusing to use the key"));
-            let _ = tokio::time::timeout(READ, write(&mut stream, &r)).await;
+            reply(&mut stream, &r).await;
             return;
         }
-        let mut session = session;
-        session.allow = {
+        let allow = {
             let agent = Arc::downgrade(&self);
             let (caller, thumbprint, peer) = (caller.clone(), thumbprint.clone(), peer.clone());
-            Arc::new(move || {
+            Box::new(move || {
                 agent
                     .upgrade()
                     .is_some_and(|agent| agent.session_use(&caller, &thumbprint, &peer))
             })
         };
-        let made = maker.make(socket, identity, session).await;
+        let made = maker.make(socket, identity, session, allow).await;
         match made {
             Ok(made) => {
                 let mut settled = made.session;
                 settled.report = report;
                 self.open_session(&settled.report, caller.uid, Arc::from(made.report));
                 let ok = Response::ok(json(&settled));
-                if matches!(
-                    tokio::time::timeout(READ, write(&mut stream, &ok)).await,
-                    Ok(Ok(()))
-                ) {
+                if reply(&mut stream, &ok).await {
                     crate::handoff::pump(stream, made.stream).await;
                 }
                 self.close_session(&settled.report);
@@ -592,7 +585,7 @@ impl Agent {
             Err(why) => {
                 let r = Response::error(Code::SessionFailed, why);
                 self.audit_error(&caller, "tls_session", &r);
-                let _ = tokio::time::timeout(READ, write(&mut stream, &r)).await;
+                reply(&mut stream, &r).await;
             }
         }
     }
@@ -775,7 +768,6 @@ impl Agent {
             thumbprint,
             identity,
             SessionRequest {
-                allow: Arc::new(|| false),
                 host,
                 port,
                 anchors,
@@ -1613,6 +1605,15 @@ fn key_info(entry: &Entry, chain: Vec<String>) -> KeyInfo {
 
 fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// Writes `response` within [`READ`] (a caller that does not read its answer is let
+/// go); whether it was written.
+async fn reply(stream: &mut UnixStream, response: &Response) -> bool {
+    matches!(
+        tokio::time::timeout(READ, write(stream, response)).await,
+        Ok(Ok(()))
+    )
 }
 
 async fn write(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {

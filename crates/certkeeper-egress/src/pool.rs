@@ -42,11 +42,6 @@ pub(crate) const MAX_RETRIES: u32 = 2;
 /// before its connection is closed instead of pooled.
 pub(crate) const FINISH_WITHIN: Duration = Duration::from_secs(2);
 
-/// What OpenSSL connections offer: HTTP/1.1 only. A partner asks for the certificate
-/// late only over HTTP/1.1 (HTTP/2 forbids renegotiation and post-handshake
-/// authentication, RFC 8740), and the old stacks `--legacy-tls` reaches predate HTTP/2.
-pub const OPENSSL_ALPN: &[&[u8]] = &[b"http/1.1"];
-
 /// A request body on its way over HTTP/2 (see [`crate::h2`]).
 pub(crate) type H2Sender = http2::SendRequest<crate::h2::Outgoing>;
 
@@ -247,18 +242,16 @@ impl Upstream {
     }
 
     /// A new TLS connection offering HTTP/2 and HTTP/1.1 (`both`) or HTTP/1.1 only:
-    /// with rustls, or with OpenSSL once it is chosen (HTTP/1.1 only, [`OPENSSL_ALPN`]). A full rustls handshake in which
-    /// the partner did not ask for the client certificate chooses OpenSSL for this
-    /// upstream from then on (when it has an OpenSSL side): such a partner either never
-    /// asks or asks late, for some paths (TLS 1.2 renegotiation, TLS 1.3
-    /// post-handshake authentication), which only OpenSSL answers. That connection is
-    /// closed before anything is sent on it, and one is made with OpenSSL instead.
+    /// with rustls, or with OpenSSL once it is chosen (HTTP/1.1 only,
+    /// [`crate::tls_openssl::ALPN`]). A full rustls handshake in which the partner did
+    /// not ask for the client certificate chooses OpenSSL for this upstream from then
+    /// on (when it has an OpenSSL side): such a partner either never asks or asks late,
+    /// for some paths (TLS 1.2 renegotiation, TLS 1.3 post-handshake authentication),
+    /// which only OpenSSL answers. That connection is closed before anything is sent on
+    /// it, and one is made with OpenSSL instead.
     async fn handshake(&self, both: bool) -> Result<Stream, String> {
         if let Some(side) = self.openssl.as_ref().filter(|s| s.chosen()) {
-            let client = side.client().map_err(|e| e.to_string())?;
-            return crate::tls::connect_openssl(&self.host, self.port, &client, OPENSSL_ALPN)
-                .await
-                .map_err(|e| e.to_string());
+            return self.connect_openssl(side).await;
         }
         let config = Arc::clone(if both { &self.config } else { &self.config_h1 });
         let (made, asked) =
@@ -279,8 +272,12 @@ impl Upstream {
                 self.name, self.target
             );
         }
+        self.connect_openssl(side).await
+    }
+
+    async fn connect_openssl(&self, side: &OpenSslSide) -> Result<Stream, String> {
         let client = side.client().map_err(|e| e.to_string())?;
-        crate::tls::connect_openssl(&self.host, self.port, &client, OPENSSL_ALPN)
+        crate::tls::connect_openssl(&self.host, self.port, &client)
             .await
             .map_err(|e| e.to_string())
     }

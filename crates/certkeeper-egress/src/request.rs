@@ -67,6 +67,48 @@ pub struct TlsInfo {
     pub asked: CertificateAsked,
 }
 
+impl TlsInfo {
+    /// As the agent's `tls_session` answers it (its `report` name is the agent's to
+    /// fill in).
+    pub fn into_session(self) -> certkeeper_agent::protocol::Session {
+        use base64::Engine as _;
+        certkeeper_agent::protocol::Session {
+            version: self.version,
+            cipher: self.cipher,
+            alpn: self.alpn,
+            server_chain: self
+                .server_chain
+                .iter()
+                .map(|c| base64::engine::general_purpose::STANDARD.encode(c))
+                .collect(),
+            library: self.library.to_string(),
+            asked_in_handshake: self.asked.in_handshake,
+            report: String::new(),
+        }
+    }
+
+    /// The agent's `tls_session` answer, as a call shows it.
+    pub fn from_session(session: certkeeper_agent::protocol::Session) -> TlsInfo {
+        use base64::Engine as _;
+        TlsInfo {
+            version: session.version,
+            cipher: session.cipher,
+            alpn: session.alpn,
+            server_chain: session
+                .server_chain
+                .iter()
+                .filter_map(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
+                .map(CertificateDer::from)
+                .collect(),
+            library: "OpenSSL",
+            asked: CertificateAsked {
+                in_handshake: session.asked_in_handshake,
+                ..CertificateAsked::default()
+            },
+        }
+    }
+}
+
 /// Whether the partner asked for the client certificate: in the handshake, and after
 /// it (TLS 1.2 renegotiation or TLS 1.3 post-handshake authentication, answered by
 /// the agent's OpenSSL session), up to the answer's head.
@@ -168,9 +210,7 @@ async fn exchange(
     let endpoint = call.route.endpoint(host);
     let connected = async {
         match &call.handoff {
-            Some(handoff) if handoff.legacy => {
-                through_agent(handoff, &endpoint, port, crate::pool::OPENSSL_ALPN).await
-            }
+            Some(handoff) if handoff.legacy => through_agent(handoff, &endpoint, port).await,
             handoff => {
                 let (made, asked) =
                     crate::tls::watch_for_request(crate::tls::connect(&endpoint, port, config))
@@ -181,7 +221,7 @@ async fn exchange(
                     // may ask later, which only the agent's OpenSSL session answers.
                     Some(handoff) if !asked && tls.full_handshake() => {
                         drop(tls);
-                        through_agent(handoff, &endpoint, port, crate::pool::OPENSSL_ALPN).await
+                        through_agent(handoff, &endpoint, port).await
                     }
                     _ => {
                         let mut info = tls.info();
@@ -242,7 +282,6 @@ async fn through_agent(
     handoff: &Handoff,
     endpoint: &crate::tunnel::Endpoint,
     port: u16,
-    alpn: &[&[u8]],
 ) -> Result<(TlsInfo, Connected), EgressError> {
     use crate::tunnel::Destination;
     let tcp = crate::tls::open(endpoint, port)
@@ -254,7 +293,7 @@ async fn through_agent(
         host: endpoint.host().to_string(),
         port,
         trust: handoff.trust.clone(),
-        alpn: alpn
+        alpn: crate::tls_openssl::ALPN
             .iter()
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .collect(),
@@ -278,25 +317,9 @@ async fn through_agent(
         .map_err(|e| EgressError::Call(e.to_string()))?;
     let unix =
         tokio::net::UnixStream::from_std(unix).map_err(|e| EgressError::Call(e.to_string()))?;
-    let info = TlsInfo {
-        version: session.version,
-        cipher: session.cipher,
-        alpn: session.alpn,
-        server_chain: session
-            .server_chain
-            .iter()
-            .filter_map(|c| {
-                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, c).ok()
-            })
-            .map(CertificateDer::from)
-            .collect(),
-        library: "OpenSSL",
-        asked: CertificateAsked {
-            in_handshake: session.asked_in_handshake,
-            ..CertificateAsked::default()
-        },
-    };
-    Ok((info, Connected::Agent(unix, session.report)))
+    let report = session.report.clone();
+    let info = TlsInfo::from_session(session);
+    Ok((info, Connected::Agent(unix, report)))
 }
 
 /// The HTTP exchange over a TLS session's plaintext.

@@ -3,7 +3,6 @@
 //! certificate to present, and the explicit `--insecure` escape hatch.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use certkeeper_store::{Home, StoreName};
 use rustls::client::ResolvesClientCert;
@@ -205,24 +204,23 @@ pub async fn connect<D: Destination + ?Sized>(
     }
 }
 
-/// [`connect`], with OpenSSL making the session ([`crate::tls_openssl`]), offering
-/// `alpn`.
+/// [`connect`], with OpenSSL making the session ([`crate::tls_openssl`]).
 pub async fn connect_openssl<D: Destination + ?Sized>(
     destination: &D,
     port: u16,
     client: &crate::tls_openssl::OpenSslClient,
-    alpn: &[&[u8]],
 ) -> Result<Stream, EgressError> {
-    let host = destination.host();
-    let target = format!("{host}:{port}");
     let tcp = open(destination, port).await?;
-    let stream = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        client.handshake(buffered(tcp), host, &target, alpn, None),
-    )
-    .await
-    .map_err(|_| timed_out(&target))??;
-    Ok(Stream::OpenSsl(stream.0, stream.1))
+    let (tls, asked) = client
+        .connect_over(
+            tcp,
+            destination.host(),
+            port,
+            crate::tls_openssl::ALPN,
+            None,
+        )
+        .await?;
+    Ok(Stream::OpenSsl(tls, asked))
 }
 
 /// The TCP connection to `host:port`, through the destination's proxy if it has one,
@@ -250,11 +248,11 @@ pub async fn open<D: Destination + ?Sized>(
     }
 }
 
-fn buffered(tcp: tokio::net::TcpStream) -> Socket {
+pub(crate) fn buffered(tcp: tokio::net::TcpStream) -> Socket {
     tokio::io::BufReader::with_capacity(64 * 1024, tcp)
 }
 
-fn timed_out(target: &str) -> EgressError {
+pub(crate) fn timed_out(target: &str) -> EgressError {
     EgressError::Call(format!("the TLS handshake with {target} timed out"))
 }
 
@@ -365,6 +363,24 @@ impl ServerTrust {
                     .map_err(|e| EgressError::Config(format!("--server-ca: {e}")))?;
                 Ok(ServerTrust::Roots(vec![CertificateDer::from(entry.der)]))
             }
+        }
+    }
+
+    /// The same trust as the agent takes it for a session it makes for the caller
+    /// (`tls_session`): `root` and `system` by name (the agent reads them itself; the
+    /// system's roots would not fit in a request), anything else as its anchors.
+    pub fn for_agent(&self, server_ca: &str) -> certkeeper_agent::protocol::SessionTrust {
+        use certkeeper_agent::protocol::SessionTrust;
+        match (self, server_ca) {
+            (ServerTrust::Insecure, _) => SessionTrust::Insecure,
+            (_, "root") => SessionTrust::Root,
+            (_, "system") => SessionTrust::System,
+            (ServerTrust::Roots(anchors), _) => SessionTrust::Anchors {
+                der: anchors
+                    .iter()
+                    .map(|a| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, a))
+                    .collect(),
+            },
         }
     }
 
@@ -590,12 +606,12 @@ pub fn escaped(text: &str) -> String {
     out
 }
 
-/// Presents one fixed certificate chain and key, and remembers whether the server
-/// asked for it, and from which CAs (for `request -v`).
+/// Presents one fixed certificate chain and key, and remembers from which CAs the
+/// server asked for it (for `request -v`; whether it asked at all is the call's
+/// [`crate::request::CertificateAsked`]).
 #[derive(Debug)]
 pub struct FixedClientCert {
     key: Arc<CertifiedKey>,
-    asked: AtomicBool,
     accepted: AcceptedIssuers,
 }
 
@@ -604,14 +620,8 @@ impl FixedClientCert {
     pub fn new(key: Arc<CertifiedKey>) -> Self {
         FixedClientCert {
             key,
-            asked: AtomicBool::new(false),
             accepted: AcceptedIssuers::default(),
         }
-    }
-
-    /// Whether the server asked for a client certificate.
-    pub fn was_asked(&self) -> bool {
-        self.asked.load(Ordering::Relaxed)
     }
 
     /// The CAs the server said it accepts client certificates from, as text (empty:
@@ -629,7 +639,6 @@ impl FixedClientCert {
 impl ResolvesClientCert for FixedClientCert {
     fn resolve(&self, hints: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
         asked_now();
-        self.asked.store(true, Ordering::Relaxed);
         self.accepted.record(hints, &self.key);
         Some(Arc::clone(&self.key))
     }

@@ -78,6 +78,11 @@ impl Asked {
     }
 }
 
+/// What OpenSSL connections offer: HTTP/1.1 only. A partner asks for the certificate
+/// late only over HTTP/1.1 (HTTP/2 forbids renegotiation and post-handshake
+/// authentication, RFC 8740), and the old stacks `--legacy-tls` reaches predate HTTP/2.
+pub const ALPN: &[&[u8]] = &[b"http/1.1"];
+
 /// How many times a partner may ask for the client certificate on one session (each
 /// answer is a signature with the key): a partner asks once per protected path it
 /// renegotiates for, and a session carries a few paths at most before it is replaced.
@@ -149,9 +154,23 @@ impl OpenSslClient {
         })
     }
 
-    /// The flavour this context was made with.
-    pub fn flavour(&self) -> Flavour {
-        self.flavour
+    /// The TLS session over `tcp` (connected to `host:port`, through a proxy's tunnel
+    /// or not, read through [`crate::tls::buffered`]), within
+    /// [`crate::tls::CONNECT_TIMEOUT`]; `alpn` and `allow` as for
+    /// [`OpenSslClient::handshake`].
+    pub async fn connect_over(
+        &self,
+        tcp: tokio::net::TcpStream,
+        host: &str,
+        port: u16,
+        alpn: &[&[u8]],
+        allow: Option<Box<dyn Fn() -> bool + Send + Sync>>,
+    ) -> Result<(tokio_openssl::SslStream<crate::tls::Socket>, Asked), EgressError> {
+        let target = format!("{host}:{port}");
+        let handshake = self.handshake(crate::tls::buffered(tcp), host, &target, alpn, allow);
+        tokio::time::timeout(crate::tls::CONNECT_TIMEOUT, handshake)
+            .await
+            .map_err(|_| crate::tls::timed_out(&target))?
     }
 
     /// Runs the handshake over `io` (already connected, through a proxy's tunnel or
@@ -253,6 +272,7 @@ impl certkeeper_agent::handoff::SessionMaker for AgentSessions {
         socket: tokio::net::TcpStream,
         identity: Identity,
         request: certkeeper_agent::handoff::SessionRequest,
+        allow: Box<dyn Fn() -> bool + Send + Sync>,
     ) -> std::pin::Pin<
         Box<
             dyn std::future::Future<Output = Result<certkeeper_agent::handoff::Made, String>>
@@ -276,40 +296,16 @@ impl certkeeper_agent::handoff::SessionMaker for AgentSessions {
             let client =
                 OpenSslClient::new(Some(&identity), &trust, flavour).map_err(|e| e.to_string())?;
             let alpn: Vec<&[u8]> = request.alpn.iter().map(Vec::as_slice).collect();
-            let target = format!("{}:{}", request.host, request.port);
             let _ = socket.set_nodelay(true);
-            let tls = tokio::time::timeout(
-                crate::tls::CONNECT_TIMEOUT,
-                client.handshake(
-                    tokio::io::BufReader::with_capacity(64 * 1024, socket),
-                    &request.host,
-                    &target,
-                    &alpn,
-                    Some(Box::new(move || (request.allow)())),
-                ),
-            )
-            .await
-            .map_err(|_| format!("the TLS handshake with {target} timed out"))?
-            .map_err(|e| e.to_string())?;
-            let (tls, asked) = tls;
-            let settled = info(tls.ssl());
+            let (tls, asked) = client
+                .connect_over(socket, &request.host, request.port, &alpn, Some(allow))
+                .await
+                .map_err(|e| e.to_string())?;
+            let stream = crate::tls::Stream::OpenSsl(tls, asked.clone());
             let chain = identity.chain.clone();
-            let session = certkeeper_agent::protocol::Session {
-                version: settled.version,
-                cipher: settled.cipher,
-                alpn: settled.alpn,
-                server_chain: settled
-                    .server_chain
-                    .iter()
-                    .map(|c| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, c))
-                    .collect(),
-                library: settled.library.to_string(),
-                asked_in_handshake: asked.in_handshake(),
-                report: String::new(),
-            };
             Ok(certkeeper_agent::handoff::Made {
-                session,
-                stream: Box::new(crate::tls::Stream::OpenSsl(tls, asked.clone())),
+                session: stream.info().into_session(),
+                stream: Box::new(stream),
                 report: Box::new(move || {
                     let accepted = asked.accepted();
                     certkeeper_agent::protocol::SessionReport {

@@ -123,14 +123,16 @@ pub fn list(ctx: &Context) -> Result<u8, CliError> {
 }
 
 pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
-    let plan = plan(ctx, args)?;
-    let route = route(ctx, args, plan.binding_route.as_ref())?;
-    let (reference, url, trust, from_file) = (
-        plan.reference.clone(),
-        plan.url.clone(),
-        plan.trust.clone(),
-        plan.from_file,
-    );
+    let Plan {
+        reference,
+        url,
+        trust,
+        session_trust,
+        legacy,
+        from_file,
+        binding_route,
+    } = plan(ctx, args)?;
+    let route = route(ctx, args, binding_route.as_ref())?;
     let socket = socket_path(args.socket.clone(), &ctx.home_dir);
     let (config, resolver, info) =
         agent_client_config(&socket, &reference, &trust, &[b"h2", b"http/1.1"]).map_err(|e| {
@@ -154,8 +156,8 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
     call.handoff = Some(Handoff {
         socket,
         thumbprint: info.thumbprint.clone(),
-        trust: plan.session_trust,
-        legacy: plan.legacy,
+        trust: session_trust,
+        legacy,
     });
     if args.verbose {
         eprintln!(
@@ -194,7 +196,6 @@ pub fn request(ctx: &Context, args: &RequestArgs) -> Result<u8, CliError> {
     let verbose = args.verbose;
     let include = args.include && !ctx.json;
     let asked = Arc::clone(&resolver);
-    let legacy = plan.legacy;
     let mut on_head = |answer: &Answer| {
         if verbose {
             show_tls(answer, &asked, legacy);
@@ -487,7 +488,7 @@ fn plan(ctx: &Context, args: &RequestArgs) -> Result<Plan, CliError> {
             None => unreachable!("access was just set"),
         }
     };
-    let session_trust = super::doctor::session_trust(&server_ca, &trust);
+    let session_trust = trust.for_agent(&server_ca);
     Ok(Plan {
         reference,
         url,
@@ -688,7 +689,7 @@ fn show_tls(answer: &Answer, resolver: &FixedClientCert, legacy: bool) {
         eprintln!("* the server asked for a client certificate: presented");
     } else if tls.library == "OpenSSL" {
         eprintln!("* the partner did not ask for a client certificate on this path");
-    } else if resolver.was_asked() {
+    } else if tls.asked.in_handshake {
         let accepted = resolver.accepted_issuers();
         if accepted.is_empty() {
             eprintln!("* the server asked for a client certificate (from any CA): presented");

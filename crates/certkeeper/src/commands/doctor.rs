@@ -667,25 +667,6 @@ fn check_binding(
     }
 }
 
-/// A call's trust as the agent takes it for a session it makes.
-pub(super) fn session_trust(
-    server_ca: &str,
-    trust: &certkeeper_egress::tls::ServerTrust,
-) -> certkeeper_agent::protocol::SessionTrust {
-    use certkeeper_agent::protocol::SessionTrust;
-    match (server_ca, trust) {
-        (_, certkeeper_egress::tls::ServerTrust::Insecure) => SessionTrust::Insecure,
-        ("root", _) => SessionTrust::Root,
-        ("system", _) => SessionTrust::System,
-        (_, certkeeper_egress::tls::ServerTrust::Roots(anchors)) => SessionTrust::Anchors {
-            der: anchors
-                .iter()
-                .map(|a| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, a))
-                .collect(),
-        },
-    }
-}
-
 /// A TLS handshake with the upstream, presenting the binding's certificate.
 fn handshake(
     home: &Home,
@@ -710,7 +691,7 @@ fn handshake(
         handoff: Some(certkeeper_egress::request::Handoff {
             socket: socket.to_path_buf(),
             thumbprint: key.thumbprint,
-            trust: session_trust(&binding.server_ca, &trust),
+            trust: trust.for_agent(&binding.server_ca),
             legacy: binding.legacy_tls,
         }),
     };
@@ -740,7 +721,7 @@ fn handshake(
             Some(mismatch) => format!("{e} ({mismatch})"),
             None => e.to_string(),
         })?;
-    let certificate = match (resolver.was_asked(), resolver.issuer_mismatch()) {
+    let certificate = match (answer.tls.asked.in_handshake, resolver.issuer_mismatch()) {
         _ if binding.legacy_tls => "presented if asked for (old TLS, with OpenSSL)".to_string(),
         _ if answer.tls.library == "OpenSSL" => {
             "not requested in the handshake: the session was made with OpenSSL, which presents \
