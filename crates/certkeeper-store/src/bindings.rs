@@ -6,14 +6,15 @@ use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::entry::Entry;
 use crate::error::StoreError;
 use crate::home::Home;
 
 /// One binding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Binding {
     /// Its name.
     pub name: String,
@@ -28,7 +29,7 @@ pub struct Binding {
     pub server_ca: String,
     /// When not empty, only these principals (and root) may use the binding, among
     /// those the key's ACL admits (`bind --allow`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow: Vec<String>,
     /// The forward proxy the upstream is reached through (`http://[user@]host:port`),
     /// or none: then the home's `egress_proxy` setting applies.

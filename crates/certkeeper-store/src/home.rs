@@ -47,11 +47,14 @@ pub enum Setting {
     EgressProxy,
     /// The hosts the bindings reach without `egress_proxy` (as curl's `NO_PROXY`).
     EgressNoProxy,
+    /// A front-end waits a random part of this many seconds before applying a new
+    /// generation of its fleet, so that a fleet does not reload at once (default 5).
+    FleetSpread,
 }
 
 impl Setting {
     /// Every setting.
-    pub const ALL: [Setting; 7] = [
+    pub const ALL: [Setting; 8] = [
         Setting::ExportDir,
         Setting::ServicePrincipals,
         Setting::ExpiryWarningDays,
@@ -59,6 +62,7 @@ impl Setting {
         Setting::ClientTimeout,
         Setting::EgressProxy,
         Setting::EgressNoProxy,
+        Setting::FleetSpread,
     ];
 
     /// The setting's key.
@@ -71,6 +75,7 @@ impl Setting {
             Setting::ClientTimeout => "client_timeout",
             Setting::EgressProxy => "egress_proxy",
             Setting::EgressNoProxy => "egress_no_proxy",
+            Setting::FleetSpread => "fleet_spread",
         }
     }
 
@@ -82,7 +87,7 @@ impl Setting {
             .ok_or_else(|| {
                 StoreError::InvalidSetting(format!(
                     "unknown setting {key:?}: export_dir, service_principals, expiry_warning_days, \
-                     upstream_timeout, client_timeout, egress_proxy, egress_no_proxy (or \
+                     upstream_timeout, client_timeout, egress_proxy, egress_no_proxy, fleet_spread (or \
                      egress_proxy_password with --password-env)"
                 ))
             })
@@ -248,6 +253,7 @@ impl Home {
             Setting::ExpiryWarningDays => "30".into(),
             Setting::UpstreamTimeout | Setting::ClientTimeout => "60".into(),
             Setting::EgressProxy | Setting::EgressNoProxy => String::new(),
+            Setting::FleetSpread => "5".into(),
         }))
     }
 
@@ -304,6 +310,20 @@ impl Home {
                 url.to_string()
             }
             Setting::EgressNoProxy => value.trim().to_string(),
+            Setting::FleetSpread => {
+                let seconds: u32 = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|s| *s <= 3600)
+                    .ok_or_else(|| {
+                        StoreError::InvalidSetting(format!(
+                            "fleet_spread must be a whole number of seconds from 0 to 3600, not \
+                             {value:?}"
+                        ))
+                    })?;
+                seconds.to_string()
+            }
         };
         self.conn
             .execute(
@@ -505,7 +525,7 @@ impl Home {
     /// Runs `f` in one transaction that is on disk when this returns: a revoke or a
     /// removal must survive a power cut (WAL with synchronous=NORMAL, the home's
     /// default, may lose the last commits), so these commits sync the log.
-    fn durably(
+    pub(crate) fn durably(
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<()>,
     ) -> Result<(), StoreError> {

@@ -1,7 +1,7 @@
 //! The database schema and its migrations (`PRAGMA user_version`).
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 7;
+pub const VERSION: i64 = 8;
 
 /// The version that added `entry_names`; migrating to it also fills the table from
 /// the stored certificates (`Home::migrate`).
@@ -89,6 +89,34 @@ CREATE TABLE secrets (
 "#,
     // 7: `bind --legacy-tls`: a partner on an old TLS stack, reached with OpenSSL.
     "ALTER TABLE bindings ADD COLUMN legacy_tls INTEGER NOT NULL DEFAULT 0;",
+    // 8: the fleet. The environment this home publishes (the administrator's) or
+    // follows (a front-end's), the front-ends an administrator approved, and which
+    // entries and bindings a front-end holds because the fleet published them.
+    r#"
+CREATE TABLE fleet (
+    env          TEXT PRIMARY KEY,
+    role         TEXT NOT NULL CHECK (role IN ('admin','node')),
+    etcd         TEXT NOT NULL,              -- endpoints, comma-separated
+    etcd_cert    TEXT,                       -- thumbprint of the client certificate for etcd
+    node         TEXT,                       -- a front-end's name
+    admin_key    BLOB NOT NULL,              -- the administrator's Ed25519 public key
+    listen_host  TEXT,                       -- a front-end's loopback address for bindings
+    generation   INTEGER NOT NULL DEFAULT 0, -- published (admin) or applied (node)
+    applied_at   INTEGER,
+    error_at     INTEGER,                    -- a front-end's trouble with etcd, since
+    error        TEXT
+);
+CREATE TABLE fleet_members (
+    env          TEXT NOT NULL REFERENCES fleet(env) ON DELETE CASCADE,
+    node         TEXT NOT NULL,
+    hostname     TEXT NOT NULL,
+    public_key   BLOB NOT NULL,              -- X25519, what its keys are sealed to
+    approved_at  INTEGER NOT NULL,
+    PRIMARY KEY (env, node)
+);
+ALTER TABLE entries ADD COLUMN managed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE bindings ADD COLUMN managed INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Records the "Issued to" names of an entry (inside the caller's transaction).

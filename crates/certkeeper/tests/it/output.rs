@@ -389,13 +389,15 @@ fn a_home_from_before_the_names_index_is_migrated_and_filled() {
     );
     env.ok(&["import", &leaf]);
     // Take the home back to schema 3 (before entry_names, bindings.allow, bindings.proxy,
-    // secrets and bindings.legacy_tls).
+    // secrets, bindings.legacy_tls and the fleet's tables and columns).
     {
         let db = rusqlite::Connection::open(env.home.join("certkeeper.db")).unwrap();
         db.execute_batch(
             "DROP TABLE entry_names; ALTER TABLE bindings DROP COLUMN allow; \
              ALTER TABLE bindings DROP COLUMN proxy; DROP TABLE secrets; \
-             ALTER TABLE bindings DROP COLUMN legacy_tls; PRAGMA user_version = 3;",
+             ALTER TABLE bindings DROP COLUMN legacy_tls; DROP TABLE fleet_members; \
+             DROP TABLE fleet; ALTER TABLE entries DROP COLUMN managed; \
+             ALTER TABLE bindings DROP COLUMN managed; PRAGMA user_version = 3;",
         )
         .unwrap();
     }
@@ -407,12 +409,13 @@ fn a_home_from_before_the_names_index_is_migrated_and_filled() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 7);
-    // The later migrations ran too: a binding's proxy, sealed secrets and --legacy-tls
-    // have a place.
+    assert_eq!(version, 8);
+    // The later migrations ran too: a binding's proxy, sealed secrets, --legacy-tls and
+    // the fleet have a place.
     db.execute_batch(
         "SELECT proxy FROM bindings; SELECT name, sealed FROM secrets; \
-         SELECT legacy_tls FROM bindings;",
+         SELECT legacy_tls FROM bindings; SELECT env, generation FROM fleet; \
+         SELECT managed FROM entries; SELECT managed FROM bindings;",
     )
     .unwrap();
 }
