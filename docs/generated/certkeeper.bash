@@ -43,6 +43,9 @@ _certkeeper() {
             certkeeper,export)
                 cmd="certkeeper__subcmd__export"
                 ;;
+            certkeeper,fleet)
+                cmd="certkeeper__subcmd__fleet"
+                ;;
             certkeeper,grant)
                 cmd="certkeeper__subcmd__grant"
                 ;;
@@ -85,6 +88,54 @@ _certkeeper() {
             certkeeper,unbind)
                 cmd="certkeeper__subcmd__unbind"
                 ;;
+            certkeeper__subcmd__fleet,approve)
+                cmd="certkeeper__subcmd__fleet__subcmd__approve"
+                ;;
+            certkeeper__subcmd__fleet,diff)
+                cmd="certkeeper__subcmd__fleet__subcmd__diff"
+                ;;
+            certkeeper__subcmd__fleet,help)
+                cmd="certkeeper__subcmd__fleet__subcmd__help"
+                ;;
+            certkeeper__subcmd__fleet,init)
+                cmd="certkeeper__subcmd__fleet__subcmd__init"
+                ;;
+            certkeeper__subcmd__fleet,join)
+                cmd="certkeeper__subcmd__fleet__subcmd__join"
+                ;;
+            certkeeper__subcmd__fleet,publish)
+                cmd="certkeeper__subcmd__fleet__subcmd__publish"
+                ;;
+            certkeeper__subcmd__fleet,remove)
+                cmd="certkeeper__subcmd__fleet__subcmd__remove"
+                ;;
+            certkeeper__subcmd__fleet,status)
+                cmd="certkeeper__subcmd__fleet__subcmd__status"
+                ;;
+            certkeeper__subcmd__fleet__subcmd__help,approve)
+                cmd="certkeeper__subcmd__fleet__subcmd__help__subcmd__approve"
+                ;;
+            certkeeper__subcmd__fleet__subcmd__help,diff)
+                cmd="certkeeper__subcmd__fleet__subcmd__help__subcmd__diff"
+                ;;
+            certkeeper__subcmd__fleet__subcmd__help,help)
+                cmd="certkeeper__subcmd__fleet__subcmd__help__subcmd__help"
+                ;;
+            certkeeper__subcmd__fleet__subcmd__help,init)
+                cmd="certkeeper__subcmd__fleet__subcmd__help__subcmd__init"
+                ;;
+            certkeeper__subcmd__fleet__subcmd__help,join)
+                cmd="certkeeper__subcmd__fleet__subcmd__help__subcmd__join"
+                ;;
+            certkeeper__subcmd__fleet__subcmd__help,publish)
+                cmd="certkeeper__subcmd__fleet__subcmd__help__subcmd__publish"
+                ;;
+            certkeeper__subcmd__fleet__subcmd__help,remove)
+                cmd="certkeeper__subcmd__fleet__subcmd__help__subcmd__remove"
+                ;;
+            certkeeper__subcmd__fleet__subcmd__help,status)
+                cmd="certkeeper__subcmd__fleet__subcmd__help__subcmd__status"
+                ;;
             certkeeper__subcmd__help,acl)
                 cmd="certkeeper__subcmd__help__subcmd__acl"
                 ;;
@@ -111,6 +162,9 @@ _certkeeper() {
                 ;;
             certkeeper__subcmd__help,export)
                 cmd="certkeeper__subcmd__help__subcmd__export"
+                ;;
+            certkeeper__subcmd__help,fleet)
+                cmd="certkeeper__subcmd__help__subcmd__fleet"
                 ;;
             certkeeper__subcmd__help,grant)
                 cmd="certkeeper__subcmd__help__subcmd__grant"
@@ -154,6 +208,27 @@ _certkeeper() {
             certkeeper__subcmd__help,unbind)
                 cmd="certkeeper__subcmd__help__subcmd__unbind"
                 ;;
+            certkeeper__subcmd__help__subcmd__fleet,approve)
+                cmd="certkeeper__subcmd__help__subcmd__fleet__subcmd__approve"
+                ;;
+            certkeeper__subcmd__help__subcmd__fleet,diff)
+                cmd="certkeeper__subcmd__help__subcmd__fleet__subcmd__diff"
+                ;;
+            certkeeper__subcmd__help__subcmd__fleet,init)
+                cmd="certkeeper__subcmd__help__subcmd__fleet__subcmd__init"
+                ;;
+            certkeeper__subcmd__help__subcmd__fleet,join)
+                cmd="certkeeper__subcmd__help__subcmd__fleet__subcmd__join"
+                ;;
+            certkeeper__subcmd__help__subcmd__fleet,publish)
+                cmd="certkeeper__subcmd__help__subcmd__fleet__subcmd__publish"
+                ;;
+            certkeeper__subcmd__help__subcmd__fleet,remove)
+                cmd="certkeeper__subcmd__help__subcmd__fleet__subcmd__remove"
+                ;;
+            certkeeper__subcmd__help__subcmd__fleet,status)
+                cmd="certkeeper__subcmd__help__subcmd__fleet__subcmd__status"
+                ;;
             *)
                 ;;
         esac
@@ -161,7 +236,7 @@ _certkeeper() {
 
     case "${cmd}" in
         certkeeper)
-            opts="-h -V --home --json --help --version init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help"
+            opts="-h -V --home --json --help --version init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor fleet demo completions man config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -341,7 +416,7 @@ _certkeeper() {
             return 0
             ;;
         certkeeper__subcmd__doctor)
-            opts="-h -V --at --online --socket --home --json --help --version"
+            opts="-h -V --at --online --socket --fleet --home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -404,6 +479,316 @@ _certkeeper() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        certkeeper__subcmd__fleet)
+            opts="-h -V --home --json --help --version init join approve remove publish diff status help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__fleet__subcmd__approve)
+            opts="-h -V --fingerprint --home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --fingerprint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__fleet__subcmd__diff)
+            opts="-h -V --home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__fleet__subcmd__help)
+            opts="init join approve remove publish diff status help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__fleet__subcmd__help__subcmd__approve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__fleet__subcmd__help__subcmd__diff)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__fleet__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__fleet__subcmd__help__subcmd__init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__fleet__subcmd__help__subcmd__join)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__fleet__subcmd__help__subcmd__publish)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__fleet__subcmd__help__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__fleet__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__fleet__subcmd__init)
+            opts="-h -V --etcd --env --etcd-cert --home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --etcd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --etcd-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__fleet__subcmd__join)
+            opts="-h -V --etcd --env --node --etcd-cert --admin-fingerprint --listen-host --home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --etcd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --etcd-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --admin-fingerprint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --listen-host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__fleet__subcmd__publish)
+            opts="-h -V --home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__fleet__subcmd__remove)
+            opts="-h -V --home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__fleet__subcmd__status)
+            opts="-h -V --home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         certkeeper__subcmd__grant)
             opts="-h -V --home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -423,7 +808,7 @@ _certkeeper() {
             return 0
             ;;
         certkeeper__subcmd__help)
-            opts="init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor demo completions man config help"
+            opts="init import list show path move remove export grant revoke acl agent keycheck bind unbind bindings request doctor fleet demo completions man config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -551,6 +936,118 @@ _certkeeper() {
         certkeeper__subcmd__help__subcmd__export)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__help__subcmd__fleet)
+            opts="init join approve remove publish diff status"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__help__subcmd__fleet__subcmd__approve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__help__subcmd__fleet__subcmd__diff)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__help__subcmd__fleet__subcmd__init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__help__subcmd__fleet__subcmd__join)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__help__subcmd__fleet__subcmd__publish)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__help__subcmd__fleet__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certkeeper__subcmd__help__subcmd__fleet__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -303,6 +303,7 @@ _arguments "${_arguments_options[@]}" : \
 '--socket=[The agent'\''s socket \[env\: CERTKEEPER_SOCKET\]]:PATH:_files' \
 '--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
 '--online[Also make a TLS handshake with each binding'\''s upstream]' \
+'(--at --online)--fleet[Instead\: check every front-end of this home'\''s environment (alive, on the latest generation, no failing checks), naming each that is not]' \
 '--json[Print one JSON document on stdout instead of text]' \
 '-h[Print help (see more with '\''--help'\'')]' \
 '--help[Print help (see more with '\''--help'\'')]' \
@@ -310,6 +311,158 @@ _arguments "${_arguments_options[@]}" : \
 '--version[Print version]' \
 '::reference -- Only this entry (and the bindings that use it):_default' \
 && ret=0
+;;
+(fleet)
+_arguments "${_arguments_options[@]}" : \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
+'-V[Print version]' \
+'--version[Print version]' \
+":: :_certkeeper__subcmd__fleet_commands" \
+"*::: :->fleet" \
+&& ret=0
+
+    case $state in
+    (fleet)
+        words=($line[1] "${words[@]}")
+        (( CURRENT += 1 ))
+        curcontext="${curcontext%:*:*}:certkeeper-fleet-command-$line[1]:"
+        case $line[1] in
+            (init)
+_arguments "${_arguments_options[@]}" : \
+'--etcd=[etcd endpoints, comma-separated (https\://HOST\:PORT; http\:// for tests)]:URLS:_default' \
+'--env=[The environment'\''s name]:NAME:_default' \
+'--etcd-cert=[For https etcd\: the client certificate (with its key in this home) presented to etcd; etcd'\''s CA must be in the root store. It is never published]:REF:_default' \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+&& ret=0
+;;
+(join)
+_arguments "${_arguments_options[@]}" : \
+'--etcd=[etcd endpoints, comma-separated]:URLS:_default' \
+'--env=[The environment'\''s name]:NAME:_default' \
+'--node=[This front-end'\''s name (default\: the host name)]:NAME:_default' \
+'--etcd-cert=[For https etcd\: this front-end'\''s client certificate for etcd (REF)]:REF:_default' \
+'--admin-fingerprint=[Refuse the environment unless its administrator key has this fingerprint (what fleet init printed)]:FP:_default' \
+'--listen-host=[Serve the published bindings on this loopback address instead of theirs (several front-ends on one machine, e.g. 127.0.0.2)]:IP:_default' \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+&& ret=0
+;;
+(approve)
+_arguments "${_arguments_options[@]}" : \
+'--fingerprint=[The fingerprint \`fleet join\` printed on it]:FP:_default' \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':node -- The front-end'\''s name:_default' \
+&& ret=0
+;;
+(remove)
+_arguments "${_arguments_options[@]}" : \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':node -- The front-end'\''s name:_default' \
+&& ret=0
+;;
+(publish)
+_arguments "${_arguments_options[@]}" : \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+&& ret=0
+;;
+(diff)
+_arguments "${_arguments_options[@]}" : \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+&& ret=0
+;;
+(status)
+_arguments "${_arguments_options[@]}" : \
+'--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
+'--json[Print one JSON document on stdout instead of text]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+&& ret=0
+;;
+(help)
+_arguments "${_arguments_options[@]}" : \
+":: :_certkeeper__subcmd__fleet__subcmd__help_commands" \
+"*::: :->help" \
+&& ret=0
+
+    case $state in
+    (help)
+        words=($line[1] "${words[@]}")
+        (( CURRENT += 1 ))
+        curcontext="${curcontext%:*:*}:certkeeper-fleet-help-command-$line[1]:"
+        case $line[1] in
+            (init)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(join)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(approve)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(remove)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(publish)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(diff)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(status)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(help)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+        esac
+    ;;
+esac
+;;
+        esac
+    ;;
+esac
 ;;
 (demo)
 _arguments "${_arguments_options[@]}" : \
@@ -440,6 +593,50 @@ _arguments "${_arguments_options[@]}" : \
 _arguments "${_arguments_options[@]}" : \
 && ret=0
 ;;
+(fleet)
+_arguments "${_arguments_options[@]}" : \
+":: :_certkeeper__subcmd__help__subcmd__fleet_commands" \
+"*::: :->fleet" \
+&& ret=0
+
+    case $state in
+    (fleet)
+        words=($line[1] "${words[@]}")
+        (( CURRENT += 1 ))
+        curcontext="${curcontext%:*:*}:certkeeper-help-fleet-command-$line[1]:"
+        case $line[1] in
+            (init)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(join)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(approve)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(remove)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(publish)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(diff)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(status)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+        esac
+    ;;
+esac
+;;
 (demo)
 _arguments "${_arguments_options[@]}" : \
 && ret=0
@@ -490,6 +687,7 @@ _certkeeper_commands() {
 'bindings:List the bindings' \
 'request:Make one mutual-TLS request, curl-style; the key is used through the agent' \
 'doctor:Check the usual causes of a failing client-certificate call, one line each' \
+'fleet:Keep an environment of many front-ends the same, through etcd' \
 'demo:Walk through everything on a temporary home\: PKI, .pfx import, path, grant, export, agent, a local HTTPS service demanding a client certificate, a binding' \
 'completions:Print shell completions (bash, zsh, fish, elvish, powershell)' \
 'man:Print the man page (roff)' \
@@ -543,6 +741,109 @@ _certkeeper__subcmd__export_commands() {
     local commands; commands=()
     _describe -t commands 'certkeeper export commands' commands "$@"
 }
+(( $+functions[_certkeeper__subcmd__fleet_commands] )) ||
+_certkeeper__subcmd__fleet_commands() {
+    local commands; commands=(
+'init:Create the environment on etcd, with this home as its administrator (the source of truth) and a new signing key in it' \
+'join:Register this front-end in an environment\: makes its own key pair, pins the administrator'\''s key, and prints the fingerprint to approve. Its agent then follows the environment' \
+'approve:Admit a front-end that joined, after comparing the fingerprint it printed. It receives keys from the next publish on' \
+'remove:Take a front-end out\: nothing published afterwards is sealed to it' \
+'publish:Publish this home as the environment'\''s next generation' \
+'diff:Show what a publish would change, against the generation on etcd' \
+'status:Every front-end side by side\: alive, generation, behind, failing checks' \
+'help:Print this message or the help of the given subcommand(s)' \
+    )
+    _describe -t commands 'certkeeper fleet commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__fleet__subcmd__approve_commands] )) ||
+_certkeeper__subcmd__fleet__subcmd__approve_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper fleet approve commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__fleet__subcmd__diff_commands] )) ||
+_certkeeper__subcmd__fleet__subcmd__diff_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper fleet diff commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__fleet__subcmd__help_commands] )) ||
+_certkeeper__subcmd__fleet__subcmd__help_commands() {
+    local commands; commands=(
+'init:Create the environment on etcd, with this home as its administrator (the source of truth) and a new signing key in it' \
+'join:Register this front-end in an environment\: makes its own key pair, pins the administrator'\''s key, and prints the fingerprint to approve. Its agent then follows the environment' \
+'approve:Admit a front-end that joined, after comparing the fingerprint it printed. It receives keys from the next publish on' \
+'remove:Take a front-end out\: nothing published afterwards is sealed to it' \
+'publish:Publish this home as the environment'\''s next generation' \
+'diff:Show what a publish would change, against the generation on etcd' \
+'status:Every front-end side by side\: alive, generation, behind, failing checks' \
+'help:Print this message or the help of the given subcommand(s)' \
+    )
+    _describe -t commands 'certkeeper fleet help commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__fleet__subcmd__help__subcmd__approve_commands] )) ||
+_certkeeper__subcmd__fleet__subcmd__help__subcmd__approve_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper fleet help approve commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__fleet__subcmd__help__subcmd__diff_commands] )) ||
+_certkeeper__subcmd__fleet__subcmd__help__subcmd__diff_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper fleet help diff commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__fleet__subcmd__help__subcmd__help_commands] )) ||
+_certkeeper__subcmd__fleet__subcmd__help__subcmd__help_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper fleet help help commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__fleet__subcmd__help__subcmd__init_commands] )) ||
+_certkeeper__subcmd__fleet__subcmd__help__subcmd__init_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper fleet help init commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__fleet__subcmd__help__subcmd__join_commands] )) ||
+_certkeeper__subcmd__fleet__subcmd__help__subcmd__join_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper fleet help join commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__fleet__subcmd__help__subcmd__publish_commands] )) ||
+_certkeeper__subcmd__fleet__subcmd__help__subcmd__publish_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper fleet help publish commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__fleet__subcmd__help__subcmd__remove_commands] )) ||
+_certkeeper__subcmd__fleet__subcmd__help__subcmd__remove_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper fleet help remove commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__fleet__subcmd__help__subcmd__status_commands] )) ||
+_certkeeper__subcmd__fleet__subcmd__help__subcmd__status_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper fleet help status commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__fleet__subcmd__init_commands] )) ||
+_certkeeper__subcmd__fleet__subcmd__init_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper fleet init commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__fleet__subcmd__join_commands] )) ||
+_certkeeper__subcmd__fleet__subcmd__join_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper fleet join commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__fleet__subcmd__publish_commands] )) ||
+_certkeeper__subcmd__fleet__subcmd__publish_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper fleet publish commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__fleet__subcmd__remove_commands] )) ||
+_certkeeper__subcmd__fleet__subcmd__remove_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper fleet remove commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__fleet__subcmd__status_commands] )) ||
+_certkeeper__subcmd__fleet__subcmd__status_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper fleet status commands' commands "$@"
+}
 (( $+functions[_certkeeper__subcmd__grant_commands] )) ||
 _certkeeper__subcmd__grant_commands() {
     local commands; commands=()
@@ -569,6 +870,7 @@ _certkeeper__subcmd__help_commands() {
 'bindings:List the bindings' \
 'request:Make one mutual-TLS request, curl-style; the key is used through the agent' \
 'doctor:Check the usual causes of a failing client-certificate call, one line each' \
+'fleet:Keep an environment of many front-ends the same, through etcd' \
 'demo:Walk through everything on a temporary home\: PKI, .pfx import, path, grant, export, agent, a local HTTPS service demanding a client certificate, a binding' \
 'completions:Print shell completions (bash, zsh, fish, elvish, powershell)' \
 'man:Print the man page (roff)' \
@@ -621,6 +923,54 @@ _certkeeper__subcmd__help__subcmd__doctor_commands() {
 _certkeeper__subcmd__help__subcmd__export_commands() {
     local commands; commands=()
     _describe -t commands 'certkeeper help export commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__fleet_commands] )) ||
+_certkeeper__subcmd__help__subcmd__fleet_commands() {
+    local commands; commands=(
+'init:Create the environment on etcd, with this home as its administrator (the source of truth) and a new signing key in it' \
+'join:Register this front-end in an environment\: makes its own key pair, pins the administrator'\''s key, and prints the fingerprint to approve. Its agent then follows the environment' \
+'approve:Admit a front-end that joined, after comparing the fingerprint it printed. It receives keys from the next publish on' \
+'remove:Take a front-end out\: nothing published afterwards is sealed to it' \
+'publish:Publish this home as the environment'\''s next generation' \
+'diff:Show what a publish would change, against the generation on etcd' \
+'status:Every front-end side by side\: alive, generation, behind, failing checks' \
+    )
+    _describe -t commands 'certkeeper help fleet commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__fleet__subcmd__approve_commands] )) ||
+_certkeeper__subcmd__help__subcmd__fleet__subcmd__approve_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help fleet approve commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__fleet__subcmd__diff_commands] )) ||
+_certkeeper__subcmd__help__subcmd__fleet__subcmd__diff_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help fleet diff commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__fleet__subcmd__init_commands] )) ||
+_certkeeper__subcmd__help__subcmd__fleet__subcmd__init_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help fleet init commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__fleet__subcmd__join_commands] )) ||
+_certkeeper__subcmd__help__subcmd__fleet__subcmd__join_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help fleet join commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__fleet__subcmd__publish_commands] )) ||
+_certkeeper__subcmd__help__subcmd__fleet__subcmd__publish_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help fleet publish commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__fleet__subcmd__remove_commands] )) ||
+_certkeeper__subcmd__help__subcmd__fleet__subcmd__remove_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help fleet remove commands' commands "$@"
+}
+(( $+functions[_certkeeper__subcmd__help__subcmd__fleet__subcmd__status_commands] )) ||
+_certkeeper__subcmd__help__subcmd__fleet__subcmd__status_commands() {
+    local commands; commands=()
+    _describe -t commands 'certkeeper help fleet status commands' commands "$@"
 }
 (( $+functions[_certkeeper__subcmd__help__subcmd__grant_commands] )) ||
 _certkeeper__subcmd__help__subcmd__grant_commands() {

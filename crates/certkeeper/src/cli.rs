@@ -15,7 +15,7 @@ use crate::password::PasswordArgs;
 ///
 /// Exit codes: 0 ok; 1 a check found problems; 2 usage or input error (also: disk
 /// full); 3 not found or ambiguous; 4 permission denied (also: read-only home,
-/// non-exportable key); 5 agent not reachable.
+/// non-exportable key); 5 agent not reachable; 6 etcd not reachable (fleet).
 #[derive(Debug, Parser)]
 #[command(
     name = "certkeeper",
@@ -266,7 +266,30 @@ pub enum Command {
         /// The agent's socket [env: CERTKEEPER_SOCKET].
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
+        /// Instead: check every front-end of this home's environment (alive, on the
+        /// latest generation, no failing checks), naming each that is not.
+        #[arg(long, conflicts_with_all = ["reference", "at", "online"])]
+        fleet: bool,
     },
+
+    /// Keep an environment of many front-ends the same, through etcd.
+    ///
+    /// The administrator's home is the source of truth: `fleet publish` writes its
+    /// certificates with their stores, private keys, key ACLs, export names, bindings
+    /// and settings to etcd as one signed generation, with each private key sealed to
+    /// every approved front-end's own key (never in clear on etcd). Each front-end's
+    /// agent watches the environment and applies every new generation to its home in
+    /// one transaction; with etcd down it serves from its home and catches up later.
+    #[command(
+        subcommand,
+        after_help = "Examples (administrator, then each front-end, then the administrator):\n  \
+        certkeeper fleet init --etcd https://etcd1:2379,https://etcd2:2379 --etcd-cert admin-etcd --env prod\n  \
+        certkeeper fleet join --etcd https://etcd1:2379,https://etcd2:2379 --etcd-cert fe1-etcd --env prod\n  \
+        certkeeper fleet approve fe1 --fingerprint 3f2a-91bc-...\n  \
+        certkeeper fleet diff && certkeeper fleet publish\n  \
+        certkeeper fleet status"
+    )]
+    Fleet(FleetCommand),
 
     /// Walk through everything on a temporary home: PKI, .pfx import, path, grant,
     /// export, agent, a local HTTPS service demanding a client certificate, a binding.
@@ -331,6 +354,70 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         proxy: Option<String>,
     },
+}
+
+/// The `fleet` commands.
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Create the environment on etcd, with this home as its administrator (the
+    /// source of truth) and a new signing key in it.
+    Init {
+        /// etcd endpoints, comma-separated (https://HOST:PORT; http:// for tests).
+        #[arg(long, value_name = "URLS")]
+        etcd: String,
+        /// The environment's name.
+        #[arg(long, value_name = "NAME")]
+        env: String,
+        /// For https etcd: the client certificate (with its key in this home) presented
+        /// to etcd; etcd's CA must be in the root store. It is never published.
+        #[arg(long, value_name = "REF")]
+        etcd_cert: Option<String>,
+    },
+    /// Register this front-end in an environment: makes its own key pair, pins the
+    /// administrator's key, and prints the fingerprint to approve. Its agent then
+    /// follows the environment.
+    Join {
+        /// etcd endpoints, comma-separated.
+        #[arg(long, value_name = "URLS")]
+        etcd: String,
+        /// The environment's name.
+        #[arg(long, value_name = "NAME")]
+        env: String,
+        /// This front-end's name (default: the host name).
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
+        /// For https etcd: this front-end's client certificate for etcd (REF).
+        #[arg(long, value_name = "REF")]
+        etcd_cert: Option<String>,
+        /// Refuse the environment unless its administrator key has this fingerprint
+        /// (what fleet init printed).
+        #[arg(long, value_name = "FP")]
+        admin_fingerprint: Option<String>,
+        /// Serve the published bindings on this loopback address instead of theirs
+        /// (several front-ends on one machine, e.g. 127.0.0.2).
+        #[arg(long, value_name = "IP")]
+        listen_host: Option<String>,
+    },
+    /// Admit a front-end that joined, after comparing the fingerprint it printed. It
+    /// receives keys from the next publish on.
+    Approve {
+        /// The front-end's name.
+        node: String,
+        /// The fingerprint `fleet join` printed on it.
+        #[arg(long, value_name = "FP")]
+        fingerprint: String,
+    },
+    /// Take a front-end out: nothing published afterwards is sealed to it.
+    Remove {
+        /// The front-end's name.
+        node: String,
+    },
+    /// Publish this home as the environment's next generation.
+    Publish,
+    /// Show what a publish would change, against the generation on etcd.
+    Diff,
+    /// Every front-end side by side: alive, generation, behind, failing checks.
+    Status,
 }
 
 /// Arguments of `bind`.

@@ -3,7 +3,8 @@
 //!
 //! Exit codes (DESIGN.md): 0 ok; 1 a check found problems; 2 usage or input error
 //! (including a full disk); 3 not found or ambiguous; 4 permission denied (including a
-//! read-only home, a non-exportable key); 5 agent not reachable.
+//! read-only home, a non-exportable key); 5 agent not reachable; 6 etcd not reachable
+//! (the fleet).
 
 use std::fmt;
 
@@ -19,6 +20,8 @@ pub const NOT_FOUND: u8 = 3;
 pub const DENIED: u8 = 4;
 /// Agent not reachable.
 pub const NO_AGENT: u8 = 5;
+/// etcd not reachable.
+pub const NO_ETCD: u8 = 6;
 
 /// The stable class of an error: `error.kind` in `--json` output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,16 +43,23 @@ pub enum Kind {
     AgentUnreachable,
     /// The call to the upstream failed (connection, TLS, timeout).
     Upstream,
+    /// etcd does not answer (the fleet).
+    EtcdUnreachable,
+    /// Another publish landed first, or a name is taken on etcd.
+    Conflict,
 }
 
 impl Kind {
     /// The exit code of this class (DESIGN.md's table).
     pub fn code(self) -> u8 {
         match self {
-            Kind::Usage | Kind::Input | Kind::Environment | Kind::Upstream => USAGE,
+            Kind::Usage | Kind::Input | Kind::Environment | Kind::Upstream | Kind::Conflict => {
+                USAGE
+            }
             Kind::NotFound | Kind::Ambiguous => NOT_FOUND,
             Kind::Denied => DENIED,
             Kind::AgentUnreachable => NO_AGENT,
+            Kind::EtcdUnreachable => NO_ETCD,
         }
     }
 }
@@ -172,6 +182,26 @@ impl From<StoreError> for CliError {
             }
             _ => error,
         }
+    }
+}
+
+impl From<certkeeper_fleet::FleetError> for CliError {
+    fn from(e: certkeeper_fleet::FleetError) -> Self {
+        use certkeeper_fleet::FleetError as F;
+        let kind = match &e {
+            F::Store(_) => {
+                let F::Store(store) = e else { unreachable!() };
+                return store.into();
+            }
+            F::Etcd { .. } => Kind::EtcdUnreachable,
+            F::Conflict(_) => Kind::Conflict,
+            F::NotApproved(_) => Kind::Denied,
+            F::NotInFleet(_) => Kind::NotFound,
+            F::Invalid(_) | F::Foreign(_) | F::Tampered(_) | F::TooLarge(_) | F::Crypto(_) => {
+                Kind::Input
+            }
+        };
+        CliError::new(kind, e.to_string())
     }
 }
 

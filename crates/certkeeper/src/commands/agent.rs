@@ -77,9 +77,18 @@ pub fn serve(ctx: &Context, socket: Option<PathBuf>) -> Result<u8, CliError> {
             std::sync::Arc::clone(&agent),
             stopped,
         ));
+        // A front-end follows its environment's generations (see certkeeper-fleet).
+        let fleet = tokio::spawn(certkeeper_fleet::node::run(
+            certkeeper_fleet::node::Follow {
+                home_dir: ctx.home_dir.clone(),
+                doctor: std::sync::Arc::new(super::doctor::summary),
+            },
+            stop.subscribe(),
+        ));
         agent.serve(listener, shutdown_signal()).await;
         let _ = stop.send(true);
         let _ = egress.await;
+        let _ = fleet.await;
         // The listeners are closed; the calls already relayed get DRAIN to finish.
         let left = certkeeper_egress::proxy::drain(DRAIN).await;
         if left > 0 {

@@ -30,10 +30,10 @@ pub struct Finding {
     pub fix: Option<String>,
 }
 
-struct Findings(Vec<Finding>);
+pub(super) struct Findings(pub(super) Vec<Finding>);
 
 impl Findings {
-    fn add(
+    pub(super) fn add(
         &mut self,
         check: &'static str,
         subject: &str,
@@ -140,6 +140,10 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> Result<u8, CliError> {
         check_entry(&home, entry, at, warn_days, &principals, &mut f)?;
     }
 
+    if opts.reference.is_none() {
+        fleet_finding(&home, &mut f)?;
+    }
+
     for binding in home.bindings()? {
         if let Some(r) = opts.reference
             && home.resolve(r).ok().map(|e| e.thumbprint)
@@ -156,8 +160,92 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> Result<u8, CliError> {
     report(ctx, &f)
 }
 
+/// The home's place in a fleet, if it has one: a front-end says whether it reaches
+/// etcd and which generation it holds.
+fn fleet_finding(home: &Home, f: &mut Findings) -> Result<(), CliError> {
+    let Some(config) = home.fleet_config()? else {
+        return Ok(());
+    };
+    let subject = format!("environment {}", config.env);
+    match (config.role, &config.last_error) {
+        (certkeeper_store::FleetRole::Admin, _) => f.add(
+            "fleet",
+            &subject,
+            "ok",
+            format!(
+                "this home is the administrator's; last published generation {}",
+                config.generation
+            ),
+            None,
+        ),
+        (_, None) => f.add(
+            "fleet",
+            &subject,
+            "ok",
+            format!(
+                "front-end {} follows it; generation {} applied{}",
+                config.node.as_deref().unwrap_or("-"),
+                config.generation,
+                config
+                    .applied_at
+                    .map(|t| format!(" at {}", output::human_time(t)))
+                    .unwrap_or_default()
+            ),
+            None,
+        ),
+        (_, Some((since, error))) => f.add(
+            "fleet",
+            &subject,
+            "warn",
+            format!(
+                "since {}: {error}; serving from the local home (generation {})",
+                output::human_time(*since),
+                config.generation
+            ),
+            Some("check etcd and the network to it; the agent retries by itself".into()),
+        ),
+    }
+    Ok(())
+}
+
+/// What the agent reports about its front-end on etcd: the offline checks of every
+/// personal entry and binding (the agent is evidently running), as failing
+/// "check: subject" and a count of warnings.
+pub fn summary(home: &Home) -> (Vec<String>, usize) {
+    let mut f = Findings(Vec::new());
+    let at = output::now();
+    let principals = home
+        .setting(Setting::ServicePrincipals)
+        .ok()
+        .and_then(|p| certkeeper_store::home::parse_principals(&p).ok())
+        .unwrap_or_default();
+    let warn_days: i64 = home
+        .setting(Setting::ExpiryWarningDays)
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(30);
+    if let Ok(entries) = home.list(Some(StoreName::Personal)) {
+        for entry in &entries {
+            if let Err(e) = check_entry(home, entry, at, warn_days, &principals, &mut f) {
+                f.add("entry", &entry.subject, "fail", e.to_string(), None);
+            }
+        }
+    }
+    let socket = std::path::PathBuf::new();
+    for binding in home.bindings().unwrap_or_default() {
+        check_binding(home, &binding, at, false, &socket, &mut f);
+    }
+    let failing =
+        f.0.iter()
+            .filter(|x| x.status == "fail")
+            .map(|x| format!("{}: {}", x.check, x.subject))
+            .collect();
+    let warnings = f.0.iter().filter(|x| x.status == "warn").count();
+    (failing, warnings)
+}
+
 /// Prints the findings; exit 1 when any failed.
-fn report(ctx: &Context, f: &Findings) -> Result<u8, CliError> {
+pub(super) fn report(ctx: &Context, f: &Findings) -> Result<u8, CliError> {
     let failed = f.0.iter().any(|x| x.status == "fail");
     if ctx.json {
         output::json(&f.0)?;

@@ -6,6 +6,7 @@ mod config;
 mod demo;
 mod doctor;
 mod export;
+mod fleet;
 mod granted;
 mod import;
 mod list;
@@ -160,11 +161,14 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Unbind { name } => bind::unbind(&ctx, &name),
         Command::Bindings => bind::list(&ctx),
         Command::Request(args) => bind::request(&ctx, &args),
+        Command::Doctor { fleet: true, .. } => fleet::doctor(&ctx),
+        Command::Fleet(command) => fleet::run(&ctx, command),
         Command::Doctor {
             reference,
             at,
             online,
             socket,
+            fleet: false,
         } => doctor::run(
             &ctx,
             &doctor::Options {

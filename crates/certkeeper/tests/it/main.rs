@@ -9,6 +9,7 @@ mod corpus;
 mod doctor;
 pub mod egress;
 mod egress_smuggling;
+mod fleet;
 mod formats;
 mod granted;
 mod late;
