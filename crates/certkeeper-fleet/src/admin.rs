@@ -804,8 +804,17 @@ pub async fn status(home: &Home) -> Result<StatusReport, FleetError> {
     let mut statuses = BTreeMap::new();
     for kv in all.kvs() {
         let key = String::from_utf8_lossy(kv.key()).into_owned();
-        if let Some(node) = layout.node_of("nodes", &key) {
+        // Only keys whose node part is a node name (etcd may hold anything).
+        let named = |kind: &str| {
+            layout
+                .node_of(kind, &key)
+                .filter(|n| check_name("node", n).is_ok())
+        };
+        if let Some(node) = named("nodes") {
             let record: NodeRecord = from_json("a registration", kv.value())?;
+            if record.node != node || check_name("host", &record.hostname).is_err() {
+                continue;
+            }
             nodes.insert(
                 node.to_string(),
                 NodeStatus {
@@ -825,9 +834,9 @@ pub async fn status(home: &Home) -> Result<StatusReport, FleetError> {
                     error: None,
                 },
             );
-        } else if let Some(node) = layout.node_of("alive", &key) {
+        } else if let Some(node) = named("alive") {
             alive.insert(node.to_string());
-        } else if let Some(node) = layout.node_of("status", &key)
+        } else if let Some(node) = named("status")
             && let Ok(record) = from_json::<StatusRecord>("a status", kv.value())
         {
             statuses.insert(node.to_string(), record);

@@ -334,7 +334,13 @@ impl Connection {
 pub fn describe_error(e: &etcd_client::Error) -> String {
     match e {
         etcd_client::Error::GRpcStatus(status) => {
-            let message = status.message();
+            // Shown to the administrator: no control characters from the network.
+            let message: String = status
+                .message()
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .take(300)
+                .collect();
             // The gRPC code by name: tonic is not a direct dependency.
             let code = format!("{:?}", status.code());
             if message.contains("request is too large") {

@@ -22,8 +22,9 @@ use crate::error::FleetError;
 use crate::etcd::{Connection, LEASE_TTL, Layout, StatusRecord, to_json};
 use crate::generation::Generation;
 
-/// How often a front-end refreshes its status (and its doctor summary).
-const STATUS_EVERY: Duration = Duration::from_secs(30);
+/// How often a front-end refreshes its status (and its doctor summary) besides after
+/// each generation: expiries come closer with time.
+const STATUS_EVERY: Duration = Duration::from_secs(300);
 
 /// The longest wait between two attempts to reach etcd.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -102,17 +103,8 @@ pub async fn run(follow: Follow, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = Duration::from_secs(1);
     let mut last_error = String::new();
     loop {
-        let dir = follow.home_dir.clone();
-        let following = blocking(move || follows(&Home::open(&dir)?)).await;
-        if !matches!(following, Ok(Some(_))) {
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(2)) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
-                return;
-            }
-            continue;
+        if !wait_for_environment(&follow, &mut shutdown).await {
+            return;
         }
         let outcome = session(&follow, &mut shutdown, &mut backoff).await;
         let env = {
@@ -150,6 +142,49 @@ pub async fn run(follow: Follow, mut shutdown: watch::Receiver<bool>) {
             return;
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Waits until the home follows an environment (a `fleet join` while the agent runs
+/// takes effect without a restart): looks at SQLite's data version every 2 s and at
+/// the fleet record only when it changed, so an agent outside any fleet costs nothing.
+/// False when the agent stops first.
+async fn wait_for_environment(follow: &Follow, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let home = {
+        let dir = follow.home_dir.clone();
+        blocking(move || Ok(Home::open(&dir)?)).await
+    };
+    let Ok(home) = home else {
+        return !*shutdown.borrow();
+    };
+    let home = Arc::new(std::sync::Mutex::new(home));
+    let mut seen = None;
+    loop {
+        let h = Arc::clone(&home);
+        let last = seen;
+        let checked = blocking(move || {
+            let home = h
+                .lock()
+                .map_err(|_| FleetError::Invalid("poisoned".into()))?;
+            let version = home.data_version()?;
+            if Some(version) == last {
+                return Ok((version, false));
+            }
+            Ok((version, follows(&home)?.is_some()))
+        })
+        .await;
+        match checked {
+            Ok((_, true)) => return true,
+            Ok((version, false)) => seen = Some(version),
+            Err(_) => seen = None,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            return false;
+        }
     }
 }
 

@@ -441,10 +441,7 @@ impl Home {
 
     /// The unsealed private keys of the entries of `state` that have one (pkcs8 DER,
     /// zeroized on drop). Owner only: the administrator's publish.
-    pub fn fleet_private_keys(
-        &self,
-        state: &FleetState,
-    ) -> Result<Vec<UnsealedKey>, StoreError> {
+    pub fn fleet_private_keys(&self, state: &FleetState) -> Result<Vec<UnsealedKey>, StoreError> {
         let master = self.master_key()?;
         let mut out = Vec::new();
         for entry in state.entries.iter().filter(|e| e.key.is_some()) {
@@ -495,6 +492,16 @@ impl Home {
                 )));
             }
             entry.store.parse::<StoreName>()?;
+            if let Some(export) = &entry.export_name
+                && (export.is_empty()
+                    || export.contains(['/', '\0'])
+                    || export == "."
+                    || export == "..")
+            {
+                return Err(invalid(format!(
+                    "the published export name {export:?} is not a plain file name"
+                )));
+            }
             if entry.key.is_some() && !keys.contains_key(&entry.thumbprint) {
                 return Err(invalid(format!(
                     "the private key of {} was not sealed to this front-end",
@@ -602,6 +609,7 @@ impl Home {
                         )));
                     }
                 }
+                let existed = existing.is_some();
                 match existing {
                     None => {
                         tx.execute(
@@ -678,7 +686,9 @@ impl Home {
                         )
                         .map_err(db)?;
                     }
-                    applied.changed += 1;
+                    if existed {
+                        applied.changed += 1;
+                    }
                 }
                 if let Some(export) = &entry.export_name {
                     applied.exports.push(export.clone());

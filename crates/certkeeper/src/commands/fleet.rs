@@ -192,8 +192,8 @@ pub fn run(ctx: &Context, command: FleetCommand) -> Result<u8, CliError> {
                     let state = node_state(n);
                     text.push_str(&format!(
                         "{:<20} {:<20} {:<6} {:<10} {}\n",
-                        n.node,
-                        n.hostname,
+                        output::printable(&n.node),
+                        output::printable(&n.hostname),
                         if n.alive { "yes" } else { "no" },
                         n.generation,
                         output::printable(&state)

@@ -624,15 +624,36 @@ fn a_publish_reaches_every_front_end_over_mutual_tls_etcd() {
         String::from_utf8_lossy(&doctor.stdout)
     );
 
-    // Generation 2: the grant goes, the export is renamed, the binding goes.
+    // Generation 2 adds a CA the bindings do not use: they keep their warm connections
+    // to the partner (nginx counts the requests on its connection).
+    let (_, before) = get("127.0.0.2", port, "/warm");
+    let requests = |body: &str| -> u64 {
+        body.split_whitespace()
+            .find_map(|w| w.strip_prefix("reqs="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no reqs= in {body}"))
+    };
+    let unrelated = TestCert::self_signed(&Spec::ca("Unrelated Root"));
+    let f = admin.write("unrelated.pem", unrelated.pem());
+    admin.ok(&["import", &f, "--store", "root"]);
+    assert_eq!(fleet.publish(), 2);
+    fleet.converge(2);
+    let (_, after) = get("127.0.0.2", port, "/warm");
+    assert_eq!(
+        requests(&after),
+        requests(&before) + 1,
+        "the upstream connection was not kept: {before} / {after}"
+    );
+
+    // Generation 3: the grant goes, the export is renamed, the binding goes.
     admin.ok(&["revoke", "partner", &format!("user:{}", account.user)]);
     admin.ok(&["export", "partner", "--as", "partner-2027.cer"]);
     admin.ok(&["unbind", "partner-api"]);
     let diff = admin.ok(&["fleet", "diff"]);
     assert!(diff.contains("- binding partner-api"), "{diff}");
     assert!(diff.contains("export name"), "{diff}");
-    assert_eq!(fleet.publish(), 2);
-    fleet.converge(2);
+    assert_eq!(fleet.publish(), 3);
+    fleet.converge(3);
     for node in &fleet.nodes {
         wait_closed(&node.ip, port);
         let out = keycheck_as(node.agent(), "partner", Some((account.uid, account.gid)));
