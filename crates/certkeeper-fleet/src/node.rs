@@ -3,8 +3,9 @@
 //! It holds a lease on `alive/NODE` (10 s), reads the generation and the keys sealed
 //! to it at one revision, applies a newer generation to the home in one transaction
 //! (after a random part of `fleet_spread`), reports on `status/NODE`, and watches the
-//! generation from the revision it read. A watch that reports compaction reads
-//! everything again. With etcd unreachable, the agent goes on serving from the home
+//! generation from the revision it read. After a lost connection it watches again from
+//! the revision it remembers, so what it missed arrives as events; a watch that
+//! reports compaction reads everything again. With etcd unreachable, the agent goes on serving from the home
 //! (the bindings' supervisor and the key service never wait for etcd), records the
 //! trouble in the home for `doctor`, and retries with backoff up to 30 s.
 
@@ -102,11 +103,14 @@ enum Flow {
 pub async fn run(follow: Follow, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = Duration::from_secs(1);
     let mut last_error = String::new();
+    // The revision of the last generation read: a new connection watches from the next
+    // one (what was missed arrives as events) instead of reading everything again.
+    let mut resume: Option<i64> = None;
     loop {
         if !wait_for_environment(&follow, &mut shutdown).await {
             return;
         }
-        let outcome = session(&follow, &mut shutdown, &mut backoff).await;
+        let outcome = session(&follow, &mut shutdown, &mut backoff, &mut resume).await;
         let env = {
             let dir = follow.home_dir.clone();
             blocking(move || Ok(Home::open(&dir)?.fleet_config()?.map(|c| c.env)))
@@ -193,6 +197,7 @@ async fn session(
     follow: &Follow,
     shutdown: &mut watch::Receiver<bool>,
     backoff: &mut Duration,
+    resume: &mut Option<i64>,
 ) -> Result<Flow, FleetError> {
     let dir = follow.home_dir.clone();
     let loaded = Arc::new(blocking(move || load(&dir)).await?);
@@ -228,7 +233,14 @@ async fn session(
     }
     *backoff = Duration::from_secs(1);
 
-    let (revision, mut apply_error) = sync(follow, &loaded, &mut client, &layout, false).await?;
+    let (revision, mut apply_error) = match *resume {
+        Some(revision) => {
+            report_status(follow, &loaded, &mut client, &layout, None).await?;
+            (revision, None)
+        }
+        None => sync(follow, &loaded, &mut client, &layout, false).await?,
+    };
+    *resume = Some(revision);
     let mut events = client
         .watch(
             layout.generation(),
@@ -273,6 +285,7 @@ async fn session(
                 if message.compact_revision() > 0 {
                     log(&loaded.config.env, "the watch fell behind etcd's compaction: reading everything again");
                     let _ = client.lease_revoke(lease).await;
+                    *resume = None;
                     return Ok(Flow::Restart);
                 }
                 if message.canceled() {
@@ -282,7 +295,9 @@ async fn session(
                     });
                 }
                 if !message.events().is_empty() {
-                    apply_error = sync(follow, &loaded, &mut client, &layout, true).await?.1;
+                    let (revision, error) = sync(follow, &loaded, &mut client, &layout, true).await?;
+                    *resume = Some(revision);
+                    apply_error = error;
                 }
             }
         }

@@ -624,8 +624,9 @@ fn a_publish_reaches_every_front_end_over_mutual_tls_etcd() {
         String::from_utf8_lossy(&doctor.stdout)
     );
 
-    // Generation 2 adds a CA the bindings do not use: they keep their warm connections
-    // to the partner (nginx counts the requests on its connection).
+    // Generation 2 adds a certificate the bindings do not use (a new root would change
+    // their trust, and rebuild them): they keep their warm connections to the partner
+    // (nginx counts the requests on its connection).
     let (_, before) = get("127.0.0.2", port, "/warm");
     let requests = |body: &str| -> u64 {
         body.split_whitespace()
@@ -633,9 +634,9 @@ fn a_publish_reaches_every_front_end_over_mutual_tls_etcd() {
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("no reqs= in {body}"))
     };
-    let unrelated = TestCert::self_signed(&Spec::ca("Unrelated Root"));
+    let unrelated = partner.client_ca.issue(&Spec::client("unrelated.example"));
     let f = admin.write("unrelated.pem", unrelated.pem());
-    admin.ok(&["import", &f, "--store", "root"]);
+    admin.ok(&["import", &f, "--store", "other"]);
     assert_eq!(fleet.publish(), 2);
     fleet.converge(2);
     let (_, after) = get("127.0.0.2", port, "/warm");
@@ -1106,4 +1107,67 @@ fn an_agent_killed_while_applying_leaves_the_old_or_the_new_generation_whole() {
     let latest = *expected.keys().max().unwrap();
     fleet.converge(latest);
     fleet.nodes.iter_mut().for_each(FrontEnd::stop_agent);
+}
+
+/// A front-end that lost etcd while the generation key changed hundreds of times and
+/// was compacted: it watches again from the revision it remembers, is told of the
+/// compaction, reads everything again and applies what is published next.
+#[test]
+fn a_watch_that_fell_behind_a_compaction_reads_everything_again() {
+    let partner = Partner::start();
+    let admin = home_for(&partner);
+    let mut fleet = Fleet::new(Etcd::start(1, false), admin, 1);
+    assert_eq!(fleet.publish(), 1);
+    fleet.converge(1);
+    // The agent frozen, etcd restarted under it (its connection is gone), the
+    // generation key rewritten 50 times and everything before the last compacted.
+    let pid = nix::unistd::Pid::from_raw(fleet.nodes[0].agent().child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    fleet.etcd.stop_all();
+    fleet.etcd.start_all();
+    let script = r#"
+import base64, json, sys, http.client
+host, port, key = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+c = http.client.HTTPConnection(host, port)
+def post(path, body):
+    c.request("POST", path, json.dumps(body))
+    return json.loads(c.getresponse().read())
+k = base64.b64encode(key).decode()
+value = post("/v3/kv/range", {"key": k})["kvs"][0]["value"]
+for _ in range(50):
+    revision = post("/v3/kv/put", {"key": k, "value": value})["header"]["revision"]
+post("/v3/kv/compaction", {"revision": revision, "physical": True})
+"#;
+    let live = fleet.etcd.live();
+    let port = live.rsplit(':').next().unwrap();
+    let out = Command::new(tools::require("/usr/bin/python3"))
+        .args([
+            "-c",
+            script,
+            "127.0.0.1",
+            port,
+            &format!("{}generation", fleet.prefix()),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    fleet.admin.ok(&["config", "client_timeout", "75"]);
+    assert_eq!(fleet.publish(), 2);
+    fleet.converge(2);
+    // What the agent said.
+    let mut agent = fleet.nodes[0].agent.take().unwrap();
+    agent.stop();
+    let mut log = String::new();
+    agent
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.contains("the watch fell behind etcd's compaction: reading everything again"),
+        "{log}"
+    );
 }
