@@ -631,9 +631,17 @@ impl Home {
                     Some((store, name, _)) => {
                         let changed = tx
                             .execute(
-                                "UPDATE entries SET store = ?2, name = ?3, export_name = ?4, managed = 1
+                                // An entry the front-end held before the fleet
+                                // brought it (its etcd CA) stays its own: updated,
+                                // never removed by a later generation.
+                                "UPDATE entries SET store = ?2, name = ?3, export_name = ?4
                                  WHERE thumbprint = ?1",
-                                params![entry.thumbprint, entry.store, entry.name, entry.export_name],
+                                params![
+                                    entry.thumbprint,
+                                    entry.store,
+                                    entry.name,
+                                    entry.export_name
+                                ],
                             )
                             .map_err(db)?;
                         if changed > 0 && (store != entry.store || name != entry.name) {

@@ -522,6 +522,21 @@ fn a_publish_reaches_every_front_end_over_mutual_tls_etcd() {
     // The administrator's own etcd identity is never published.
     assert!(!diff.contains("CN=admin"), "{diff}");
 
+    // A fingerprint that is not the one the front-end registered is refused.
+    let out = admin.run(&[
+        "fleet",
+        "approve",
+        "fe1",
+        "--fingerprint",
+        "0123-4567-89ab-cdef-0123-4567-89ab-cdef",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("it was not approved"),
+        "{}",
+        stderr(&out)
+    );
+
     assert_eq!(fleet.publish(), 1);
     fleet.converge(1);
     assert!(admin.ok(&["fleet", "diff"]).contains("no changes"));
@@ -881,6 +896,22 @@ fn tampering_foreign_data_removal_and_races_are_refused_and_nothing_is_half_appl
         "0000-0000-0000-0000-0000-0000-0000-0000",
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    // etcd's environment record replaced by another administrator's: the
+    // administrator's publish refuses to write, and front-ends follow nothing from it.
+    let environment_key = format!("{}environment", fleet.prefix());
+    let genuine_environment = fleet.etcd.get(&environment_key).unwrap();
+    fleet
+        .etcd
+        .put(&environment_key, &etcd2.get(&environment_key).unwrap());
+    let out = fleet.admin.run(&["fleet", "publish"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("has another administrator key"),
+        "{}",
+        stderr(&out)
+    );
+    fleet.etcd.put(&environment_key, &genuine_environment);
 
     // The genuine generation 1 back (a replay of the applied one changes nothing); the
     // next publish is applied again.
