@@ -20,6 +20,31 @@ fn block_on<T>(
     runtime.block_on(future).map_err(CliError::from)
 }
 
+/// Runs an operation that may be repeated whole, again while etcd is electing a leader
+/// (a member restarted, a leader lost): up to three times, a second apart. A publish
+/// repeated after its transaction landed writes one more identical generation, which
+/// front-ends apply as a no-op change.
+fn retrying<T, F, Fut>(mut operation: F) -> Result<T, CliError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, FleetError>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(Kind::Environment, format!("cannot start the runtime: {e}")))?;
+    let mut attempt = 1;
+    loop {
+        match runtime.block_on(operation()) {
+            Err(FleetError::Etcd { reason, .. }) if attempt < 3 && reason.contains("leader") => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            other => return other.map_err(CliError::from),
+        }
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
@@ -91,7 +116,7 @@ pub fn run(ctx: &Context, command: FleetCommand) -> Result<u8, CliError> {
             }
         }
         FleetCommand::Approve { node, fingerprint } => {
-            let member = block_on(admin::approve(&home, &node, &fingerprint))?;
+            let member = retrying(|| admin::approve(&home, &node, &fingerprint))?;
             let fp = crypto::fingerprint(&member.public_key);
             if ctx.json {
                 output::json(&serde_json::json!({
@@ -106,7 +131,7 @@ pub fn run(ctx: &Context, command: FleetCommand) -> Result<u8, CliError> {
             }
         }
         FleetCommand::Remove { node } => {
-            let (approved, known) = block_on(admin::remove(&home, &node))?;
+            let (approved, known) = retrying(|| admin::remove(&home, &node))?;
             if !known {
                 return Err(CliError::new(
                     Kind::NotFound,
@@ -128,7 +153,8 @@ pub fn run(ctx: &Context, command: FleetCommand) -> Result<u8, CliError> {
             }
         }
         FleetCommand::Publish => {
-            let published = block_on(admin::publish(&home, &hostname()))?;
+            let host = hostname();
+            let published = retrying(|| admin::publish(&home, &host))?;
             if ctx.json {
                 output::json(&published)?;
             } else {
@@ -149,7 +175,7 @@ pub fn run(ctx: &Context, command: FleetCommand) -> Result<u8, CliError> {
             }
         }
         FleetCommand::Diff => {
-            let (generation, changes) = block_on(admin::diff(&home))?;
+            let (generation, changes) = retrying(|| admin::diff(&home))?;
             if ctx.json {
                 output::json(&serde_json::json!({"generation": generation, "changes": changes}))?;
             } else if changes.is_empty() {
@@ -175,7 +201,7 @@ pub fn run(ctx: &Context, command: FleetCommand) -> Result<u8, CliError> {
             }
         }
         FleetCommand::Status => {
-            let report = block_on(admin::status(&home))?;
+            let report = retrying(|| admin::status(&home))?;
             let (latest, nodes) = (report.latest, &report.nodes);
             if let Some(problem) = &report.problem {
                 eprintln!("certkeeper: warning: {problem}");
@@ -242,7 +268,7 @@ fn node_state(n: &admin::NodeStatus) -> String {
 /// or failing.
 pub fn doctor(ctx: &Context) -> Result<u8, CliError> {
     let home = ctx.open()?;
-    let found = block_on(admin::status(&home))?;
+    let found = retrying(|| admin::status(&home))?;
     let (latest, nodes) = (found.latest, &found.nodes);
     let mut f = Findings(Vec::new());
     if let Some(problem) = &found.problem {
