@@ -90,12 +90,17 @@ fn the_unit_starts_the_binary_where_the_readme_installs_it() {
         [program],
         "README's install line against ExecStart"
     );
-    // The home it points the agent at is the one path its sandbox lets it write.
+    // The home it points the agent at, and the export directory beside it (a fleet's
+    // front-end writes the export files it is sent), are the paths its sandbox lets it
+    // write.
     let home = values(&text, "Environment")
         .iter()
         .find_map(|v| v.strip_prefix("CERTKEEPER_HOME="))
         .expect("Environment=CERTKEEPER_HOME=");
-    assert_eq!(values(&text, "ReadWritePaths"), [home]);
+    assert_eq!(
+        values(&text, "ReadWritePaths"),
+        [format!("{home} -{home}-exports")]
+    );
 }
 
 #[test]
@@ -106,7 +111,7 @@ fn the_unit_allows_the_address_families_the_agent_uses_and_no_others() {
     assert!(!lines[0].starts_with('~'), "an allow list, not a deny list");
     let allowed: BTreeSet<&str> = lines[0].split_whitespace().collect();
     // AF_UNIX: the agent's socket. AF_INET, AF_INET6: the bindings' loopback
-    // listeners and their outbound TLS to partners (by name, either family).
+    // listeners and their outbound TLS to partners (by name, either family), etcd.
     // AF_NETLINK: sock_diag, the uid behind a loopback connection.
     let used: BTreeSet<&str> = ["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"].into();
     assert_eq!(allowed, used);
@@ -120,7 +125,10 @@ fn the_unit_allows_the_address_families_the_agent_uses_and_no_others() {
         ("ProtectHome", "yes"),
         ("PrivateTmp", "yes"),
         ("PrivateDevices", "yes"),
-        ("ReadWritePaths", "/var/lib/certkeeper"),
+        (
+            "ReadWritePaths",
+            "/var/lib/certkeeper -/var/lib/certkeeper-exports",
+        ),
         ("MemoryDenyWriteExecute", "yes"),
         ("RestrictRealtime", "yes"),
         ("LockPersonality", "yes"),
