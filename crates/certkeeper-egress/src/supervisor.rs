@@ -75,12 +75,19 @@ struct Running {
 /// Serves every binding with a listen address until `shutdown` turns true.
 pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
     let mut running: HashMap<String, Running> = HashMap::new();
+    // Bindings whose address was taken (by another process, perhaps another user's):
+    // tried again every few seconds, said once.
+    let mut unbound: HashMap<String, String> = HashMap::new();
+    let mut retry_at: Option<tokio::time::Instant> = None;
     let mut seen_version = i64::MIN;
     loop {
         let version = agent.data_version();
-        if version != seen_version {
+        let retry = retry_at.is_some_and(|at| tokio::time::Instant::now() >= at);
+        if version != seen_version || retry {
             seen_version = version;
-            reconcile(&agent, &mut running).await;
+            reconcile(&agent, &mut running, &mut unbound).await;
+            retry_at =
+                (!unbound.is_empty()).then(|| tokio::time::Instant::now() + Duration::from_secs(5));
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -244,7 +251,11 @@ fn gate(agent: &Arc<Agent>, binding: &Binding) -> Gate {
     })
 }
 
-async fn reconcile(agent: &Arc<Agent>, running: &mut HashMap<String, Running>) {
+async fn reconcile(
+    agent: &Arc<Agent>,
+    running: &mut HashMap<String, Running>,
+    unbound: &mut HashMap<String, String>,
+) {
     let bindings = match agent.with_home(certkeeper_store::Home::bindings) {
         Ok(b) => b,
         Err(e) => {
@@ -253,6 +264,7 @@ async fn reconcile(agent: &Arc<Agent>, running: &mut HashMap<String, Running>) {
         }
     };
     let wanted: Vec<&Binding> = bindings.iter().filter(|b| b.listen.is_some()).collect();
+    unbound.retain(|name, _| wanted.iter().any(|b| &b.name == name));
     running.retain(|name, r| {
         let keep = wanted
             .iter()
@@ -300,13 +312,18 @@ async fn reconcile(agent: &Arc<Agent>, running: &mut HashMap<String, Running>) {
         let listener = match bind_listener(&listen).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!(
-                    "certkeeper egress {}: cannot listen on {listen}: {e}",
-                    binding.name
-                );
+                let said = format!("cannot listen on {listen}: {e}");
+                if unbound.get(&binding.name) != Some(&said) {
+                    eprintln!(
+                        "certkeeper egress {}: {said}; trying again every 5 s",
+                        binding.name
+                    );
+                }
+                unbound.insert(binding.name.clone(), said);
                 continue;
             }
         };
+        unbound.remove(&binding.name);
         let current: Current = Arc::new(RwLock::new(Arc::new(upstream)));
         let (stop, stopped) = watch::channel(false);
         let shown = listener.describe();

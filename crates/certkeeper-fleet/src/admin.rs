@@ -8,14 +8,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use certkeeper_store::{FleetConfig, FleetEntry, FleetMember, FleetRole, FleetState, Home};
-use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
 use serde::Serialize;
 
 use crate::crypto::{self, AdminKey};
 use crate::error::FleetError;
 use crate::etcd::{
     Connection, EnvironmentRecord, Layout, MAX_REQUEST, NodeRecord, StatusRecord, check_name,
-    from_json, to_json,
+    from_json, is_host_name, to_json,
 };
 use crate::generation::{FORMAT, Generation, Member, encode_keys};
 
@@ -98,6 +98,20 @@ pub async fn check_environment(
     }
 }
 
+/// Checks `--etcd-cert REF` (a certificate with its key in this home) and returns the
+/// REF, kept as given: a renewed certificate imported under the same name is used from
+/// then on, and every certificate the REF names stays out of publishes.
+fn check_etcd_cert(home: &Home, reference: &str) -> Result<String, FleetError> {
+    let entry = home.resolve_current(reference, now())?;
+    if !entry.has_key {
+        return Err(FleetError::Invalid(format!(
+            "--etcd-cert {reference}: {} has no private key in this home",
+            entry.subject
+        )));
+    }
+    Ok(reference.to_string())
+}
+
 /// What `fleet init` made.
 #[derive(Debug, Serialize)]
 pub struct Initialized {
@@ -122,10 +136,7 @@ pub async fn init(
             existing.env
         )));
     }
-    let etcd_cert = match etcd_cert {
-        Some(r) => Some(home.resolve(r)?.thumbprint),
-        None => None,
-    };
+    let etcd_cert = etcd_cert.map(|r| check_etcd_cert(home, r)).transpose()?;
     let conn = Connection::new(home, endpoints.clone(), etcd_cert.as_deref())?;
     let mut client = conn.connect().await?;
     let layout = Layout::new(env);
@@ -226,10 +237,10 @@ pub async fn join(home: &Home, opts: &JoinOptions<'_>) -> Result<Joined, FleetEr
             existing.env
         )));
     }
-    let etcd_cert = match opts.etcd_cert {
-        Some(r) => Some(home.resolve(r)?.thumbprint),
-        None => None,
-    };
+    let etcd_cert = opts
+        .etcd_cert
+        .map(|r| check_etcd_cert(home, r))
+        .transpose()?;
     let conn = Connection::new(home, opts.endpoints.clone(), etcd_cert.as_deref())?;
     let mut client = conn.connect().await?;
     let layout = Layout::new(opts.env);
@@ -324,6 +335,11 @@ pub async fn approve(
         ))
     })?;
     let record: NodeRecord = from_json("the front-end's registration", kv.value())?;
+    if record.node != node || !is_host_name(&record.hostname) {
+        return Err(FleetError::NotApproved(format!(
+            "the registration of {node} on etcd is not one fleet join writes: it was not approved"
+        )));
+    }
     let public = record.public_key()?;
     if !crypto::fingerprint_matches(fingerprint, &public) {
         return Err(FleetError::NotApproved(format!(
@@ -343,8 +359,8 @@ pub async fn approve(
     Ok(member)
 }
 
-/// `fleet remove NODE`: takes a front-end out; its registration, sealed keys, status
-/// and liveness go from etcd. Whether it had been approved, and whether it was known.
+/// `fleet remove NODE`: takes a front-end out; its registration, status and liveness
+/// go from etcd, and the next publish seals nothing to it. Whether it had been approved, and whether it was known.
 pub async fn remove(home: &Home, node: &str) -> Result<(bool, bool), FleetError> {
     check_name("node", node)?;
     let config = config(home, Some(FleetRole::Admin))?;
@@ -354,41 +370,53 @@ pub async fn remove(home: &Home, node: &str) -> Result<(bool, bool), FleetError>
     let layout = Layout::new(&config.env);
     let approved = home.fleet_unapprove(node)?;
     let mut known = approved;
-    for key in [
-        layout.node(node),
-        layout.keys(node),
-        layout.status(node),
-        layout.alive(node),
-    ] {
+    for key in [layout.node(node), layout.status(node), layout.alive(node)] {
         let deleted = client.delete(key, None).await.map_err(|e| conn.error(&e))?;
         known |= deleted.deleted() > 0;
     }
     Ok((approved, known))
 }
 
-/// The generation on etcd now, read and verified, with the key's mod revision (0 when
-/// there is none yet).
+/// The generation on etcd now: the key's mod revision (0 when there is none yet), and
+/// the generation read and verified, or why it is not usable (altered, unsigned,
+/// another environment's).
+pub struct Current {
+    /// The generation key's mod revision.
+    pub revision: i64,
+    /// The verified generation, if there is one.
+    pub generation: Option<Generation>,
+    /// Why the value on etcd is not a generation of this environment, if it is not.
+    pub problem: Option<FleetError>,
+}
+
+/// Reads [`Current`].
 pub async fn current(
     client: &mut Client,
     conn: &Connection,
     config: &FleetConfig,
-) -> Result<(Option<Generation>, i64), FleetError> {
+) -> Result<Current, FleetError> {
     let layout = Layout::new(&config.env);
     let got = client
         .get(layout.generation(), None)
         .await
         .map_err(|e| conn.error(&e))?;
-    match got.kvs().first() {
-        None => Ok((None, 0)),
-        Some(kv) => Ok((
-            Some(Generation::verify(
-                kv.value(),
-                &config.admin_key,
-                &config.env,
-            )?),
-            kv.mod_revision(),
-        )),
-    }
+    let Some(kv) = got.kvs().first() else {
+        return Ok(Current {
+            revision: 0,
+            generation: None,
+            problem: None,
+        });
+    };
+    let (generation, problem) = match Generation::verify(kv.value(), &config.admin_key, &config.env)
+    {
+        Ok(received) => (Some(received.generation), None),
+        Err(e) => (None, Some(e)),
+    };
+    Ok(Current {
+        revision: kv.mod_revision(),
+        generation,
+        problem,
+    })
 }
 
 /// What a publish wrote.
@@ -420,7 +448,11 @@ pub async fn publish(home: &Home, hostname: &str) -> Result<Published, FleetErro
     let mut client = conn.connect().await?;
     check_environment(&mut client, &conn, &config).await?;
     let layout = Layout::new(&config.env);
-    let (previous, revision) = current(&mut client, &conn, &config).await?;
+    // An unusable value on etcd (altered, unsigned) is replaced: publishing again is
+    // how an administrator repairs it.
+    let found = current(&mut client, &conn, &config).await?;
+    let revision = found.revision;
+    let previous = found.generation;
     let number = previous
         .as_ref()
         .map_or(0, |g| g.generation)
@@ -433,11 +465,11 @@ pub async fn publish(home: &Home, hostname: &str) -> Result<Published, FleetErro
     drop(keys);
     let members = home.fleet_members()?;
     let mut bundles = BTreeMap::new();
-    let mut sealed = Vec::new();
+    let mut sealed = BTreeMap::new();
     for m in &members {
         let bundle = crypto::seal(&m.public_key, &config.env, &m.node, number, &plain)?;
         bundles.insert(m.node.clone(), crypto::sha256_hex(&bundle));
-        sealed.push((m.node.clone(), bundle));
+        sealed.insert(m.node.clone(), bundle);
     }
     drop(plain);
     let generation = Generation {
@@ -456,12 +488,8 @@ pub async fn publish(home: &Home, hostname: &str) -> Result<Published, FleetErro
         bundles,
         state,
     };
-    let envelope = generation.sign(&admin)?;
-    let bytes = envelope.len()
-        + sealed
-            .iter()
-            .map(|(n, b)| n.len() + b.len() + 64)
-            .sum::<usize>();
+    let envelope = generation.sign(&admin, &sealed)?;
+    let bytes = envelope.len();
     if bytes > MAX_REQUEST {
         return Err(FleetError::TooLarge(format!(
             "generation {number} would be {} KiB ({} certificates, {} front-ends); etcd takes at \
@@ -472,28 +500,7 @@ pub async fn publish(home: &Home, hostname: &str) -> Result<Published, FleetErro
             members.len()
         )));
     }
-    // Bundles of front-ends no longer approved.
-    let existing = client
-        .get(
-            layout.keys(""),
-            Some(GetOptions::new().with_prefix().with_keys_only()),
-        )
-        .await
-        .map_err(|e| conn.error(&e))?;
-    let mut ops = vec![TxnOp::put(layout.generation(), envelope, None)];
-    for (node, bundle) in sealed {
-        ops.push(TxnOp::put(layout.keys(&node), bundle, None));
-    }
-    let approved: BTreeSet<&str> = members.iter().map(|m| m.node.as_str()).collect();
-    for kv in existing.kvs() {
-        let key = String::from_utf8_lossy(kv.key()).into_owned();
-        if layout
-            .node_of("keys", &key)
-            .is_some_and(|n| !approved.contains(n))
-        {
-            ops.push(TxnOp::delete(key, Some(DeleteOptions::new())));
-        }
-    }
+    let ops = vec![TxnOp::put(layout.generation(), envelope, None)];
     let txn = Txn::new()
         .when([Compare::mod_revision(
             layout.generation(),
@@ -503,7 +510,7 @@ pub async fn publish(home: &Home, hostname: &str) -> Result<Published, FleetErro
         .and_then(ops);
     let done = client.txn(txn).await.map_err(|e| conn.error(&e))?;
     if !done.succeeded() {
-        let (now_there, _) = current(&mut client, &conn, &config).await?;
+        let now_there = current(&mut client, &conn, &config).await?.generation;
         let who = now_there.map_or_else(String::new, |g| {
             format!(" (generation {} from {})", g.generation, g.publisher)
         });
@@ -723,7 +730,20 @@ pub async fn diff(home: &Home) -> Result<(u64, Vec<Change>), FleetError> {
     let conn = Connection::for_home(home, &config)?;
     let mut client = conn.connect().await?;
     check_environment(&mut client, &conn, &config).await?;
-    let (previous, _) = current(&mut client, &conn, &config).await?;
+    let found = current(&mut client, &conn, &config).await?;
+    if let Some(problem) = found.problem {
+        return Err(problem);
+    }
+    let previous = found.generation;
+    if let Some(g) = &previous
+        && g.generation < config.generation
+    {
+        return Err(FleetError::Tampered(format!(
+            "etcd holds generation {}, but this home published {}: etcd was rolled back (a \
+             restored backup?); publish again to put the current state back",
+            g.generation, config.generation
+        )));
+    }
     let state = home.fleet_snapshot(config.etcd_cert.as_deref())?;
     let members: Vec<String> = home.fleet_members()?.into_iter().map(|m| m.node).collect();
     let (number, before, before_members) = match previous {
@@ -783,83 +803,126 @@ pub async fn status(home: &Home) -> Result<StatusReport, FleetError> {
     let mut client = conn.connect().await?;
     check_environment(&mut client, &conn, &config).await?;
     let layout = Layout::new(&config.env);
-    let (latest, problem) = match current(&mut client, &conn, &config).await {
-        Ok((latest, _)) => (latest, None),
-        Err(e @ (FleetError::Tampered(_) | FleetError::Foreign(_) | FleetError::Invalid(_))) => {
-            (None, Some(e.to_string()))
-        }
-        Err(e) => return Err(e),
-    };
+    let found = current(&mut client, &conn, &config).await?;
+    let mut problem = found.problem.map(|e| e.to_string());
+    let latest = found.generation;
     let mut latest_number = latest.as_ref().map_or(0, |g| g.generation);
-    if problem.is_some() && config.role == FleetRole::Admin {
+    if config.role == FleetRole::Admin && latest_number < config.generation {
+        if problem.is_none() {
+            problem = Some(format!(
+                "etcd holds generation {latest_number}, but this home published {}: etcd was \
+                 rolled back (a restored backup?); publish again",
+                config.generation
+            ));
+        }
         latest_number = config.generation;
     }
-    let all = client
-        .get(layout.prefix(), Some(GetOptions::new().with_prefix()))
+    // The front-ends: those registered on etcd and, on the administrator's machine,
+    // every approved one (a registration deleted on etcd does not hide a front-end).
+    let members = if config.role == FleetRole::Admin {
+        home.fleet_members()?
+    } else {
+        Vec::new()
+    };
+    let registered = client
+        .get(
+            layout.node(""),
+            Some(GetOptions::new().with_prefix().with_keys_only()),
+        )
         .await
         .map_err(|e| conn.error(&e))?;
-    let members = home.fleet_members()?;
-    let mut nodes: BTreeMap<String, NodeStatus> = BTreeMap::new();
-    let mut alive = BTreeSet::new();
-    let mut statuses = BTreeMap::new();
-    for kv in all.kvs() {
+    let alive = client
+        .get(
+            layout.alive(""),
+            Some(GetOptions::new().with_prefix().with_keys_only()),
+        )
+        .await
+        .map_err(|e| conn.error(&e))?;
+    let alive: BTreeSet<String> = alive
+        .kvs()
+        .iter()
+        .filter_map(|kv| {
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            layout.node_of("alive", &key).map(str::to_string)
+        })
+        .collect();
+    let mut all: BTreeSet<String> = members.iter().map(|m| m.node.clone()).collect();
+    for kv in registered.kvs() {
         let key = String::from_utf8_lossy(kv.key()).into_owned();
-        // Only keys whose node part is a node name (etcd may hold anything).
-        let named = |kind: &str| {
-            layout
-                .node_of(kind, &key)
-                .filter(|n| check_name("node", n).is_ok())
-        };
-        if let Some(node) = named("nodes") {
-            let record: NodeRecord = from_json("a registration", kv.value())?;
-            if record.node != node || check_name("host", &record.hostname).is_err() {
-                continue;
-            }
-            nodes.insert(
-                node.to_string(),
-                NodeStatus {
-                    node: node.to_string(),
-                    hostname: record.hostname,
-                    approved: match &latest {
-                        Some(g) => g.member(node).is_some(),
-                        None => members.iter().any(|m| m.node == node),
-                    },
-                    alive: false,
-                    generation: 0,
-                    behind: latest_number > 0,
-                    failing: Vec::new(),
-                    warnings: 0,
-                    applied_at: None,
-                    updated_at: None,
-                    error: None,
-                },
-            );
-        } else if let Some(node) = named("alive") {
-            alive.insert(node.to_string());
-        } else if let Some(node) = named("status")
-            && let Ok(record) = from_json::<StatusRecord>("a status", kv.value())
+        if let Some(node) = layout
+            .node_of("nodes", &key)
+            .filter(|n| check_name("node", n).is_ok())
         {
-            statuses.insert(node.to_string(), record);
+            all.insert(node.to_string());
         }
+    }
+    let mut nodes = Vec::new();
+    for node in all {
+        let approved = if config.role == FleetRole::Admin {
+            members.iter().any(|m| m.node == node)
+        } else {
+            latest.as_ref().is_some_and(|g| g.member(&node).is_some())
+        };
+        let mut status = NodeStatus {
+            node: node.clone(),
+            hostname: "-".into(),
+            approved,
+            alive: alive.contains(&node),
+            generation: 0,
+            behind: latest_number > 0,
+            failing: Vec::new(),
+            warnings: 0,
+            applied_at: None,
+            updated_at: None,
+            error: None,
+        };
+        let registration = client
+            .get(layout.node(&node), None)
+            .await
+            .map_err(|e| conn.error(&e))?;
+        match registration.kvs().first() {
+            None => status.error = Some("its registration is missing from etcd".into()),
+            Some(kv) => match from_json::<NodeRecord>("its registration", kv.value()) {
+                Ok(r) if r.node == node && is_host_name(&r.hostname) => {
+                    status.hostname = r.hostname;
+                }
+                _ => status.error = Some("its registration on etcd is unreadable".into()),
+            },
+        }
+        let report = client
+            .get(layout.status(&node), None)
+            .await
+            .map_err(|e| conn.error(&e))?;
+        if let Some(r) = report
+            .kvs()
+            .first()
+            .and_then(|kv| from_json::<StatusRecord>("a status", kv.value()).ok())
+        {
+            status.generation = r.generation;
+            status.behind = r.generation < latest_number;
+            status.failing = r.failing.iter().take(50).map(|f| clean(f)).collect();
+            status.warnings = r.warnings;
+            status.applied_at = r.applied_at;
+            status.updated_at = Some(r.updated_at);
+            status.error = status.error.or(r.error.as_deref().map(clean));
+        }
+        nodes.push(status);
     }
     if problem.is_some() && config.role == FleetRole::Node {
-        latest_number = statuses.values().map(|r| r.generation).max().unwrap_or(0);
-    }
-    for (node, s) in nodes.iter_mut() {
-        s.alive = alive.contains(node);
-        if let Some(r) = statuses.remove(node) {
-            s.generation = r.generation;
-            s.behind = r.generation < latest_number;
-            s.failing = r.failing;
-            s.warnings = r.warnings;
-            s.applied_at = r.applied_at;
-            s.updated_at = Some(r.updated_at);
-            s.error = r.error;
-        }
+        latest_number = nodes.iter().map(|n| n.generation).max().unwrap_or(0);
     }
     Ok(StatusReport {
         latest: latest_number,
         problem,
-        nodes: nodes.into_values().collect(),
+        nodes,
     })
+}
+
+/// A front-end's report as shown to the administrator: no control characters, at
+/// most 300 characters.
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(300)
+        .collect()
 }

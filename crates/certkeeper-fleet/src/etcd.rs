@@ -6,8 +6,7 @@
 //! |---|---|---|
 //! | `environment` | `fleet init` (create-only) | the environment's name and the administrator's public key |
 //! | `nodes/NODE` | `fleet join` | the front-end's host name and sealing public key |
-//! | `generation` | `fleet publish` (compare-and-swap) | the signed desired state |
-//! | `keys/NODE` | `fleet publish`, same transaction | the private keys sealed to NODE |
+//! | `generation` | `fleet publish` (compare-and-swap) | the signed desired state, with the private keys sealed to each front-end |
 //! | `alive/NODE` | the front-end's agent, on a 10 s lease | its pid and start time |
 //! | `status/NODE` | the front-end's agent | generation applied, when, its doctor summary |
 
@@ -61,11 +60,6 @@ impl Layout {
     /// A front-end's registration (or, with "", all of them).
     pub fn node(&self, node: &str) -> String {
         format!("{}nodes/{node}", self.prefix)
-    }
-
-    /// The keys sealed to a front-end (or, with "", all of them).
-    pub fn keys(&self, node: &str) -> String {
-        format!("{}keys/{node}", self.prefix)
     }
 
     /// A front-end's liveness (or, with "", all of them).
@@ -253,7 +247,10 @@ impl Connection {
                     .into(),
             )
         })?;
-        let entry = home.resolve(reference)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let entry = home.resolve_current(reference, now)?;
         let key = home.private_key(&entry)?;
         let roots = home.list(Some(StoreName::Root))?;
         if roots.is_empty() {
@@ -382,6 +379,16 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), FleetError> {
     Ok(())
 }
 
+/// Whether a host name is one a registration may carry: up to 253 letters, digits,
+/// '-', '_' and '.'.
+pub fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
 /// JSON of a record.
 pub fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
@@ -392,6 +399,15 @@ pub fn from_json<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Resu
     if bytes.len() > 64 * 1024 {
         return Err(FleetError::Invalid(format!("{what} on etcd is too large")));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| FleetError::Invalid(format!("{what} on etcd is unreadable: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| {
+        // serde quotes field names it did not expect: from etcd, so no control
+        // characters, and short.
+        let detail: String = e
+            .to_string()
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .take(200)
+            .collect();
+        FleetError::Invalid(format!("{what} on etcd is unreadable: {detail}"))
+    })
 }

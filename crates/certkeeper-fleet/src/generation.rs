@@ -2,10 +2,11 @@
 //! to each approved front-end.
 //!
 //! On etcd, the `generation` key holds an envelope `{"document": TEXT, "signature":
-//! BASE64}`: the signature is over the document's exact bytes, so nothing is
-//! re-serialised before it is verified. The document names, for each front-end, the
-//! SHA-256 of the bundle sealed to it (`keys/NODE`), so etcd cannot swap bundles
-//! either. A bundle's plaintext is written by hand ([`encode_keys`]) rather than as
+//! BASE64, "sealed": {NODE: BASE64}}`: the signature is over the document's exact
+//! bytes, so nothing is re-serialised before it is verified. The document names, for
+//! each front-end, the SHA-256 of the bundle sealed to it, so etcd cannot swap bundles
+//! either. One key holds it all, so a publish is one put whatever the number of
+//! front-ends (etcd allows 128 operations in a transaction). A bundle's plaintext is written by hand ([`encode_keys`]) rather than as
 //! JSON so that the key bytes pass through no intermediate strings that outlive it.
 
 use std::collections::{BTreeMap, HashMap};
@@ -62,24 +63,42 @@ pub struct Generation {
 struct Envelope {
     document: String,
     signature: String,
+    sealed: BTreeMap<String, String>,
+}
+
+/// A verified generation with the bundles that came with it.
+#[derive(Debug)]
+pub struct Received {
+    /// The document.
+    pub generation: Generation,
+    /// Each front-end's sealed bundle, as etcd gave it (checked when opened).
+    pub sealed: BTreeMap<String, Vec<u8>>,
 }
 
 impl Generation {
-    /// The envelope etcd stores, signed.
-    pub fn sign(&self, admin: &crypto::AdminKey) -> Result<Vec<u8>, FleetError> {
+    /// The envelope etcd stores: the document signed, with the sealed bundles.
+    pub fn sign(
+        &self,
+        admin: &crypto::AdminKey,
+        sealed: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<Vec<u8>, FleetError> {
         let document = serde_json::to_string(self)
             .map_err(|e| FleetError::Invalid(format!("cannot write the generation: {e}")))?;
         let signature = STANDARD.encode(admin.sign(document.as_bytes()));
         serde_json::to_vec(&Envelope {
             document,
             signature,
+            sealed: sealed
+                .iter()
+                .map(|(node, bundle)| (node.clone(), STANDARD.encode(bundle)))
+                .collect(),
         })
         .map_err(|e| FleetError::Invalid(format!("cannot write the generation: {e}")))
     }
 
     /// Reads an envelope: the administrator's signature first, then the document,
     /// which must be of this environment.
-    pub fn verify(envelope: &[u8], admin_public: &[u8], env: &str) -> Result<Self, FleetError> {
+    pub fn verify(envelope: &[u8], admin_public: &[u8], env: &str) -> Result<Received, FleetError> {
         let bad = |why: &str| {
             FleetError::Tampered(format!(
                 "the generation of environment {env} on etcd {why}: it was not published by \
@@ -112,7 +131,14 @@ impl Generation {
                 generation.env
             )));
         }
-        Ok(generation)
+        let mut sealed = BTreeMap::new();
+        for (node, bundle) in envelope.sealed {
+            let bundle = STANDARD
+                .decode(bundle)
+                .map_err(|_| bad("carries a damaged key bundle"))?;
+            sealed.insert(node, bundle);
+        }
+        Ok(Received { generation, sealed })
     }
 
     /// The member entry of `node`, if approved.
@@ -132,7 +158,7 @@ impl Generation {
         };
         let sealed = sealed.ok_or_else(|| {
             FleetError::Tampered(format!(
-                "generation {} seals keys to {node}, but etcd holds none for it",
+                "generation {} seals keys to {node}, but etcd holds none of them",
                 self.generation
             ))
         })?;
@@ -211,9 +237,11 @@ mod tests {
     #[test]
     fn only_the_administrators_unaltered_document_of_this_environment_verifies() {
         let (_, admin) = crypto::AdminKey::generate().unwrap();
-        let envelope = generation().sign(&admin).unwrap();
+        let sealed = BTreeMap::from([("fe1".to_string(), vec![1, 2, 3])]);
+        let envelope = generation().sign(&admin, &sealed).unwrap();
         let read = Generation::verify(&envelope, &admin.public(), "prod").unwrap();
-        assert_eq!(read, generation());
+        assert_eq!(read.generation, generation());
+        assert_eq!(read.sealed, sealed);
         // Another environment's name.
         assert!(matches!(
             Generation::verify(&envelope, &admin.public(), "test"),
@@ -229,7 +257,7 @@ mod tests {
         ));
         // Another key.
         let (_, other) = crypto::AdminKey::generate().unwrap();
-        let forged = generation().sign(&other).unwrap();
+        let forged = generation().sign(&other, &sealed).unwrap();
         assert!(matches!(
             Generation::verify(&forged, &admin.public(), "prod"),
             Err(FleetError::Tampered(_))

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use certkeeper_store::{FleetConfig, FleetRole, Home, Setting};
-use etcd_client::{Client, GetOptions, PutOptions, WatchOptions};
+use etcd_client::{Client, PutOptions, WatchOptions};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
@@ -49,6 +49,11 @@ fn now() -> i64 {
 }
 
 fn log(env: &str, message: &str) {
+    // What etcd sent may be quoted: no control characters in the log.
+    let message: String = message
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     eprintln!("certkeeper agent: fleet {env}: {message}");
 }
 
@@ -233,12 +238,13 @@ async fn session(
     }
     *backoff = Duration::from_secs(1);
 
+    let mut seen = None;
     let (revision, mut apply_error) = match *resume {
         Some(revision) => {
             report_status(follow, &loaded, &mut client, &layout, None).await?;
             (revision, None)
         }
-        None => sync(follow, &loaded, &mut client, &layout, false).await?,
+        None => sync(follow, &loaded, &mut client, &layout, &mut seen).await?,
     };
     *resume = Some(revision);
     let mut events = client
@@ -251,7 +257,12 @@ async fn session(
     let mut keep_alive = tokio::time::interval(Duration::from_secs((LEASE_TTL / 3) as u64));
     let mut report = tokio::time::interval(STATUS_EVERY);
     report.tick().await;
+    // When a changed generation is read and applied: a random part of `fleet_spread`
+    // after the change was seen. The wait is one arm of the loop, so the lease, the
+    // reports and a stop go on meanwhile.
+    let mut due: Option<tokio::time::Instant> = None;
     loop {
+        let wait = due.unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
@@ -277,6 +288,12 @@ async fn session(
             _ = report.tick() => {
                 report_status(follow, &loaded, &mut client, &layout, apply_error.clone()).await?;
             }
+            () = tokio::time::sleep_until(wait), if due.is_some() => {
+                due = None;
+                let (revision, error) = sync(follow, &loaded, &mut client, &layout, &mut seen).await?;
+                *resume = Some(revision);
+                apply_error = error;
+            }
             message = events.message() => {
                 let message = message.map_err(|e| conn.error(&e))?.ok_or_else(|| FleetError::Etcd {
                     endpoints: conn.describe(),
@@ -294,44 +311,48 @@ async fn session(
                         reason: format!("the watch was cancelled ({})", message.cancel_reason()),
                     });
                 }
-                if !message.events().is_empty() {
-                    let (revision, error) = sync(follow, &loaded, &mut client, &layout, true).await?;
-                    *resume = Some(revision);
-                    apply_error = error;
+                if !message.events().is_empty() && due.is_none() {
+                    due = Some(tokio::time::Instant::now() + spread(follow).await);
                 }
             }
         }
     }
 }
 
-/// Reads the generation and this front-end's keys at one revision and applies them
-/// when newer; reports. Returns the revision read and why the generation was not
-/// applied, if it was not.
+/// A random part of the home's `fleet_spread` (at most an hour).
+async fn spread(follow: &Follow) -> Duration {
+    let dir = follow.home_dir.clone();
+    let seconds: u64 = blocking(move || {
+        Ok(Home::open(&dir)?
+            .setting(Setting::FleetSpread)?
+            .parse::<u64>()
+            .unwrap_or(5)
+            .min(3600))
+    })
+    .await
+    .unwrap_or(5);
+    if seconds == 0 {
+        return Duration::ZERO;
+    }
+    let mut r = [0u8; 4];
+    if aws_lc_rs::rand::fill(&mut r).is_err() {
+        return Duration::from_secs(seconds);
+    }
+    Duration::from_millis(u64::from(u32::from_be_bytes(r)) % (seconds * 1000))
+}
+
+/// Reads the generation (with the keys sealed to each front-end) and applies it when
+/// newer; records the outcome in the home (for `doctor`) and on etcd. A value already
+/// seen in this session (`seen`: its SHA-256) is not worked on again. Returns the
+/// revision read and why the generation was not applied, if it was not.
 async fn sync(
     follow: &Follow,
     loaded: &Arc<Loaded>,
     client: &mut Client,
     layout: &Layout,
-    spread: bool,
+    seen: &mut Option<String>,
 ) -> Result<(i64, Option<String>), FleetError> {
     let conn = &loaded.conn;
-    if spread {
-        let dir = follow.home_dir.clone();
-        let seconds: u64 = blocking(move || {
-            Ok(Home::open(&dir)?
-                .setting(Setting::FleetSpread)?
-                .parse()
-                .unwrap_or(5))
-        })
-        .await?;
-        if seconds > 0 {
-            let mut r = [0u8; 4];
-            aws_lc_rs::rand::fill(&mut r)
-                .map_err(|_| FleetError::Crypto("no randomness".into()))?;
-            let wait = Duration::from_millis(u64::from(u32::from_be_bytes(r)) % (seconds * 1000));
-            tokio::time::sleep(wait).await;
-        }
-    }
     let got = client
         .get(layout.generation(), None)
         .await
@@ -341,18 +362,15 @@ async fn sync(
         report_status(follow, loaded, client, layout, None).await?;
         return Ok((revision, None));
     };
+    let digest = crate::crypto::sha256_hex(kv.value());
+    if seen.as_deref() == Some(digest.as_str()) {
+        return Ok((revision, None));
+    }
+    *seen = Some(digest);
     let envelope = kv.value().to_vec();
-    let keys = client
-        .get(
-            layout.keys(&loaded.node),
-            Some(GetOptions::new().with_revision(revision)),
-        )
-        .await
-        .map_err(|e| conn.error(&e))?;
-    let sealed = keys.kvs().first().map(|kv| kv.value().to_vec());
     let dir = follow.home_dir.clone();
     let l = Arc::clone(loaded);
-    let outcome = blocking(move || apply(&dir, &l, &envelope, sealed.as_deref())).await;
+    let outcome = blocking(move || apply(&dir, &l, &envelope)).await;
     let error = match outcome {
         Ok(Some(message)) => {
             log(&loaded.config.env, &message);
@@ -364,22 +382,21 @@ async fn sync(
             Some(e.to_string())
         }
     };
+    let dir = follow.home_dir.clone();
+    let recorded = error.clone();
+    let _ = blocking(move || Ok(Home::open(&dir)?.fleet_set_error(recorded.as_deref())?)).await;
     report_status(follow, loaded, client, layout, error.clone()).await?;
     Ok((revision, error))
 }
 
 /// Verifies and applies one generation; a line for the log when something changed.
-fn apply(
-    home_dir: &Path,
-    loaded: &Loaded,
-    envelope: &[u8],
-    sealed: Option<&[u8]>,
-) -> Result<Option<String>, FleetError> {
+fn apply(home_dir: &Path, loaded: &Loaded, envelope: &[u8]) -> Result<Option<String>, FleetError> {
     let mut home = Home::open(home_dir)?;
     let config = follows(&home)?.ok_or_else(|| {
         FleetError::NotInFleet("this home no longer follows an environment".into())
     })?;
-    let generation = Generation::verify(envelope, &config.admin_key, &config.env)?;
+    let received = Generation::verify(envelope, &config.admin_key, &config.env)?;
+    let generation = &received.generation;
     if generation.generation <= config.generation {
         if generation.generation < config.generation {
             return Err(FleetError::Tampered(format!(
@@ -406,8 +423,11 @@ fn apply(
             generation.generation, loaded.node
         )));
     }
-    let keys: HashMap<String, Zeroizing<Vec<u8>>> =
-        generation.open_keys(&loaded.node, &loaded.private, sealed)?;
+    let keys: HashMap<String, Zeroizing<Vec<u8>>> = generation.open_keys(
+        &loaded.node,
+        &loaded.private,
+        received.sealed.get(&loaded.node).map(Vec::as_slice),
+    )?;
     let applied = home.fleet_apply(
         generation.generation,
         &generation.state,
@@ -415,19 +435,7 @@ fn apply(
         config.listen_host.as_deref(),
     )?;
     drop(keys);
-    let mut failed_exports = Vec::new();
-    if !applied.exports.is_empty() {
-        let entries = home.list(None)?;
-        for name in &applied.exports {
-            if let Some(entry) = entries
-                .iter()
-                .find(|e| e.export_name.as_deref() == Some(name))
-                && let Err(e) = home.export_as(entry, name, true)
-            {
-                failed_exports.push(format!("{name}: {e}"));
-            }
-        }
-    }
+    let failed_exports = write_exports(&mut home, &applied.exports);
     let mut line = format!(
         "applied generation {} ({} added, {} changed, {} removed, {} binding changes)",
         generation.generation, applied.added, applied.changed, applied.removed, applied.bindings
@@ -439,6 +447,41 @@ fn apply(
         ));
     }
     Ok(Some(line))
+}
+
+/// Writes the export files of a generation. A file of that name is replaced when it
+/// holds a certificate (the previous one, before a renewal), never when it holds
+/// anything else: that is reported, as `export --as` without `--force` would.
+fn write_exports(home: &mut Home, names: &[String]) -> Vec<String> {
+    let mut failed = Vec::new();
+    let Ok(entries) = home.list(None) else {
+        return vec!["the home could not be read".into()];
+    };
+    let dir = home.export_dir().ok();
+    for name in names {
+        let Some(entry) = entries
+            .iter()
+            .find(|e| e.export_name.as_deref() == Some(name))
+        else {
+            continue;
+        };
+        let holds_certificate = dir.as_ref().is_some_and(|d| {
+            use std::io::Read;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut bytes = Vec::new();
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(d.join(name))
+                .and_then(|f| f.take(1 << 20).read_to_end(&mut bytes))
+                .is_ok()
+                && certkeeper_core::Certificate::from_der(&bytes).is_ok()
+        });
+        if let Err(e) = home.export_as(entry, name, holds_certificate) {
+            failed.push(format!("{name}: {e}"));
+        }
+    }
+    failed
 }
 
 async fn report_status(

@@ -66,7 +66,7 @@ impl Home {
             || name.contains('/')
             || name == "."
             || name == ".."
-            || name.contains('\0')
+            || name.chars().any(char::is_control)
         {
             return Err(StoreError::Invalid(format!(
                 "export name {name:?} must be a plain file name (like partner.cer)"

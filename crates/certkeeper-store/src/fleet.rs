@@ -107,8 +107,8 @@ pub struct FleetConfig {
     pub role: FleetRole,
     /// etcd endpoints.
     pub etcd: Vec<String>,
-    /// The thumbprint of the client certificate (with its key in this home) that
-    /// certkeeper presents to etcd; none for plain http.
+    /// The REF of the client certificate (with its key in this home) that certkeeper
+    /// presents to etcd (the current one, as for a binding); none for plain http.
     pub etcd_cert: Option<String>,
     /// A front-end's node name.
     pub node: Option<String>,
@@ -152,10 +152,16 @@ pub struct Applied {
     pub removed: usize,
     /// Bindings added, changed or removed.
     pub bindings: usize,
+    /// Published certificates the front-end already held as its own, left as they are.
+    pub kept: usize,
     /// Export names to (re)write, after the commit.
     #[serde(skip)]
     pub exports: Vec<String>,
 }
+
+/// Most principals a published key ACL may name (each is looked up on every request
+/// the agent decides).
+const MAX_ACL: usize = 256;
 
 /// An entry's thumbprint and its private key (PKCS#8, zeroized on drop).
 pub type UnsealedKey = (String, Zeroizing<Vec<u8>>);
@@ -363,11 +369,20 @@ impl Home {
         Ok(removed)
     }
 
-    /// The administrator's desired state: every entry and binding but `exclude` (the
-    /// home's own etcd client certificate, which stays on this machine), and the
-    /// published settings.
-    pub fn fleet_snapshot(&self, exclude: Option<&str>) -> Result<FleetState, StoreError> {
+    /// The administrator's desired state: every entry and binding but the entries
+    /// `etcd_cert` names (the home's own etcd client certificate and its renewals, which
+    /// stay on this machine), and the published settings.
+    pub fn fleet_snapshot(&self, etcd_cert: Option<&str>) -> Result<FleetState, StoreError> {
         let err = |e| self.db_err(e);
+        let excluded: HashSet<String> = match etcd_cert {
+            Some(reference) => self
+                .matching(reference)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| e.thumbprint)
+                .collect(),
+            None => HashSet::new(),
+        };
         let mut acls: HashMap<String, Vec<String>> = HashMap::new();
         {
             let mut stmt = self
@@ -411,7 +426,7 @@ impl Home {
         let mut entries = Vec::new();
         for row in rows {
             let mut entry = row.map_err(err)?;
-            if Some(entry.thumbprint.as_str()) == exclude {
+            if excluded.contains(&entry.thumbprint) {
                 continue;
             }
             entry.acl = acls.remove(&entry.thumbprint).unwrap_or_default();
@@ -494,7 +509,8 @@ impl Home {
             entry.store.parse::<StoreName>()?;
             if let Some(export) = &entry.export_name
                 && (export.is_empty()
-                    || export.contains(['/', '\0'])
+                    || export.contains('/')
+                    || export.chars().any(char::is_control)
                     || export == "."
                     || export == "..")
             {
@@ -509,6 +525,22 @@ impl Home {
                 )));
             }
             certs.push(cert);
+        }
+        for entry in &state.entries {
+            if entry.acl.len() > MAX_ACL {
+                return Err(invalid(format!(
+                    "the published key ACL of {} names {} principals; at most {MAX_ACL}",
+                    entry.thumbprint,
+                    entry.acl.len()
+                )));
+            }
+            for p in &entry.acl {
+                p.parse::<crate::principal::Principal>().map_err(|_| {
+                    invalid(format!(
+                        "the published principal {p:?} is not user:NAME or group:NAME"
+                    ))
+                })?;
+            }
         }
         let mut bindings = Vec::with_capacity(state.bindings.len());
         for binding in &state.bindings {
@@ -526,12 +558,18 @@ impl Home {
             b.validate()?;
             bindings.push(b);
         }
-        for key in state.settings.keys() {
-            if !PUBLISHED_SETTINGS.iter().any(|s| s.key() == key) {
-                return Err(invalid(format!(
-                    "the published setting {key:?} is not one a fleet sets"
-                )));
-            }
+        let mut settings = Vec::with_capacity(state.settings.len());
+        for (key, value) in &state.settings {
+            let setting = PUBLISHED_SETTINGS
+                .into_iter()
+                .find(|s| s.key() == key)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "the published setting {key:?} is not one a fleet sets"
+                    ))
+                })?;
+            // Checked as `certkeeper config` checks it.
+            settings.push((key, setting.checked(value)?));
         }
         let master = if keys.is_empty() {
             None
@@ -585,14 +623,21 @@ impl Home {
             .map_err(db)?;
             let at = now();
             for (entry, cert) in state.entries.iter().zip(&certs) {
-                let existing: Option<(String, Option<String>, Option<String>)> = tx
+                let existing: Option<(String, Option<String>, bool)> = tx
                     .query_row(
-                        "SELECT store, name, export_name FROM entries WHERE thumbprint = ?1",
+                        "SELECT store, name, managed FROM entries WHERE thumbprint = ?1",
                         [&entry.thumbprint],
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
                     .optional()
                     .map_err(db)?;
+                // The front-end's own entry (its etcd CA, a certificate imported here
+                // before it joined) is never changed by the fleet: not its store, name,
+                // key or ACL, and a later generation never removes it.
+                if matches!(existing, Some((_, _, false))) {
+                    applied.kept += 1;
+                    continue;
+                }
                 if let Some(export) = &entry.export_name {
                     let holder: Option<String> = tx
                         .query_row(
@@ -631,9 +676,6 @@ impl Home {
                     Some((store, name, _)) => {
                         let changed = tx
                             .execute(
-                                // An entry the front-end held before the fleet
-                                // brought it (its etcd CA) stays its own: updated,
-                                // never removed by a later generation.
                                 "UPDATE entries SET store = ?2, name = ?3, export_name = ?4
                                  WHERE thumbprint = ?1",
                                 params![
@@ -719,6 +761,22 @@ impl Home {
                 applied.bindings += 1;
             }
             for b in &bindings {
+                let own: Option<bool> = tx
+                    .query_row(
+                        "SELECT managed FROM bindings WHERE name = ?1",
+                        [&b.name],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(db)?;
+                if own == Some(false) {
+                    return Err(invalid(format!(
+                        "the published binding {} has the name of this front-end's own binding: \
+                         rename one of them (certkeeper unbind {} here, or publish it under another \
+                         name)",
+                        b.name, b.name
+                    )));
+                }
                 if let Some(listen) = &b.listen {
                     let taken: Option<String> = tx
                         .query_row(
@@ -751,7 +809,7 @@ impl Home {
                     .map_err(db)?;
                 applied.bindings += n;
             }
-            for (key, value) in &state.settings {
+            for (key, value) in &settings {
                 tx.execute(
                     "INSERT INTO settings(key, value) VALUES (?1, ?2)
                      ON CONFLICT(key) DO UPDATE SET value = excluded.value",

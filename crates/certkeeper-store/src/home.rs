@@ -79,6 +79,75 @@ impl Setting {
         }
     }
 
+    /// The value as stored, after checking it (`config` and a fleet's published
+    /// settings; whether `service_principals`' accounts exist is checked where the
+    /// setting is used, by `set_setting`).
+    pub fn checked(self, value: &str) -> Result<String, StoreError> {
+        Ok(match self {
+            Setting::ExportDir => {
+                if !Path::new(value).is_absolute() {
+                    return Err(StoreError::InvalidSetting(format!(
+                        "export_dir must be an absolute path, not {value:?}"
+                    )));
+                }
+                value.to_string()
+            }
+            Setting::ServicePrincipals => {
+                let principals = parse_principals(value)?;
+                principals
+                    .iter()
+                    .map(Principal::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+            Setting::ExpiryWarningDays => {
+                let days: u32 = value.trim().parse().map_err(|_| {
+                    StoreError::InvalidSetting(format!(
+                        "expiry_warning_days must be a whole number of days, not {value:?}"
+                    ))
+                })?;
+                days.to_string()
+            }
+            Setting::UpstreamTimeout | Setting::ClientTimeout => {
+                let seconds: u32 = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=86_400).contains(s))
+                    .ok_or_else(|| {
+                        StoreError::InvalidSetting(format!(
+                            "{} must be a whole number of seconds from 1 to 86400, not \
+                             {value:?}",
+                            self.key()
+                        ))
+                    })?;
+                seconds.to_string()
+            }
+            Setting::EgressProxy => {
+                let url = value.trim();
+                if !url.is_empty() {
+                    crate::bindings::check_proxy_url(url).map_err(StoreError::InvalidSetting)?;
+                }
+                url.to_string()
+            }
+            Setting::EgressNoProxy => value.trim().to_string(),
+            Setting::FleetSpread => {
+                let seconds: u32 = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|s| *s <= 3600)
+                    .ok_or_else(|| {
+                        StoreError::InvalidSetting(format!(
+                            "fleet_spread must be a whole number of seconds from 0 to 3600, not \
+                             {value:?}"
+                        ))
+                    })?;
+                seconds.to_string()
+            }
+        })
+    }
+
     /// Looks a key up.
     pub fn from_key(key: &str) -> Result<Self, StoreError> {
         Setting::ALL
@@ -259,72 +328,13 @@ impl Home {
 
     /// Changes a setting after checking its value.
     pub fn set_setting(&self, setting: Setting, value: &str) -> Result<(), StoreError> {
-        let value = match setting {
-            Setting::ExportDir => {
-                if !Path::new(value).is_absolute() {
-                    return Err(StoreError::InvalidSetting(format!(
-                        "export_dir must be an absolute path, not {value:?}"
-                    )));
-                }
-                value.to_string()
+        let value = setting.checked(value)?;
+        if setting == Setting::ServicePrincipals {
+            // On this machine the accounts must exist.
+            for p in parse_principals(&value)? {
+                p.validate()?;
             }
-            Setting::ServicePrincipals => {
-                let principals = parse_principals(value)?;
-                for p in &principals {
-                    p.validate()?;
-                }
-                principals
-                    .iter()
-                    .map(Principal::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            }
-            Setting::ExpiryWarningDays => {
-                let days: u32 = value.trim().parse().map_err(|_| {
-                    StoreError::InvalidSetting(format!(
-                        "expiry_warning_days must be a whole number of days, not {value:?}"
-                    ))
-                })?;
-                days.to_string()
-            }
-            Setting::UpstreamTimeout | Setting::ClientTimeout => {
-                let seconds: u32 = value
-                    .trim()
-                    .parse()
-                    .ok()
-                    .filter(|s| (1..=86_400).contains(s))
-                    .ok_or_else(|| {
-                        StoreError::InvalidSetting(format!(
-                            "{} must be a whole number of seconds from 1 to 86400, not \
-                             {value:?}",
-                            setting.key()
-                        ))
-                    })?;
-                seconds.to_string()
-            }
-            Setting::EgressProxy => {
-                let url = value.trim();
-                if !url.is_empty() {
-                    crate::bindings::check_proxy_url(url).map_err(StoreError::InvalidSetting)?;
-                }
-                url.to_string()
-            }
-            Setting::EgressNoProxy => value.trim().to_string(),
-            Setting::FleetSpread => {
-                let seconds: u32 = value
-                    .trim()
-                    .parse()
-                    .ok()
-                    .filter(|s| *s <= 3600)
-                    .ok_or_else(|| {
-                        StoreError::InvalidSetting(format!(
-                            "fleet_spread must be a whole number of seconds from 0 to 3600, not \
-                             {value:?}"
-                        ))
-                    })?;
-                seconds.to_string()
-            }
-        };
+        }
         self.conn
             .execute(
                 "INSERT INTO settings(key, value) VALUES (?1, ?2)

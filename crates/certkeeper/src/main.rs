@@ -32,7 +32,9 @@ fn main() -> ExitCode {
 /// One line on stderr; with `--json`, the error document on stdout (unless the
 /// command printed its document already).
 fn report(e: &CliError, json: bool) {
-    eprintln!("certkeeper: {e}");
+    // Messages may quote what a file, a partner or etcd said: no control characters
+    // reach the terminal.
+    eprintln!("certkeeper: {}", output::printable(&e.to_string()));
     if json && !output::json_written() {
         let _ = output::json(&serde_json::json!({ "error": e.json() }));
     }

@@ -259,10 +259,12 @@ pub(super) fn report(ctx: &Context, f: &Findings) -> Result<u8, CliError> {
             };
             text.push_str(&format!(
                 "{mark}  {:<12} {}: {}",
-                x.check, x.subject, x.detail
+                x.check,
+                output::printable(&x.subject),
+                output::printable(&x.detail)
             ));
             if let Some(fix) = &x.fix {
-                text.push_str(&format!("\n      fix: {fix}"));
+                text.push_str(&format!("\n      fix: {}", output::printable(fix)));
             }
             text.push('\n');
         }
@@ -655,6 +657,79 @@ fn unreadable(file: &std::path::Path, principals: &[Principal]) -> Option<Blocke
     None
 }
 
+/// Who holds a binding's loopback address: the agent runs as the home's owner, so a
+/// listening socket there of another uid is someone else's (a port taken first), and
+/// applications' requests, with whatever credentials they carry, go to it.
+fn check_listener(home: &Home, name: &str, addr: std::net::SocketAddr, f: &mut Findings) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(owner) = std::fs::metadata(home.dir()).map(|m| m.uid()) else {
+        return;
+    };
+    let holders = listening_uids(addr);
+    let foreign: Vec<u32> = holders.iter().copied().filter(|u| *u != owner).collect();
+    if let Some(uid) = foreign.first() {
+        f.add(
+            "binding-listen",
+            name,
+            "fail",
+            format!(
+                "{addr} is held by another process of {} (not the agent): applications' requests \
+                 to it go there",
+                Principal::describe_uid(*uid)
+            ),
+            Some(format!(
+                "find it with: ss -ltnp 'sport = :{}' and stop it; the agent takes the address \
+                 within 5 s",
+                addr.port()
+            )),
+        );
+    }
+}
+
+/// The uids of the sockets listening on `addr` (or on the wildcard address of its
+/// family and port), from /proc/net/tcp and tcp6.
+fn listening_uids(addr: std::net::SocketAddr) -> Vec<u32> {
+    let (file, exact, wildcard) = match addr {
+        std::net::SocketAddr::V4(a) => (
+            "/proc/net/tcp",
+            format!(
+                "{:08X}:{:04X}",
+                u32::from_le_bytes(a.ip().octets()),
+                a.port()
+            ),
+            format!("00000000:{:04X}", a.port()),
+        ),
+        std::net::SocketAddr::V6(a) => {
+            let words: String = a
+                .ip()
+                .octets()
+                .chunks(4)
+                .map(|w| format!("{:08X}", u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
+                .collect();
+            (
+                "/proc/net/tcp6",
+                format!("{words}:{:04X}", a.port()),
+                format!("{}:{:04X}", "0".repeat(32), a.port()),
+            )
+        }
+    };
+    let Ok(table) = std::fs::read_to_string(file) else {
+        return Vec::new();
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // local_address, state 0A = LISTEN, uid.
+            let (local, state, uid) = (cols.get(1)?, cols.get(3)?, cols.get(7)?);
+            (*state == "0A" && (*local == exact || *local == wildcard))
+                .then(|| uid.parse().ok())
+                .flatten()
+        })
+        .collect()
+}
+
 fn check_binding(
     home: &Home,
     binding: &certkeeper_store::Binding,
@@ -680,6 +755,11 @@ fn check_binding(
                 binding.name, binding.cert, binding.upstream
             )),
         );
+    }
+    if let Some(listen) = &binding.listen
+        && let Ok(addr) = listen.parse::<std::net::SocketAddr>()
+    {
+        check_listener(home, &name, addr, f);
     }
     let entry = match home.resolve_current(&binding.cert, at) {
         Ok(e) => e,

@@ -105,7 +105,8 @@ pub fn run(ctx: &Context, command: FleetCommand) -> Result<u8, CliError> {
                     "joined environment {env} as front-end {}\n\
                      fingerprint: {}\n\
                      approve it on the administrator's machine:\n  certkeeper fleet approve {} --fingerprint {}\n\
-                     administrator key (pinned): {}\n\
+                     administrator key (pinned): {}: compare it with what fleet init printed (or join \
+                     with --admin-fingerprint)\n\
                      the agent follows the environment (started, or already running)\n",
                     joined.node,
                     joined.fingerprint,

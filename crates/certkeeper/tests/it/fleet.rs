@@ -265,6 +265,14 @@ impl Etcd {
         Some(STANDARD.decode(value).unwrap())
     }
 
+    fn delete(&self, key: &str) {
+        self.curl(
+            &format!("{}/v3/kv/deleterange", self.live()),
+            Some(&serde_json::json!({"key": STANDARD.encode(key)})),
+        )
+        .expect("etcd took the delete");
+    }
+
     fn put(&self, key: &str, value: &[u8]) {
         self.curl(
             &format!("{}/v3/kv/put", self.live()),
@@ -827,6 +835,17 @@ fn tampering_foreign_data_removal_and_races_are_refused_and_nothing_is_half_appl
         "{refused}"
     );
     assert_eq!(fleet.nodes[0].generation(), 1);
+    // The front-end's own doctor says so too (the one view etcd cannot forge).
+    let doctor = fleet.nodes[0].env.run(&[
+        "doctor",
+        "--socket",
+        fleet.nodes[0].agent().socket.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        text.contains("WARN  fleet") && text.contains("not published by this environment's"),
+        "{text}"
+    );
 
     // Signed by another key (another administrator's environment of the same name).
     let other = Env::new();
@@ -920,6 +939,44 @@ fn tampering_foreign_data_removal_and_races_are_refused_and_nothing_is_half_appl
     let published = fleet.publish();
     fleet.converge(published);
 
+    // An altered generation on etcd is repaired by publishing again.
+    fleet.etcd.put(&generation_key, altered.as_bytes());
+    let repaired = fleet.publish();
+    fleet.converge(repaired);
+
+    // A registration deleted from etcd does not hide an approved front-end.
+    let fe2_registration = format!("{}nodes/fe2", fleet.prefix());
+    let registration = fleet.etcd.get(&fe2_registration).unwrap();
+    fleet.etcd.delete(&fe2_registration);
+    let doctor = fleet.admin.run(&["doctor", "--fleet"]);
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert_eq!(doctor.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("front-end fe2") && text.contains("registration is missing"),
+        "{text}"
+    );
+    fleet.etcd.put(&fe2_registration, &registration);
+    // Junk under the prefix neither blinds status nor lists a front-end.
+    fleet
+        .etcd
+        .put(&format!("{}nodes/junk", fleet.prefix()), b"{\"x\":1}");
+    fleet.etcd.put(
+        &format!("{}nodes/bad\u{1b}]0;x\u{7}", fleet.prefix()),
+        b"{}",
+    );
+    let status = fleet.admin.run(&["fleet", "status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(
+        text.contains("junk") && text.contains("unreadable"),
+        "{text}"
+    );
+    fleet.etcd.delete(&format!("{}nodes/junk", fleet.prefix()));
+    fleet
+        .etcd
+        .delete(&format!("{}nodes/bad\u{1b}]0;x\u{7}", fleet.prefix()));
+
     // A removed front-end: nothing published afterwards opens with its key.
     let fe2_home = fleet.nodes[1].env.home.clone();
     let fe2_private = {
@@ -941,13 +998,24 @@ fn tampering_foreign_data_removal_and_races_are_refused_and_nothing_is_half_appl
         "{:?}",
         everything.iter().map(|(k, _)| k).collect::<Vec<_>>()
     );
-    for (key, value) in &everything {
+    // Every sealed bundle on etcd, and every value whole, tried with its key.
+    let envelope: Value =
+        serde_json::from_slice(&fleet.etcd.get(&generation_key).unwrap()).unwrap();
+    let bundles: Vec<Vec<u8>> = envelope["sealed"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|b| STANDARD.decode(b.as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(bundles.len(), 1, "sealed to fe1 alone: {envelope}");
+    let values = everything.iter().map(|(_, v)| v.clone()).chain(bundles);
+    for value in values {
         for generation in 0..=after + 1 {
             for node in ["fe1", "fe2"] {
                 assert!(
-                    certkeeper_fleet::crypto::open(&fe2_private, "prod", node, generation, value)
+                    certkeeper_fleet::crypto::open(&fe2_private, "prod", node, generation, &value)
                         .is_err(),
-                    "{key} opens with the removed front-end's key"
+                    "a value opens with the removed front-end's key"
                 );
             }
         }
@@ -984,6 +1052,27 @@ fn tampering_foreign_data_removal_and_races_are_refused_and_nothing_is_half_appl
                 .ok(&["remove", e["thumbprint"].as_str().unwrap()]);
         }
     }
+
+    // More front-ends than etcd allows operations in a transaction (128): a publish is
+    // one put whatever their number.
+    {
+        let db = rusqlite::Connection::open(fleet.admin.home.join("certkeeper.db")).unwrap();
+        for i in 0..140 {
+            let (_, public) = certkeeper_fleet::crypto::node_keypair();
+            db.execute(
+                "INSERT INTO fleet_members(env, node, hostname, public_key, approved_at)
+                 VALUES ('prod', ?1, 'bulk', ?2, 0)",
+                rusqlite::params![format!("bulk{i}"), public],
+            )
+            .unwrap();
+        }
+    }
+    let many = fleet.publish();
+    fleet.converge(many);
+    rusqlite::Connection::open(fleet.admin.home.join("certkeeper.db"))
+        .unwrap()
+        .execute("DELETE FROM fleet_members WHERE hostname = 'bulk'", [])
+        .unwrap();
 
     // Concurrent publishes from two copies of the administrator's home: each success
     // has its own generation number, the losers are told, none overwrites silently.
@@ -1201,4 +1290,158 @@ post("/v3/kv/compaction", {"revision": revision, "physical": True})
         log.contains("the watch fell behind etcd's compaction: reading everything again"),
         "{log}"
     );
+}
+
+/// What a front-end holds as its own stays its own: a published certificate it
+/// already had changes nothing of it (key, ACL, store), a later generation without
+/// it does not remove it, and a published binding with the name of one of its own is
+/// refused, whole.
+#[test]
+fn a_front_ends_own_entries_and_bindings_stay_its_own() {
+    let partner = Partner::start();
+    let admin = home_for(&partner);
+    let mut fleet = Fleet::new(Etcd::start(1, false), admin, 1);
+    let node = &fleet.nodes[0];
+    let own = partner.client_ca.issue(&Spec::client("own.example"));
+    let f = node
+        .env
+        .write("own.pem", format!("{}{}", own.pem(), own.key_pem()));
+    node.env.ok(&["import", &f, "--name", "own"]);
+    node.env.ok(&["grant", "own", "user:nobody"]);
+    let own_port = free_port();
+    node.env.ok(&[
+        "bind",
+        "localapi",
+        "--cert",
+        "own",
+        "--upstream",
+        &partner.url(""),
+        "--listen",
+        &format!("127.0.0.2:{own_port}"),
+    ]);
+    // The administrator publishes the same certificate, without its key.
+    let f = fleet.admin.write("own-public.pem", own.pem());
+    fleet
+        .admin
+        .ok(&["import", &f, "--store", "other", "--name", "theirs"]);
+    assert_eq!(fleet.publish(), 1);
+    fleet.converge(1);
+    let show = fleet.nodes[0].env.json(&["show", "own"]);
+    assert_eq!(show["store"], "personal", "{show}");
+    assert_eq!(show["has_key"], true, "{show}");
+    assert!(show["acl"].to_string().contains("nobody"), "{show}");
+    // Gone from the administrator's home: still on the front-end.
+    let theirs = fleet.admin.json(&["show", "theirs"]);
+    fleet
+        .admin
+        .ok(&["remove", theirs["thumbprint"].as_str().unwrap()]);
+    assert_eq!(fleet.publish(), 2);
+    fleet.converge(2);
+    assert_eq!(fleet.nodes[0].env.json(&["show", "own"])["has_key"], true);
+
+    // A published binding named as the front-end's own: refused, nothing applied.
+    fleet.admin.ok(&[
+        "bind",
+        "localapi",
+        "--cert",
+        "partner",
+        "--upstream",
+        "https://elsewhere.example",
+    ]);
+    fleet.publish();
+    let refused = wait_for_error(&fleet, "fe1");
+    assert!(
+        refused.contains("the name of this front-end's own binding"),
+        "{refused}"
+    );
+    assert_eq!(fleet.nodes[0].generation(), 2);
+    let bindings = fleet.nodes[0].env.ok(&["bindings"]);
+    assert!(
+        bindings.contains("localapi") && bindings.contains(&partner.url("")),
+        "{bindings}"
+    );
+    fleet.nodes.iter_mut().for_each(FrontEnd::stop_agent);
+}
+
+/// A front-end waiting out `fleet_spread` before applying keeps its lease, and stops
+/// at once when asked.
+#[test]
+fn waiting_out_the_spread_keeps_the_lease_and_does_not_hold_up_a_stop() {
+    let partner = Partner::start();
+    let admin = home_for(&partner);
+    let mut fleet = Fleet::new(Etcd::start(1, false), admin, 1);
+    fleet.admin.ok(&["config", "fleet_spread", "3600"]);
+    assert_eq!(fleet.publish(), 1);
+    fleet.converge(1);
+    // Now the front-end waits up to an hour before applying the next one.
+    fleet.admin.ok(&["config", "client_timeout", "77"]);
+    assert_eq!(fleet.publish(), 2);
+    std::thread::sleep(Duration::from_secs(12));
+    let status = fleet.status();
+    assert_eq!(status[0]["alive"], true, "{status:#?}");
+    let started = Instant::now();
+    fleet.nodes[0].stop_agent();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the agent took {:?} to stop",
+        started.elapsed()
+    );
+}
+
+/// A binding's address taken first by another user's process: doctor names it, and
+/// the agent takes the address as soon as it is free.
+#[test]
+fn a_binding_address_taken_by_another_user_is_reported_and_taken_back() {
+    let partner = Partner::start();
+    let env = home_for(&partner);
+    let account = TestAccount::create();
+    let port = free_port();
+    // The squatter: a listener on the binding's address, as another uid.
+    let mut squatter = crate::common::as_uid(account.uid, tools::require("/usr/bin/python3"))
+        .args([
+            "-c",
+            "import socket,sys,time; s=socket.socket(); \
+             s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); time.sleep(600)",
+            &port.to_string(),
+        ])
+        .spawn()
+        .unwrap();
+    crate::egress::wait_for_port(port);
+    env.ok(&[
+        "bind",
+        "partner-api",
+        "--cert",
+        "partner",
+        "--upstream",
+        &partner.url(""),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let agent = RunningAgent::start(&env);
+    std::thread::sleep(Duration::from_secs(1));
+    let doctor = env.run(&["doctor", "--socket", agent.socket.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert_eq!(doctor.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL  binding-listen") && text.contains(&account.user),
+        "{text}"
+    );
+    let _ = squatter.kill();
+    let _ = squatter.wait();
+    let start = Instant::now();
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let (status, body) = get("127.0.0.1", port, "/taken-back");
+            if status == 200 {
+                assert!(body.contains("CN=client.example"), "{body}");
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the agent did not take the address back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(agent);
 }
