@@ -93,7 +93,7 @@ sleep 0.5
 
 ticks=$(getconf CLK_TCK)
 cpu_of() { # utime+stime of a process and its ended threads, in nanoseconds (tick grain)
-    awk -v t="$ticks" '{ printf "%d\n", ($14 + $15) * 1e9 / t }' "/proc/$1/stat"
+    awk -v t="$ticks" '{ printf "%.0f\n", ($14 + $15) * 1e9 / t }' "/proc/$1/stat"
 }
 
 # The baseline for idle CPU: an agent outside any fleet (the administrator's home).
