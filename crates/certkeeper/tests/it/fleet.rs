@@ -984,6 +984,9 @@ fn tampering_foreign_data_removal_and_races_are_refused_and_nothing_is_half_appl
         let config = home.fleet_config().unwrap().unwrap();
         home.fleet_secret(&config).unwrap()
     };
+    // Decommissioned: its agent stopped (a running one would go on reporting that
+    // generations are not for it), then removed.
+    fleet.nodes[1].stop_agent();
     let out = fleet.admin.ok(&["fleet", "remove", "fe2"]);
     assert!(
         out.contains("nothing published from now on is sealed to it"),
