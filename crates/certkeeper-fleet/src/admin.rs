@@ -3,7 +3,6 @@
 //! records what it decided in the home.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -15,15 +14,9 @@ use crate::crypto::{self, AdminKey};
 use crate::error::FleetError;
 use crate::etcd::{
     Connection, EnvironmentRecord, Layout, MAX_REQUEST, NodeRecord, StatusRecord, check_name,
-    from_json, is_host_name, to_json,
+    from_json, is_host_name, now, shown, to_json,
 };
 use crate::generation::{FORMAT, Generation, Member, encode_keys};
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
 
 /// This home's environment, on the side a command needs.
 pub fn config(home: &Home, role: Option<FleetRole>) -> Result<FleetConfig, FleetError> {
@@ -900,11 +893,11 @@ pub async fn status(home: &Home) -> Result<StatusReport, FleetError> {
         {
             status.generation = r.generation;
             status.behind = r.generation < latest_number;
-            status.failing = r.failing.iter().take(50).map(|f| clean(f)).collect();
+            status.failing = r.failing.iter().take(50).map(|f| shown(f, 300)).collect();
             status.warnings = r.warnings;
             status.applied_at = r.applied_at;
             status.updated_at = Some(r.updated_at);
-            status.error = status.error.or(r.error.as_deref().map(clean));
+            status.error = status.error.or(r.error.as_deref().map(|e| shown(e, 300)));
         }
         nodes.push(status);
     }
@@ -916,13 +909,4 @@ pub async fn status(home: &Home) -> Result<StatusReport, FleetError> {
         problem,
         nodes,
     })
-}
-
-/// A front-end's report as shown to the administrator: no control characters, at
-/// most 300 characters.
-fn clean(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(300)
-        .collect()
 }

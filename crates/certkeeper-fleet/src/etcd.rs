@@ -247,10 +247,7 @@ impl Connection {
                     .into(),
             )
         })?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let entry = home.resolve_current(reference, now)?;
+        let entry = home.resolve_current(reference, now())?;
         let key = home.private_key(&entry)?;
         let roots = home.list(Some(StoreName::Root))?;
         if roots.is_empty() {
@@ -331,13 +328,7 @@ impl Connection {
 pub fn describe_error(e: &etcd_client::Error) -> String {
     match e {
         etcd_client::Error::GRpcStatus(status) => {
-            // Shown to the administrator: no control characters from the network.
-            let message: String = status
-                .message()
-                .chars()
-                .map(|c| if c.is_control() { '?' } else { c })
-                .take(300)
-                .collect();
+            let message = shown(status.message(), 300);
             // The gRPC code by name: tonic is not a direct dependency.
             let code = format!("{:?}", status.code());
             if message.contains("request is too large") {
@@ -379,6 +370,22 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), FleetError> {
     Ok(())
 }
 
+/// Now, in Unix seconds.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Text that came from etcd or the network, as it may be shown or logged: control
+/// characters replaced, at most `max` characters.
+pub fn shown(text: &str, max: usize) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(max)
+        .collect()
+}
+
 /// Whether a host name is one a registration may carry: up to 253 letters, digits,
 /// '-', '_' and '.'.
 pub fn is_host_name(name: &str) -> bool {
@@ -400,14 +407,8 @@ pub fn from_json<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Resu
         return Err(FleetError::Invalid(format!("{what} on etcd is too large")));
     }
     serde_json::from_slice(bytes).map_err(|e| {
-        // serde quotes field names it did not expect: from etcd, so no control
-        // characters, and short.
-        let detail: String = e
-            .to_string()
-            .chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .take(200)
-            .collect();
+        // serde quotes field names it did not expect, from etcd.
+        let detail = shown(&e.to_string(), 200);
         FleetError::Invalid(format!("{what} on etcd is unreadable: {detail}"))
     })
 }

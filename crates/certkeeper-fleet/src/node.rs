@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use certkeeper_store::{FleetConfig, FleetRole, Home, Setting};
 use etcd_client::{Client, PutOptions, WatchOptions};
@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 use crate::error::FleetError;
-use crate::etcd::{Connection, LEASE_TTL, Layout, StatusRecord, to_json};
+use crate::etcd::{Connection, LEASE_TTL, Layout, StatusRecord, now, to_json};
 use crate::generation::Generation;
 
 /// How often a front-end refreshes its status (and its doctor summary) besides after
@@ -42,18 +42,9 @@ pub struct Follow {
     pub doctor: Doctor,
 }
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 fn log(env: &str, message: &str) {
-    // What etcd sent may be quoted: no control characters in the log.
-    let message: String = message
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
+    // What etcd sent may be quoted.
+    let message = crate::etcd::shown(message, 2000);
     eprintln!("certkeeper agent: fleet {env}: {message}");
 }
 

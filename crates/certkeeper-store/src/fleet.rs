@@ -5,14 +5,13 @@
 //! approved). The format on etcd, signatures and sealing live in `certkeeper-fleet`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use certkeeper_core::Certificate;
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::bindings::Binding;
+use crate::bindings::{Binding, now};
 use crate::entry::StoreName;
 use crate::error::StoreError;
 use crate::home::{Home, Setting};
@@ -165,12 +164,6 @@ const MAX_ACL: usize = 256;
 
 /// An entry's thumbprint and its private key (PKCS#8, zeroized on drop).
 pub type UnsealedKey = (String, Zeroizing<Vec<u8>>);
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
 
 /// The secret under which a home keeps its fleet private key (the administrator's
 /// signing key, or a front-end's sealing key).
