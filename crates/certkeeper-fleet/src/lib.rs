@@ -10,6 +10,7 @@ pub mod admin;
 pub mod crypto;
 pub mod error;
 pub mod etcd;
+pub mod fuzz;
 pub mod generation;
 pub mod node;
 
