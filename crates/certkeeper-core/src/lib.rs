@@ -21,3 +21,13 @@ pub use cert::Certificate;
 pub use error::{FormatError, ReadWarning};
 pub use key::{KeyAlgorithm, PrivateKey};
 pub use read::{Contents, Format, Password, read_file};
+
+/// Whether a character reorders what a terminal shows (bidirectional overrides,
+/// isolates and marks): text from files, partners or etcd is shown with these escaped,
+/// as with control characters.
+pub fn reorders_text(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}

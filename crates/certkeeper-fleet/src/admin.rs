@@ -95,6 +95,12 @@ pub async fn check_environment(
 /// REF, kept as given: a renewed certificate imported under the same name is used from
 /// then on, and every certificate the REF names stays out of publishes.
 fn check_etcd_cert(home: &Home, reference: &str) -> Result<String, FleetError> {
+    if reference.trim_start().starts_with("subject:") {
+        return Err(FleetError::Invalid(format!(
+            "--etcd-cert {reference}: name the certificate by its friendly name or thumbprint \
+             (a subject: search could keep other certificates out of publishes)"
+        )));
+    }
     let entry = home.resolve_current(reference, now())?;
     if !entry.has_key {
         return Err(FleetError::Invalid(format!(

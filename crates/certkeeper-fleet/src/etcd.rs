@@ -381,7 +381,13 @@ pub(crate) fn now() -> i64 {
 /// characters replaced, at most `max` characters.
 pub fn shown(text: &str, max: usize) -> String {
     text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| {
+            if c.is_control() || certkeeper_core::reorders_text(c) {
+                '?'
+            } else {
+                c
+            }
+        })
         .take(max)
         .collect()
 }

@@ -222,21 +222,17 @@ async fn session(
         .await
         .map_err(|e| conn.error(&e))?;
 
-    let dir = follow.home_dir.clone();
-    let _ = blocking(move || Ok(Home::open(&dir)?.fleet_set_error(None)?)).await;
     if *backoff > Duration::from_secs(1) {
         log(&loaded.config.env, "etcd reachable again");
     }
     *backoff = Duration::from_secs(1);
 
+    // Read (and apply) at once: the home's record of trouble is set or cleared by what
+    // is found. After a lost connection the watch still starts from the revision
+    // remembered, so a compaction since then is noticed (and everything read again).
     let mut seen = None;
-    let (revision, mut apply_error) = match *resume {
-        Some(revision) => {
-            report_status(follow, &loaded, &mut client, &layout, None).await?;
-            (revision, None)
-        }
-        None => sync(follow, &loaded, &mut client, &layout, &mut seen).await?,
-    };
+    let (read, mut apply_error) = sync(follow, &loaded, &mut client, &layout, &mut seen).await?;
+    let revision = resume.unwrap_or(read);
     *resume = Some(revision);
     let mut events = client
         .watch(
@@ -252,6 +248,7 @@ async fn session(
     // after the change was seen. The wait is one arm of the loop, so the lease, the
     // reports and a stop go on meanwhile.
     let mut due: Option<tokio::time::Instant> = None;
+    let mut last_read = tokio::time::Instant::now();
     loop {
         let wait = due.unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
@@ -281,6 +278,7 @@ async fn session(
             }
             () = tokio::time::sleep_until(wait), if due.is_some() => {
                 due = None;
+                last_read = tokio::time::Instant::now();
                 let (revision, error) = sync(follow, &loaded, &mut client, &layout, &mut seen).await?;
                 *resume = Some(revision);
                 apply_error = error;
@@ -303,7 +301,9 @@ async fn session(
                     });
                 }
                 if !message.events().is_empty() && due.is_none() {
-                    due = Some(tokio::time::Instant::now() + spread(follow).await);
+                    // At most one read a second, whatever is written to etcd.
+                    let earliest = last_read + Duration::from_secs(1);
+                    due = Some((tokio::time::Instant::now() + spread(follow).await).max(earliest));
                 }
             }
         }
@@ -350,6 +350,8 @@ async fn sync(
         .map_err(|e| conn.error(&e))?;
     let revision = got.header().map_or(0, |h| h.revision());
     let Some(kv) = got.kvs().first() else {
+        let dir = follow.home_dir.clone();
+        let _ = blocking(move || Ok(Home::open(&dir)?.fleet_set_error(None)?)).await;
         report_status(follow, loaded, client, layout, None).await?;
         return Ok((revision, None));
     };
@@ -431,6 +433,13 @@ fn apply(home_dir: &Path, loaded: &Loaded, envelope: &[u8]) -> Result<Option<Str
         "applied generation {} ({} added, {} changed, {} removed, {} binding changes)",
         generation.generation, applied.added, applied.changed, applied.removed, applied.bindings
     );
+    if applied.kept > 0 {
+        line.push_str(&format!(
+            "; {} published certificates were already this front-end's own and stay as they \
+             are (its own key, ACL and store; a later generation does not remove them)",
+            applied.kept
+        ));
+    }
     if !failed_exports.is_empty() {
         line.push_str(&format!(
             "; export files not written: {}",

@@ -162,6 +162,13 @@ pub struct Applied {
 /// the agent decides).
 const MAX_ACL: usize = 256;
 
+/// Most principals all the published key ACLs together may name.
+const MAX_PRINCIPALS: usize = 1024;
+
+/// Where a published binding may listen on a Unix socket: the agent's runtime
+/// directory, not a path anywhere on the front-end.
+const PUBLISHED_UNIX_DIR: &str = "/run/certkeeper/";
+
 /// An entry's thumbprint and its private key (PKCS#8, zeroized on drop).
 pub type UnsealedKey = (String, Zeroizing<Vec<u8>>);
 
@@ -362,20 +369,39 @@ impl Home {
         Ok(removed)
     }
 
-    /// The administrator's desired state: every entry and binding but the entries
-    /// `etcd_cert` names (the home's own etcd client certificate and its renewals, which
-    /// stay on this machine), and the published settings.
+    /// The administrator's desired state: every entry and binding but the home's etcd
+    /// identities (the entries `etcd_cert` names, and every certificate with a key from
+    /// the CA that issued them), which stay on this machine, and the published
+    /// settings.
     pub fn fleet_snapshot(&self, etcd_cert: Option<&str>) -> Result<FleetState, StoreError> {
         let err = |e| self.db_err(e);
-        let excluded: HashSet<String> = match etcd_cert {
-            Some(reference) => self
-                .matching(reference)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|e| e.thumbprint)
-                .collect(),
-            None => HashSet::new(),
+        // The home's etcd identities: what the REF names, and every certificate with
+        // a key issued by the CA that issued those (the etcd cluster's client CA), so
+        // that a renewal under another name, or named by thumbprint, stays here too.
+        let named = match etcd_cert {
+            Some(reference) => self.matching(reference).unwrap_or_default(),
+            None => Vec::new(),
         };
+        let mut excluded: HashSet<String> = named.iter().map(|e| e.thumbprint.clone()).collect();
+        for issuer in named
+            .iter()
+            .map(|e| e.issuer_der.clone())
+            .collect::<HashSet<_>>()
+        {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT e.thumbprint FROM entries e JOIN keys k ON k.thumbprint = e.thumbprint
+                     WHERE e.issuer_der = ?1",
+                )
+                .map_err(err)?;
+            let rows = stmt
+                .query_map([&issuer], |r| r.get::<_, String>(0))
+                .map_err(err)?;
+            for row in rows {
+                excluded.insert(row.map_err(err)?);
+            }
+        }
         let mut acls: HashMap<String, Vec<String>> = HashMap::new();
         {
             let mut stmt = self
@@ -519,6 +545,13 @@ impl Home {
             }
             certs.push(cert);
         }
+        let principals: usize = state.entries.iter().map(|e| e.acl.len()).sum();
+        if principals > MAX_PRINCIPALS {
+            return Err(invalid(format!(
+                "the published key ACLs name {principals} principals in all; at most \
+                 {MAX_PRINCIPALS}"
+            )));
+        }
         for entry in &state.entries {
             if entry.acl.len() > MAX_ACL {
                 return Err(invalid(format!(
@@ -549,6 +582,17 @@ impl Home {
                 });
             }
             b.validate()?;
+            if let Some(path) = b.listen.as_deref().and_then(|l| l.strip_prefix("unix:"))
+                && (!path.starts_with(PUBLISHED_UNIX_DIR)
+                    || path[PUBLISHED_UNIX_DIR.len()..].contains('/')
+                    || path.contains(".."))
+            {
+                return Err(invalid(format!(
+                    "the published binding {} listens on unix:{path}; a fleet's Unix sockets are \
+                     in {PUBLISHED_UNIX_DIR} (e.g. unix:{PUBLISHED_UNIX_DIR}{}.sock)",
+                    b.name, b.name
+                )));
+            }
             bindings.push(b);
         }
         let mut settings = Vec::with_capacity(state.settings.len());
@@ -630,6 +674,26 @@ impl Home {
                 if matches!(existing, Some((_, _, false))) {
                     applied.kept += 1;
                     continue;
+                }
+                // A published friendly name that one of the front-end's own entries
+                // carries would change what its own REFs (its bindings, its etcd
+                // identity) resolve to.
+                if let Some(name) = &entry.name {
+                    let holder: Option<String> = tx
+                        .query_row(
+                            "SELECT subject FROM entries WHERE name = ?1 AND managed = 0
+                               AND thumbprint != ?2",
+                            params![name, entry.thumbprint],
+                            |r| r.get(0),
+                        )
+                        .optional()
+                        .map_err(db)?;
+                    if let Some(holder) = holder {
+                        return Err(invalid(format!(
+                            "the published name {name} is the name of this front-end's own \
+                             certificate {holder}: rename one of them"
+                        )));
+                    }
                 }
                 if let Some(export) = &entry.export_name {
                     let holder: Option<String> = tx

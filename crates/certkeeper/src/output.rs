@@ -71,13 +71,15 @@ pub fn days_until(ts: i64, now: i64) -> i64 {
 /// `text` with control characters (escape sequences a terminal would obey) written
 /// as `\u{..}` escapes.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    // Control characters, and the ones that reorder what a terminal shows.
+    let hidden = |c: char| c.is_control() || certkeeper_core::reorders_text(c);
+    if !text.chars().any(hidden) {
         return std::borrow::Cow::Borrowed(text);
     }
     std::borrow::Cow::Owned(
         text.chars()
             .map(|c| {
-                if c.is_control() {
+                if hidden(c) {
                     c.escape_unicode().to_string()
                 } else {
                     c.to_string()

@@ -154,7 +154,16 @@ pub fn run(ctx: &Context, opts: &Options<'_>) -> Result<u8, CliError> {
         {
             continue;
         }
-        check_binding(&home, &binding, at, opts.online, &socket, &mut f);
+        let agent_running = f.0.iter().any(|x| x.check == "agent" && x.status == "ok");
+        check_binding(
+            &home,
+            &binding,
+            at,
+            opts.online,
+            agent_running,
+            &socket,
+            &mut f,
+        );
     }
 
     report(ctx, &f)
@@ -233,7 +242,7 @@ pub fn summary(home: &Home) -> (Vec<String>, usize) {
     }
     let socket = std::path::PathBuf::new();
     for binding in home.bindings().unwrap_or_default() {
-        check_binding(home, &binding, at, false, &socket, &mut f);
+        check_binding(home, &binding, at, false, true, &socket, &mut f);
     }
     let failing =
         f.0.iter()
@@ -660,12 +669,28 @@ fn unreadable(file: &std::path::Path, principals: &[Principal]) -> Option<Blocke
 /// Who holds a binding's loopback address: the agent runs as the home's owner, so a
 /// listening socket there of another uid is someone else's (a port taken first), and
 /// applications' requests, with whatever credentials they carry, go to it.
-fn check_listener(home: &Home, name: &str, addr: std::net::SocketAddr, f: &mut Findings) {
+fn check_listener(
+    home: &Home,
+    name: &str,
+    addr: std::net::SocketAddr,
+    agent_running: bool,
+    f: &mut Findings,
+) {
     use std::os::unix::fs::MetadataExt;
     let Ok(owner) = std::fs::metadata(home.dir()).map(|m| m.uid()) else {
         return;
     };
     let holders = listening_uids(addr);
+    if holders.is_empty() && agent_running {
+        f.add(
+            "binding-listen",
+            name,
+            "warn",
+            format!("nothing listens on {addr}, though the agent runs"),
+            Some("look for \"cannot listen\" in the agent's log".into()),
+        );
+        return;
+    }
     let foreign: Vec<u32> = holders.iter().copied().filter(|u| *u != owner).collect();
     if let Some(uid) = foreign.first() {
         f.add(
@@ -686,48 +711,52 @@ fn check_listener(home: &Home, name: &str, addr: std::net::SocketAddr, f: &mut F
     }
 }
 
-/// The uids of the sockets listening on `addr` (or on the wildcard address of its
-/// family and port), from /proc/net/tcp and tcp6.
+/// The uids of the sockets listening where a connection to `addr` could land: on
+/// `addr` itself or on its family's wildcard (/proc/net/tcp), and, for IPv4, on the
+/// IPv6 wildcard or `addr` mapped into IPv6 (dual-stack sockets, /proc/net/tcp6).
 fn listening_uids(addr: std::net::SocketAddr) -> Vec<u32> {
-    let (file, exact, wildcard) = match addr {
+    fn v6_words(ip: std::net::Ipv6Addr) -> String {
+        ip.octets()
+            .chunks(4)
+            .map(|w| format!("{:08X}", u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
+            .collect()
+    }
+    let port = addr.port();
+    let v6_any = format!("{}:{port:04X}", "0".repeat(32));
+    let (v4, v6): (Vec<String>, Vec<String>) = match addr {
         std::net::SocketAddr::V4(a) => (
-            "/proc/net/tcp",
-            format!(
-                "{:08X}:{:04X}",
-                u32::from_le_bytes(a.ip().octets()),
-                a.port()
-            ),
-            format!("00000000:{:04X}", a.port()),
+            vec![
+                format!("{:08X}:{port:04X}", u32::from_le_bytes(a.ip().octets())),
+                format!("00000000:{port:04X}"),
+            ],
+            vec![
+                v6_any,
+                format!("{}:{port:04X}", v6_words(a.ip().to_ipv6_mapped())),
+            ],
         ),
-        std::net::SocketAddr::V6(a) => {
-            let words: String = a
-                .ip()
-                .octets()
-                .chunks(4)
-                .map(|w| format!("{:08X}", u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
-                .collect();
-            (
-                "/proc/net/tcp6",
-                format!("{words}:{:04X}", a.port()),
-                format!("{}:{:04X}", "0".repeat(32), a.port()),
-            )
+        std::net::SocketAddr::V6(a) => (
+            Vec::new(),
+            vec![format!("{}:{port:04X}", v6_words(*a.ip())), v6_any],
+        ),
+    };
+    let mut uids = Vec::new();
+    for (file, wanted) in [("/proc/net/tcp", v4), ("/proc/net/tcp6", v6)] {
+        if wanted.is_empty() {
+            continue;
         }
-    };
-    let Ok(table) = std::fs::read_to_string(file) else {
-        return Vec::new();
-    };
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
+        let Ok(table) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        uids.extend(table.lines().skip(1).filter_map(|line| {
             let cols: Vec<&str> = line.split_whitespace().collect();
             // local_address, state 0A = LISTEN, uid.
             let (local, state, uid) = (cols.get(1)?, cols.get(3)?, cols.get(7)?);
-            (*state == "0A" && (*local == exact || *local == wildcard))
-                .then(|| uid.parse().ok())
+            (*state == "0A" && wanted.iter().any(|w| w == local))
+                .then(|| uid.parse::<u32>().ok())
                 .flatten()
-        })
-        .collect()
+        }));
+    }
+    uids
 }
 
 fn check_binding(
@@ -735,6 +764,7 @@ fn check_binding(
     binding: &certkeeper_store::Binding,
     at: i64,
     online: bool,
+    agent_running: bool,
     socket: &std::path::Path,
     f: &mut Findings,
 ) {
@@ -759,7 +789,7 @@ fn check_binding(
     if let Some(listen) = &binding.listen
         && let Ok(addr) = listen.parse::<std::net::SocketAddr>()
     {
-        check_listener(home, &name, addr, f);
+        check_listener(home, &name, addr, agent_running, f);
     }
     let entry = match home.resolve_current(&binding.cert, at) {
         Ok(e) => e,

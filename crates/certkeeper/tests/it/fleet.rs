@@ -518,7 +518,17 @@ fn a_publish_reaches_every_front_end_over_mutual_tls_etcd() {
     admin.ok(&["import", &f, "--name", "sealed", "--non-exportable"]);
     admin.ok(&["config", "expiry_warning_days", "45"]);
 
+    // A renewal of the administrator's etcd identity under another name: an etcd
+    // identity all the same (a key from the etcd client CA), never published.
+    let tls = fleet.etcd.tls.as_ref().unwrap();
+    let renewed = tls.ca.issue(&Spec::client("admin-renewed"));
+    let f = admin.write(
+        "renewed.pem",
+        format!("{}{}", renewed.pem(), renewed.key_pem()),
+    );
+    admin.ok(&["import", &f, "--name", "not-the-etcd-name"]);
     let diff = admin.ok(&["fleet", "diff"]);
+    assert!(!diff.contains("admin-renewed"), "{diff}");
     for line in [
         "+ certificate CN=client.example",
         "+ binding partner-api",
@@ -1143,6 +1153,22 @@ fn tampering_foreign_data_removal_and_races_are_refused_and_nothing_is_half_appl
     fleet.nodes.iter_mut().for_each(FrontEnd::stop_agent);
 }
 
+/// Waits until `node` reports an error that contains `text`.
+fn wait_for_error_containing(fleet: &Fleet, node: &str, text: &str) {
+    let start = Instant::now();
+    loop {
+        let refused = wait_for_error(fleet, node);
+        if refused.contains(text) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{node} reports {refused:?}, not {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn wait_for_error(fleet: &Fleet, node: &str) -> String {
     let start = Instant::now();
     loop {
@@ -1278,6 +1304,8 @@ post("/v3/kv/compaction", {"revision": revision, "physical": True})
     fleet.admin.ok(&["config", "client_timeout", "75"]);
     assert_eq!(fleet.publish(), 2);
     fleet.converge(2);
+    // The watch from the remembered revision is answered right after the first read.
+    std::thread::sleep(Duration::from_secs(2));
     // What the agent said.
     let mut agent = fleet.nodes[0].agent.take().unwrap();
     agent.stop();
@@ -1342,6 +1370,42 @@ fn a_front_ends_own_entries_and_bindings_stay_its_own() {
     fleet.converge(2);
     assert_eq!(fleet.nodes[0].env.json(&["show", "own"])["has_key"], true);
 
+    // A published certificate named as one of the front-end's own: refused (its own
+    // REFs would resolve to it), nothing applied.
+    let other = partner.client_ca.issue(&Spec::client("other.example"));
+    let f = fleet
+        .admin
+        .write("other.pem", format!("{}{}", other.pem(), other.key_pem()));
+    fleet.admin.ok(&["import", &f, "--name", "own"]);
+    fleet.publish();
+    let refused = wait_for_error(&fleet, "fe1");
+    assert!(
+        refused.contains("is the name of this front-end's own certificate"),
+        "{refused}"
+    );
+    let renamed = fleet.admin.json(&["show", "own"]);
+    fleet
+        .admin
+        .ok(&["remove", renamed["thumbprint"].as_str().unwrap()]);
+    // A published Unix socket outside the agent's runtime directory: refused.
+    fleet.admin.ok(&[
+        "bind",
+        "sock",
+        "--cert",
+        "partner",
+        "--upstream",
+        "https://elsewhere.example",
+        "--listen",
+        "unix:/srv/other-service/app.sock",
+    ]);
+    fleet.publish();
+    wait_for_error_containing(
+        &fleet,
+        "fe1",
+        "a fleet's Unix sockets are in /run/certkeeper/",
+    );
+    fleet.admin.ok(&["unbind", "sock"]);
+
     // A published binding named as the front-end's own: refused, nothing applied.
     fleet.admin.ok(&[
         "bind",
@@ -1352,11 +1416,7 @@ fn a_front_ends_own_entries_and_bindings_stay_its_own() {
         "https://elsewhere.example",
     ]);
     fleet.publish();
-    let refused = wait_for_error(&fleet, "fe1");
-    assert!(
-        refused.contains("the name of this front-end's own binding"),
-        "{refused}"
-    );
+    wait_for_error_containing(&fleet, "fe1", "the name of this front-end's own binding");
     assert_eq!(fleet.nodes[0].generation(), 2);
     let bindings = fleet.nodes[0].env.ok(&["bindings"]);
     assert!(
