@@ -10,14 +10,19 @@ use crate::cli::FleetCommand;
 use crate::error::{CliError, Kind};
 use crate::output;
 
+/// The fleet's commands talk to etcd asynchronously, one at a time.
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(Kind::Environment, format!("cannot start the runtime: {e}")))
+}
+
+/// Runs an operation once (`init` and `join` create things: not repeated).
 fn block_on<T>(
     future: impl std::future::Future<Output = Result<T, FleetError>>,
 ) -> Result<T, CliError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::new(Kind::Environment, format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(future).map_err(CliError::from)
+    runtime()?.block_on(future).map_err(CliError::from)
 }
 
 /// Runs an operation that may be repeated whole, again while etcd is electing a leader
@@ -29,10 +34,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, FleetError>>,
 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::new(Kind::Environment, format!("cannot start the runtime: {e}")))?;
+    let runtime = runtime()?;
     let mut attempt = 1;
     loop {
         match runtime.block_on(operation()) {
