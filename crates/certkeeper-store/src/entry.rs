@@ -120,6 +120,11 @@ impl Entry {
          e.not_before, e.not_after, k.thumbprint IS NOT NULL, e.is_ca, e.self_signed, \
          e.export_name, COALESCE(k.exportable, 1), e.key_id, e.subject_der, e.issuer_der, e.der, k.algorithm";
 
+    /// [`Entry::COLUMNS`] with empty blobs in place of the DER columns.
+    pub(crate) const COLUMNS_WITHOUT_DER: &'static str = "e.thumbprint, e.sha1, e.store, e.name, e.subject, e.issuer, \
+         e.not_before, e.not_after, k.thumbprint IS NOT NULL, e.is_ca, e.self_signed, \
+         e.export_name, COALESCE(k.exportable, 1), e.key_id, X'', X'', X'', k.algorithm";
+
     pub(crate) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         let store: String = row.get(2)?;
         Ok(Entry {

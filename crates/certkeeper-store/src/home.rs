@@ -163,6 +163,18 @@ impl Setting {
     }
 }
 
+/// What `list` shows.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this store.
+    pub store: Option<StoreName>,
+    /// Only entries that expire at or before this time (Unix seconds).
+    pub expiring_before: Option<i64>,
+    /// Only entries with a friendly name, export name or "Issued to" name that begins
+    /// with this text.
+    pub search: Option<String>,
+}
+
 /// Entries whose SHA-256 or SHA-1 thumbprint starts with ?1 (lower-case hex; ?2 is ?1
 /// followed by "g").
 const THUMBPRINT_PREFIX: &str =
@@ -358,6 +370,68 @@ impl Home {
             Some(s) => self.query_entries("e.store = ?1", &[&s.as_str()]),
             None => self.query_entries("1", &[]),
         }
+    }
+
+    /// The entries `filter` selects, in `list`'s order (store, subject, thumbprint),
+    /// handed to `each` one at a time as SQLite steps through them, without their DER
+    /// (`der`, `subject_der` and `issuer_der` are empty): `list` of any size holds
+    /// one row at a time. The order comes from the `entries_listing` index; an expiry
+    /// bound reads a range of `entries_not_after` and a search ranges of the names'
+    /// indexes, and sorts what they find.
+    pub fn each_entry(
+        &self,
+        filter: &ListFilter,
+        mut each: impl FnMut(Entry) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut conditions = vec!["1".to_string()];
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+        if let Some(store) = filter.store {
+            args.push(Box::new(store.as_str()));
+            conditions.push(format!("e.store = ?{}", args.len()));
+        }
+        if let Some(before) = filter.expiring_before {
+            args.push(Box::new(before));
+            conditions.push(format!("e.not_after <= ?{}", args.len()));
+        }
+        if let Some(text) = filter
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            // Names that begin with TEXT: a range on each indexed name column (the
+            // "Issued to" names compare without case, as their index does).
+            args.push(Box::new(text.to_string()));
+            let low = args.len();
+            args.push(Box::new(format!("{text}\u{10FFFF}")));
+            let high = args.len();
+            conditions.push(format!(
+                "(e.thumbprint IN (SELECT thumbprint FROM entry_names WHERE name >= ?{low} AND name < ?{high}) \
+                  OR (e.name >= ?{low} AND e.name < ?{high}) \
+                  OR (e.export_name >= ?{low} AND e.export_name < ?{high}))"
+            ));
+        }
+        // Without statistics SQLite prefers walking the listing index to sorting;
+        // expiring certificates are few: read their range, sort those.
+        let index = if filter.expiring_before.is_some() && filter.search.is_none() {
+            "INDEXED BY entries_not_after"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {} FROM entries e {index} \
+             LEFT JOIN keys k ON k.thumbprint = e.thumbprint WHERE {} \
+             ORDER BY e.store, e.subject, e.thumbprint",
+            Entry::COLUMNS_WITHOUT_DER,
+            conditions.join(" AND ")
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.db_err(e))?;
+        let params: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
+        let mut rows = stmt.query(params.as_slice()).map_err(|e| self.db_err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.db_err(e))? {
+            each(Entry::from_row(row).map_err(|e| self.db_err(e))?)?;
+        }
+        Ok(())
     }
 
     /// The entry with this exact thumbprint.

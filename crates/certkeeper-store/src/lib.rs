@@ -24,7 +24,7 @@ pub use bindings::Binding;
 pub use entry::{Entry, EntryFacts, StoreName};
 pub use error::{ExportDirProblem, StoreError};
 pub use fleet::{Applied, FleetConfig, FleetEntry, FleetKey, FleetMember, FleetRole, FleetState};
-pub use home::{Home, Setting};
+pub use home::{Home, ListFilter, Setting};
 pub use import::{BindingFollows, ImportOptions, ImportReport, Imported, Renamed, StoreChoice};
 pub use paths::{PathCheck, check_candidates};
 pub use principal::Principal;

@@ -1,7 +1,7 @@
 //! The database schema and its migrations (`PRAGMA user_version`).
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 8;
+pub const VERSION: i64 = 9;
 
 /// The version that added `entry_names`; migrating to it also fills the table from
 /// the stored certificates (`Home::migrate`).
@@ -116,6 +116,11 @@ CREATE TABLE fleet_members (
 );
 ALTER TABLE entries ADD COLUMN managed INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE bindings ADD COLUMN managed INTEGER NOT NULL DEFAULT 0;
+"#,
+    // 9: `list` streams in its order from an index, and `--expiring` reads a range.
+    r#"
+CREATE INDEX entries_listing ON entries(store, subject, thumbprint);
+CREATE INDEX entries_not_after ON entries(not_after);
 "#,
 ];
 

@@ -58,13 +58,22 @@ pub enum Command {
     Import(ImportArgs),
 
     /// List entries: store, name, subject, expiry, whether the key is present.
+    ///
+    /// Printed as they are read, whatever the size of the home.
     #[command(
-        after_help = "Examples:\n  certkeeper list\n  certkeeper list --store personal --json"
+        after_help = "Examples:\n  certkeeper list\n  certkeeper list --store personal --json\n  certkeeper list --expiring 30\n  certkeeper list --search partner"
     )]
     List {
         /// Only this store.
         #[arg(long, value_enum)]
         store: Option<StoreArg>,
+        /// Only certificates that expire within this many days (or have expired).
+        #[arg(long, value_name = "DAYS")]
+        expiring: Option<u32>,
+        /// Only certificates with a friendly name, export name, or "Issued to" name (a
+        /// subject CN or DNS name, any case) that begins with TEXT.
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
     },
 
     /// Show one certificate's details, as the Windows certificate dialog does.

@@ -43,6 +43,12 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
     print_stdout(&format!("{text}\n"))
 }
 
+/// For a document written a piece at a time (`list --json`): from its first byte on,
+/// an error does not add another.
+pub fn mark_json_written() {
+    JSON_WRITTEN.store(true, Ordering::SeqCst);
+}
+
 /// Whether a JSON document was printed already.
 pub fn json_written() -> bool {
     JSON_WRITTEN.load(Ordering::SeqCst)

@@ -1,6 +1,6 @@
 //! `certkeeper list`: the entries, one line each.
 
-use certkeeper_store::{Entry, StoreName};
+use certkeeper_store::{Entry, ListFilter};
 use serde_json::{Value, json};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
@@ -8,67 +8,99 @@ use super::Context;
 use crate::error::CliError;
 use crate::output;
 
-pub fn run(ctx: &Context, store: Option<StoreName>) -> Result<u8, CliError> {
+pub fn run(ctx: &Context, filter: &ListFilter) -> Result<u8, CliError> {
     let home = ctx.open()?;
-    let entries = home.list(store)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut count = 0usize;
     if ctx.json {
-        let rows: Vec<Value> = entries.iter().map(entry_json).collect();
-        output::json(&rows)?;
-        return Ok(0);
+        // One JSON array, written a row at a time.
+        output::mark_json_written();
+        let mut write = |text: &str| write_all(&mut out, text);
+        write("[")?;
+        home.each_entry(filter, |e| {
+            let row = serde_json::to_string_pretty(&entry_json(&e))
+                .map_err(|e| certkeeper_store::StoreError::Invalid(e.to_string()))?;
+            let sep = if count == 0 { "\n  " } else { ",\n  " };
+            count += 1;
+            write(&format!("{sep}{}", row.replace('\n', "\n  ")))
+                .map_err(|e| certkeeper_store::StoreError::Invalid(e.message))
+        })?;
+        write(if count == 0 { "]\n" } else { "\n]\n" })?;
+        return flush(&mut out);
     }
-    if entries.is_empty() {
+    // Each column as wide as its widest cell (in terminal columns), so that every
+    // row's columns start at the same place whatever the names' lengths and scripts:
+    // a first pass measures, a second prints (no row is kept).
+    let now = output::now();
+    let header = ["STORE", "THUMBPRINT", "NAME", "KEY", "EXPIRES", "SUBJECT"];
+    let mut widths = header.map(UnicodeWidthStr::width);
+    home.each_entry(filter, |e| {
+        for (w, cell) in widths.iter_mut().zip(cells(&e, now)) {
+            *w = (*w).max(cell.width());
+        }
+        count += 1;
+        Ok(())
+    })?;
+    if count == 0 {
         eprintln!(
             "no certificates{}",
-            store.map(|s| format!(" in {s}")).unwrap_or_default()
+            filter.store.map(|s| format!(" in {s}")).unwrap_or_default()
         );
         return Ok(0);
     }
-    let now = output::now();
-    let header = ["STORE", "THUMBPRINT", "NAME", "KEY", "EXPIRES", "SUBJECT"];
-    let rows: Vec<[String; 6]> = entries
-        .iter()
-        .map(|e| {
-            let days = output::days_until(e.not_after, now);
-            let expires = if days < 0 {
-                "EXPIRED".to_string()
-            } else {
-                output::human_time(e.not_after)[..10].to_string() + &format!(" ({days}d)")
-            };
-            [
-                e.store.as_str().to_string(),
-                e.thumbprint[..16].to_string(),
-                truncate(e.name.as_deref().unwrap_or("-"), NAME_WIDTH),
-                if e.has_key { "yes" } else { "no" }.to_string(),
-                expires,
-                e.subject.clone(),
-            ]
-        })
-        .collect();
-    // Each column as wide as its widest cell (in terminal columns), so that every
-    // row's columns start at the same place whatever the names' lengths and scripts.
-    let mut widths = header.map(UnicodeWidthStr::width);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.width());
-        }
-    }
     let line = |cells: &[&str]| {
-        let mut out = String::new();
+        let mut text = String::new();
         for (i, cell) in cells.iter().enumerate() {
-            out.push_str(cell);
+            text.push_str(cell);
             if i + 1 < cells.len() {
-                out.push_str(&" ".repeat(widths[i] - cell.width() + 1));
+                text.push_str(&" ".repeat(widths[i].saturating_sub(cell.width()) + 1));
             }
         }
-        out.push('\n');
-        out
+        text.push('\n');
+        text
     };
-    let mut text = line(&header);
-    for row in &rows {
-        text.push_str(&line(&row.each_ref().map(String::as_str)));
+    write_all(&mut out, &line(&header))?;
+    home.each_entry(filter, |e| {
+        let row = cells(&e, now);
+        write_all(&mut out, &line(&row.each_ref().map(String::as_str)))
+            .map_err(|e| certkeeper_store::StoreError::Invalid(e.message))
+    })?;
+    flush(&mut out)
+}
+
+/// A row's cells.
+fn cells(e: &Entry, now: i64) -> [String; 6] {
+    let days = output::days_until(e.not_after, now);
+    let expires = if days < 0 {
+        "EXPIRED".to_string()
+    } else {
+        output::human_time(e.not_after)[..10].to_string() + &format!(" ({days}d)")
+    };
+    [
+        e.store.as_str().to_string(),
+        e.thumbprint[..16].to_string(),
+        truncate(e.name.as_deref().unwrap_or("-"), NAME_WIDTH),
+        if e.has_key { "yes" } else { "no" }.to_string(),
+        expires,
+        e.subject.clone(),
+    ]
+}
+
+/// Writes to stdout; a closed pipe (`list | head`) ends quietly.
+fn write_all(out: &mut impl std::io::Write, text: &str) -> Result<(), CliError> {
+    match out.write_all(text.as_bytes()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(CliError::usage(format!("cannot write the list: {e}"))),
     }
-    output::print_stdout(&text)?;
-    Ok(0)
+}
+
+fn flush(out: &mut impl std::io::Write) -> Result<u8, CliError> {
+    match out.flush() {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(CliError::usage(format!("cannot write the list: {e}"))),
+    }
 }
 
 /// Longer friendly names are cut with an ellipsis.

@@ -94,7 +94,19 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Init => init(&ctx),
         Command::Import(args) => import::run(&ctx, &args),
-        Command::List { store } => list::run(&ctx, store.map(Into::into)),
+        Command::List {
+            store,
+            expiring,
+            search,
+        } => list::run(
+            &ctx,
+            &certkeeper_store::ListFilter {
+                store: store.map(Into::into),
+                expiring_before: expiring
+                    .map(|days| output::now().saturating_add(i64::from(days) * 86_400)),
+                search,
+            },
+        ),
         Command::Show { reference, socket } => show::run(&ctx, &reference, socket),
         Command::Path {
             reference,

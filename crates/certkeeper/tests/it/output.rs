@@ -389,7 +389,7 @@ fn a_home_from_before_the_names_index_is_migrated_and_filled() {
     );
     env.ok(&["import", &leaf]);
     // Take the home back to schema 3 (before entry_names, bindings.allow, bindings.proxy,
-    // secrets, bindings.legacy_tls and the fleet's tables and columns).
+    // secrets, bindings.legacy_tls, the fleet's tables and columns, and list's indexes).
     {
         let db = rusqlite::Connection::open(env.home.join("certkeeper.db")).unwrap();
         db.execute_batch(
@@ -397,7 +397,8 @@ fn a_home_from_before_the_names_index_is_migrated_and_filled() {
              ALTER TABLE bindings DROP COLUMN proxy; DROP TABLE secrets; \
              ALTER TABLE bindings DROP COLUMN legacy_tls; DROP TABLE fleet_members; \
              DROP TABLE fleet; ALTER TABLE entries DROP COLUMN managed; \
-             ALTER TABLE bindings DROP COLUMN managed; PRAGMA user_version = 3;",
+             ALTER TABLE bindings DROP COLUMN managed; DROP INDEX entries_listing; \
+             DROP INDEX entries_not_after; PRAGMA user_version = 3;",
         )
         .unwrap();
     }
@@ -409,7 +410,7 @@ fn a_home_from_before_the_names_index_is_migrated_and_filled() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
     // The later migrations ran too: a binding's proxy, sealed secrets, --legacy-tls and
     // the fleet have a place.
     db.execute_batch(
@@ -587,4 +588,63 @@ fn on_a_terminal_the_password_is_asked_for_without_echo() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn list_filters_by_store_expiry_and_name_and_streams_its_json() {
+    let env = Env::new();
+    let soon = TestCert::self_signed(&Spec::client("soon.partner.example").days(-1, 10));
+    let later = TestCert::self_signed(&Spec::client("later.partner.example").days(-1, 300));
+    let root = TestCert::self_signed(&Spec::ca("Filter Root"));
+    for (name, cert, with_key) in [
+        ("soon", &soon, true),
+        ("Later-One", &later, true),
+        ("root", &root, false),
+    ] {
+        let pem = if with_key {
+            format!("{}{}", cert.pem(), cert.key_pem())
+        } else {
+            cert.pem()
+        };
+        let f = env.write(&format!("{name}.pem"), pem);
+        env.ok(&["import", &f, "--name", name]);
+    }
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["list"];
+        all.extend(args);
+        let v = env.json(&all);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Expiring within 30 days: only the one with 10 days left.
+    assert_eq!(names(&["--expiring", "30"]), ["soon"]);
+    assert_eq!(names(&["--expiring", "400"]), ["Later-One", "soon"]);
+    // A name, export name or "Issued to" name that begins with TEXT (the latter in
+    // any case).
+    assert_eq!(names(&["--search", "LATER.partner"]), ["Later-One"]);
+    assert_eq!(names(&["--search", "Later-"]), ["Later-One"]);
+    assert_eq!(names(&["--search", "partner"]), Vec::<String>::new());
+    assert_eq!(names(&["--store", "root"]), ["root"]);
+    assert_eq!(
+        names(&["--store", "personal", "--expiring", "30"]),
+        ["soon"]
+    );
+    // The JSON is one array whatever the count, and the text says when nothing matches.
+    let out = env.run(&["list", "--search", "nothing", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    let out = env.run(&["list", "--expiring", "0"]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    // A reader that stops early (`| head -1`) ends the listing quietly.
+    let mut child = env
+        .cmd()
+        .args(["list", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    assert!(child.wait().unwrap().success());
 }
