@@ -1330,7 +1330,7 @@ _certkeeper() {
             return 0
             ;;
         certkeeper__subcmd__list)
-            opts="-h -V --store --home --json --help --version"
+            opts="-h -V --store --expiring --search --home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1338,6 +1338,14 @@ _certkeeper() {
             case "${prev}" in
                 --store)
                     COMPREPLY=($(compgen -W "personal root intermediate other disallowed" -- "${cur}"))
+                    return 0
+                    ;;
+                --expiring)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --search)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --home)

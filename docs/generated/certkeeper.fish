@@ -77,6 +77,8 @@ root\t'Trusted root CAs'
 intermediate\t'Intermediate CAs'
 other\t'End-entity certificates without a key'
 disallowed\t'Explicitly distrusted'"
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand list" -l expiring -d 'Only certificates that expire within this many days (or have expired)' -r
+complete -c certkeeper -n "__fish_certkeeper_using_subcommand list" -l search -d 'Only certificates with a friendly name, export name, or "Issued to" name (a subject CN or DNS name, any case) that begins with TEXT' -r
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand list" -l home -d 'The home directory [env: CERTKEEPER_HOME; default: /var/lib/certkeeper for root, else $XDG_DATA_HOME/certkeeper]' -r -F
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand list" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c certkeeper -n "__fish_certkeeper_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -70,6 +70,8 @@ root\:"Trusted root CAs"
 intermediate\:"Intermediate CAs"
 other\:"End-entity certificates without a key"
 disallowed\:"Explicitly distrusted"))' \
+'--expiring=[Only certificates that expire within this many days (or have expired)]:DAYS:_default' \
+'--search=[Only certificates with a friendly name, export name, or "Issued to" name (a subject CN or DNS name, any case) that begins with TEXT]:TEXT:_default' \
 '--home=[The home directory \[env\: CERTKEEPER_HOME; default\: /var/lib/certkeeper for root, else \$XDG_DATA_HOME/certkeeper\]]:DIR:_files' \
 '--json[Print one JSON document on stdout instead of text]' \
 '-h[Print help (see more with '\''--help'\'')]' \
