@@ -111,6 +111,31 @@ fn check_etcd_cert(home: &Home, reference: &str) -> Result<String, FleetError> {
     Ok(reference.to_string())
 }
 
+/// This home's environment, reached: its record, etcd connected, the environment
+/// record on etcd checked against the administrator key this home knows.
+struct Environment {
+    config: FleetConfig,
+    conn: Connection,
+    client: Client,
+    layout: Layout,
+}
+
+impl Environment {
+    async fn open(home: &Home, role: Option<FleetRole>) -> Result<Environment, FleetError> {
+        let config = config(home, role)?;
+        let conn = Connection::for_home(home, &config)?;
+        let mut client = conn.connect().await?;
+        check_environment(&mut client, &conn, &config).await?;
+        let layout = Layout::new(&config.env);
+        Ok(Environment {
+            config,
+            conn,
+            client,
+            layout,
+        })
+    }
+}
+
 /// What `fleet init` made.
 #[derive(Debug, Serialize)]
 pub struct Initialized {
@@ -318,11 +343,12 @@ pub async fn approve(
     fingerprint: &str,
 ) -> Result<FleetMember, FleetError> {
     check_name("node", node)?;
-    let config = config(home, Some(FleetRole::Admin))?;
-    let conn = Connection::for_home(home, &config)?;
-    let mut client = conn.connect().await?;
-    check_environment(&mut client, &conn, &config).await?;
-    let layout = Layout::new(&config.env);
+    let Environment {
+        config,
+        conn,
+        mut client,
+        layout,
+    } = Environment::open(home, Some(FleetRole::Admin)).await?;
     let got = client
         .get(layout.node(node), None)
         .await
@@ -359,14 +385,16 @@ pub async fn approve(
 }
 
 /// `fleet remove NODE`: takes a front-end out; its registration, status and liveness
-/// go from etcd, and the next publish seals nothing to it. Whether it had been approved, and whether it was known.
+/// go from etcd, and the next publish seals nothing to it. Whether it had been
+/// approved, and whether it was known.
 pub async fn remove(home: &Home, node: &str) -> Result<(bool, bool), FleetError> {
     check_name("node", node)?;
-    let config = config(home, Some(FleetRole::Admin))?;
-    let conn = Connection::for_home(home, &config)?;
-    let mut client = conn.connect().await?;
-    check_environment(&mut client, &conn, &config).await?;
-    let layout = Layout::new(&config.env);
+    let Environment {
+        conn,
+        mut client,
+        layout,
+        ..
+    } = Environment::open(home, Some(FleetRole::Admin)).await?;
     let approved = home.fleet_unapprove(node)?;
     let mut known = approved;
     for key in [layout.node(node), layout.status(node), layout.alive(node)] {
@@ -438,15 +466,16 @@ pub struct Published {
 /// `fleet publish`: the administrator's home as the next generation, signed, with its
 /// private keys sealed to each approved front-end, in one etcd transaction that
 /// succeeds only if the generation on etcd is still the one read (so two publishes
-/// never overwrite each other silently). Sealed bundles of front-ends no longer
-/// approved are deleted in the same transaction.
+/// never overwrite each other silently). Front-ends no longer approved are simply left
+/// out of it.
 pub async fn publish(home: &Home, hostname: &str) -> Result<Published, FleetError> {
-    let config = config(home, Some(FleetRole::Admin))?;
+    let Environment {
+        config,
+        conn,
+        mut client,
+        layout,
+    } = Environment::open(home, Some(FleetRole::Admin)).await?;
     let admin = AdminKey::from_pkcs8(&home.fleet_secret(&config)?)?;
-    let conn = Connection::for_home(home, &config)?;
-    let mut client = conn.connect().await?;
-    check_environment(&mut client, &conn, &config).await?;
-    let layout = Layout::new(&config.env);
     // An unusable value on etcd (altered, unsigned) is replaced: publishing again is
     // how an administrator repairs it.
     let found = current(&mut client, &conn, &config).await?;
@@ -593,142 +622,106 @@ pub fn compare(
     after_members: &[String],
 ) -> Vec<Change> {
     let mut out = Vec::new();
-    let old: BTreeMap<&str, &FleetEntry> = before
-        .entries
-        .iter()
-        .map(|e| (e.thumbprint.as_str(), e))
-        .collect();
-    let new: BTreeMap<&str, &FleetEntry> = after
-        .entries
-        .iter()
-        .map(|e| (e.thumbprint.as_str(), e))
-        .collect();
-    for (t, e) in &new {
-        match old.get(t) {
-            None => out.push(Change {
-                change: "+",
-                kind: "certificate",
-                name: describe_entry(e),
-                detail: String::new(),
-            }),
-            Some(o) if o != e => out.push(Change {
-                change: "~",
-                kind: "certificate",
-                name: describe_entry(e),
-                detail: entry_changes(o, e),
-            }),
-            Some(_) => {}
-        }
-    }
-    for (t, e) in &old {
-        if !new.contains_key(t) {
-            out.push(Change {
-                change: "-",
-                kind: "certificate",
-                name: describe_entry(e),
-                detail: String::new(),
-            });
-        }
-    }
-    let old_b: BTreeMap<&str, _> = before
-        .bindings
-        .iter()
-        .map(|b| (b.name.as_str(), b))
-        .collect();
-    let new_b: BTreeMap<&str, _> = after
-        .bindings
-        .iter()
-        .map(|b| (b.name.as_str(), b))
-        .collect();
-    for (n, b) in &new_b {
-        match old_b.get(n) {
-            None => out.push(Change {
-                change: "+",
-                kind: "binding",
-                name: n.to_string(),
-                detail: b.upstream.clone(),
-            }),
-            Some(o) if o != b => out.push(Change {
-                change: "~",
-                kind: "binding",
-                name: n.to_string(),
-                detail: format!("{o:?} -> {b:?}")
-                    .replace("Binding ", "")
-                    .chars()
-                    .take(400)
-                    .collect(),
-            }),
-            Some(_) => {}
-        }
-    }
-    for n in old_b.keys() {
-        if !new_b.contains_key(n) {
-            out.push(Change {
-                change: "-",
-                kind: "binding",
-                name: n.to_string(),
-                detail: String::new(),
-            });
-        }
-    }
-    let keys: BTreeSet<&String> = before
-        .settings
-        .keys()
-        .chain(after.settings.keys())
-        .collect();
-    for k in keys {
-        match (before.settings.get(k), after.settings.get(k)) {
-            (a, b) if a == b => {}
-            (None, Some(v)) => out.push(Change {
-                change: "+",
-                kind: "setting",
-                name: k.clone(),
-                detail: v.clone(),
-            }),
-            (Some(_), None) => out.push(Change {
-                change: "-",
-                kind: "setting",
-                name: k.clone(),
-                detail: String::new(),
-            }),
-            (Some(a), Some(b)) => out.push(Change {
-                change: "~",
-                kind: "setting",
-                name: k.clone(),
-                detail: format!("{a} -> {b}"),
-            }),
-            (None, None) => {}
-        }
-    }
-    for m in after_members {
-        if !before_members.contains(m) {
-            out.push(Change {
-                change: "+",
-                kind: "front-end",
-                name: m.clone(),
-                detail: String::new(),
-            });
-        }
-    }
-    for m in before_members {
-        if !after_members.contains(m) {
-            out.push(Change {
-                change: "-",
-                kind: "front-end",
-                name: m.clone(),
-                detail: String::new(),
-            });
-        }
-    }
+    let thumbprint = |e: &FleetEntry| e.thumbprint.clone();
+    changes(
+        "certificate",
+        &keyed(&before.entries, thumbprint),
+        &keyed(&after.entries, thumbprint),
+        |_, e| describe_entry(e),
+        |_| String::new(),
+        |o, e| entry_changes(o, e),
+        &mut out,
+    );
+    let name = |b: &certkeeper_store::Binding| b.name.clone();
+    changes(
+        "binding",
+        &keyed(&before.bindings, name),
+        &keyed(&after.bindings, name),
+        |name, _| name.to_string(),
+        |b| b.upstream.clone(),
+        |o, b| {
+            format!("{o:?} -> {b:?}")
+                .replace("Binding ", "")
+                .chars()
+                .take(400)
+                .collect()
+        },
+        &mut out,
+    );
+    changes(
+        "setting",
+        &before.settings,
+        &after.settings,
+        |name, _| name.to_string(),
+        Clone::clone,
+        |a, b| format!("{a} -> {b}"),
+        &mut out,
+    );
+    changes(
+        "front-end",
+        &keyed(before_members, Clone::clone),
+        &keyed(after_members, Clone::clone),
+        |name, _| name.to_string(),
+        |_| String::new(),
+        |_, _| String::new(),
+        &mut out,
+    );
     out
+}
+
+/// Items by a key of theirs.
+fn keyed<T>(items: &[T], key: impl Fn(&T) -> String) -> BTreeMap<String, &T> {
+    items.iter().map(|item| (key(item), item)).collect()
+}
+
+/// The changes between two keyed collections of one `kind`: `+` and `~` in key
+/// order, then `-`.
+fn changes<T: PartialEq>(
+    kind: &'static str,
+    before: &BTreeMap<String, T>,
+    after: &BTreeMap<String, T>,
+    name: impl Fn(&str, &T) -> String,
+    added: impl Fn(&T) -> String,
+    changed: impl Fn(&T, &T) -> String,
+    out: &mut Vec<Change>,
+) {
+    for (key, new) in after {
+        match before.get(key) {
+            None => out.push(Change {
+                change: "+",
+                kind,
+                name: name(key, new),
+                detail: added(new),
+            }),
+            Some(old) if old != new => out.push(Change {
+                change: "~",
+                kind,
+                name: name(key, new),
+                detail: changed(old, new),
+            }),
+            Some(_) => {}
+        }
+    }
+    for (key, old) in before {
+        if !after.contains_key(key) {
+            out.push(Change {
+                change: "-",
+                kind,
+                name: name(key, old),
+                detail: String::new(),
+            });
+        }
+    }
 }
 
 /// `fleet diff`: what a publish would change, against the generation on etcd.
 pub async fn diff(home: &Home) -> Result<(u64, Vec<Change>), FleetError> {
-    let config = config(home, Some(FleetRole::Admin))?;
-    let conn = Connection::for_home(home, &config)?;
-    let mut client = conn.connect().await?;
-    check_environment(&mut client, &conn, &config).await?;
+    let Environment {
+        config,
+        conn,
+        mut client,
+        ..
+    } = Environment::open(home, Some(FleetRole::Admin)).await?;
     let found = current(&mut client, &conn, &config).await?;
     if let Some(problem) = found.problem {
         return Err(problem);
@@ -797,11 +790,12 @@ pub struct StatusReport {
 
 /// `fleet status`: every registered front-end side by side, and the latest generation.
 pub async fn status(home: &Home) -> Result<StatusReport, FleetError> {
-    let config = config(home, None)?;
-    let conn = Connection::for_home(home, &config)?;
-    let mut client = conn.connect().await?;
-    check_environment(&mut client, &conn, &config).await?;
-    let layout = Layout::new(&config.env);
+    let Environment {
+        config,
+        conn,
+        mut client,
+        layout,
+    } = Environment::open(home, None).await?;
     let found = current(&mut client, &conn, &config).await?;
     let mut problem = found.problem.map(|e| e.to_string());
     let latest = found.generation;
@@ -823,38 +817,9 @@ pub async fn status(home: &Home) -> Result<StatusReport, FleetError> {
     } else {
         Vec::new()
     };
-    let registered = client
-        .get(
-            layout.node(""),
-            Some(GetOptions::new().with_prefix().with_keys_only()),
-        )
-        .await
-        .map_err(|e| conn.error(&e))?;
-    let alive = client
-        .get(
-            layout.alive(""),
-            Some(GetOptions::new().with_prefix().with_keys_only()),
-        )
-        .await
-        .map_err(|e| conn.error(&e))?;
-    let alive: BTreeSet<String> = alive
-        .kvs()
-        .iter()
-        .filter_map(|kv| {
-            let key = String::from_utf8_lossy(kv.key()).into_owned();
-            layout.node_of("alive", &key).map(str::to_string)
-        })
-        .collect();
+    let alive = node_names(&mut client, &conn, &layout, "alive").await?;
     let mut all: BTreeSet<String> = members.iter().map(|m| m.node.clone()).collect();
-    for kv in registered.kvs() {
-        let key = String::from_utf8_lossy(kv.key()).into_owned();
-        if let Some(node) = layout
-            .node_of("nodes", &key)
-            .filter(|n| check_name("node", n).is_ok())
-        {
-            all.insert(node.to_string());
-        }
-    }
+    all.extend(node_names(&mut client, &conn, &layout, "nodes").await?);
     let mut nodes = Vec::new();
     for node in all {
         let approved = if config.role == FleetRole::Admin {
@@ -915,4 +880,33 @@ pub async fn status(home: &Home) -> Result<StatusReport, FleetError> {
         problem,
         nodes,
     })
+}
+
+/// The node names of the keys under `kind/` (`nodes`, `alive`): only those that are
+/// node names (etcd may hold anything), read without their values.
+async fn node_names(
+    client: &mut Client,
+    conn: &Connection,
+    layout: &Layout,
+    kind: &str,
+) -> Result<BTreeSet<String>, FleetError> {
+    let prefix = format!("{}{kind}/", layout.prefix());
+    let got = client
+        .get(
+            prefix,
+            Some(GetOptions::new().with_prefix().with_keys_only()),
+        )
+        .await
+        .map_err(|e| conn.error(&e))?;
+    Ok(got
+        .kvs()
+        .iter()
+        .filter_map(|kv| {
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            layout
+                .node_of(kind, &key)
+                .filter(|n| check_name("node", n).is_ok())
+                .map(str::to_string)
+        })
+        .collect())
 }

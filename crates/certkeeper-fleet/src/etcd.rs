@@ -208,17 +208,6 @@ pub fn parse_endpoints(list: &str) -> Result<Vec<String>, FleetError> {
     Ok(endpoints)
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
-    let body = STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in body.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
 impl Connection {
     /// How `home` reaches its environment's etcd. For https, the client certificate is
     /// the home's `etcd_cert` with its key, and etcd's server certificate is verified
@@ -257,11 +246,18 @@ impl Connection {
                     .into(),
             ));
         }
-        let ca: String = roots.iter().map(|e| pem("CERTIFICATE", &e.der)).collect();
-        let key_pem = Zeroizing::new(pem("PRIVATE KEY", key.pkcs8_der()));
+        let ca: String = roots
+            .iter()
+            .map(|e| certkeeper_core::pem::encode("CERTIFICATE", &e.der))
+            .collect();
+        let key_pem = Zeroizing::new(certkeeper_core::pem::encode("PRIVATE KEY", key.pkcs8_der()));
         Ok(Connection {
             endpoints,
-            tls: Some((ca, pem("CERTIFICATE", &entry.der), key_pem)),
+            tls: Some((
+                ca,
+                certkeeper_core::pem::encode("CERTIFICATE", &entry.der),
+                key_pem,
+            )),
         })
     }
 

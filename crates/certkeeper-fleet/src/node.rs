@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use certkeeper_store::export::Replace;
 use certkeeper_store::{FleetConfig, FleetRole, Home, Setting};
 use etcd_client::{Client, PutOptions, WatchOptions};
 use tokio::sync::watch;
@@ -452,32 +453,16 @@ fn apply(home_dir: &Path, loaded: &Loaded, envelope: &[u8]) -> Result<Option<Str
 /// Writes the export files of a generation. A file of that name is replaced when it
 /// holds a certificate (the previous one, before a renewal), never when it holds
 /// anything else: that is reported, as `export --as` without `--force` would.
-fn write_exports(home: &mut Home, names: &[String]) -> Vec<String> {
+fn write_exports(home: &mut Home, exports: &[(String, String)]) -> Vec<String> {
     let mut failed = Vec::new();
-    let Ok(entries) = home.list(None) else {
-        return vec!["the home could not be read".into()];
-    };
-    let dir = home.export_dir().ok();
-    for name in names {
-        let Some(entry) = entries
-            .iter()
-            .find(|e| e.export_name.as_deref() == Some(name))
-        else {
-            continue;
-        };
-        let holds_certificate = dir.as_ref().is_some_and(|d| {
-            use std::io::Read;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut bytes = Vec::new();
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(d.join(name))
-                .and_then(|f| f.take(1 << 20).read_to_end(&mut bytes))
-                .is_ok()
-                && certkeeper_core::Certificate::from_der(&bytes).is_ok()
+    for (thumbprint, name) in exports {
+        let written = home.entry(thumbprint).and_then(|entry| match entry {
+            Some(entry) => home
+                .export_as(&entry, name, Replace::Certificates)
+                .map(drop),
+            None => Ok(()),
         });
-        if let Err(e) = home.export_as(entry, name, holds_certificate) {
+        if let Err(e) = written {
             failed.push(format!("{name}: {e}"));
         }
     }

@@ -47,20 +47,32 @@ pub enum Previous {
     Same,
     /// This certificate in another encoding (PEM): rewritten as DER.
     SameReencoded,
-    /// Another certificate or other content, replaced (`force`); its description.
+    /// Another certificate or other content, replaced; its description.
     Replaced(String),
+}
+
+/// What a file already at the export name may be replaced with this export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replace {
+    /// Nothing but this certificate itself (`export --as`).
+    Nothing,
+    /// Another certificate (the one a renewal replaces), never other content (a fleet's
+    /// front-end writing the export names it is sent).
+    Certificates,
+    /// Anything (`export --as --force`).
+    Anything,
 }
 
 impl Home {
     /// Records `name` as the entry's export name and writes its DER to
-    /// `<export_dir>/name` (mode 0644). A file holding another certificate is
-    /// replaced only with `force`; on any failure neither the database nor the file
-    /// changes.
+    /// `<export_dir>/name` (mode 0644). A file holding another certificate, or
+    /// anything else, is replaced only as `replace` allows; on any failure neither the
+    /// database nor the file changes.
     pub fn export_as(
         &mut self,
         entry: &Entry,
         name: &str,
-        force: bool,
+        replace: Replace,
     ) -> Result<Exported, StoreError> {
         if name.is_empty()
             || name.contains('/')
@@ -82,13 +94,9 @@ impl Home {
             Some(bytes) if bytes == entry.der => Previous::Same,
             Some(bytes) => match describe(&bytes) {
                 (Some(thumbprint), _) if thumbprint == entry.thumbprint => Previous::SameReencoded,
-                (_, _) if !force => {
-                    return Err(StoreError::ExportFileTaken {
-                        path,
-                        holder: describe(&bytes).1,
-                    });
-                }
-                (_, holder) => Previous::Replaced(holder),
+                (Some(_), holder) if replace != Replace::Nothing => Previous::Replaced(holder),
+                (None, holder) if replace == Replace::Anything => Previous::Replaced(holder),
+                (_, holder) => return Err(StoreError::ExportFileTaken { path, holder }),
             },
         };
 
@@ -361,6 +369,7 @@ mod tests {
 
     use certkeeper_testkit::{Spec, TestCert};
 
+    use super::Replace;
     use crate::{Home, ImportOptions, Setting, StoreError};
 
     #[test]
@@ -386,7 +395,7 @@ mod tests {
                  BEGIN INSERT INTO t VALUES ('no such entry'); END;",
             )
             .unwrap();
-        match home.export_as(&entry, "partner.cer", true) {
+        match home.export_as(&entry, "partner.cer", Replace::Anything) {
             Err(StoreError::Database { .. }) => {}
             other => panic!("{other:?}"),
         }
@@ -401,7 +410,9 @@ mod tests {
         );
 
         home.conn.execute_batch("DROP TRIGGER t").unwrap();
-        let exported = home.export_as(&entry, "partner.cer", true).unwrap();
+        let exported = home
+            .export_as(&entry, "partner.cer", Replace::Anything)
+            .unwrap();
         assert_eq!(std::fs::read(&exported.path).unwrap(), entry.der);
         assert_eq!(
             home.entry(&entry.thumbprint)

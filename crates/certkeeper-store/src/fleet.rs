@@ -16,16 +16,12 @@ use crate::entry::StoreName;
 use crate::error::StoreError;
 use crate::home::{Home, Setting};
 
-/// The settings a publish carries: all but the ones that name local paths.
-pub const PUBLISHED_SETTINGS: [Setting; 7] = [
-    Setting::ServicePrincipals,
-    Setting::ExpiryWarningDays,
-    Setting::UpstreamTimeout,
-    Setting::ClientTimeout,
-    Setting::EgressProxy,
-    Setting::EgressNoProxy,
-    Setting::FleetSpread,
-];
+/// The settings a publish carries: all but the one that names a local path.
+fn published_settings() -> impl Iterator<Item = Setting> {
+    Setting::ALL
+        .into_iter()
+        .filter(|s| *s != Setting::ExportDir)
+}
 
 /// The desired state of a front-end: everything the administrator's home holds but
 /// its own fleet identity.
@@ -97,6 +93,25 @@ pub enum FleetRole {
     Node,
 }
 
+impl FleetRole {
+    /// As the `fleet` table stores it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FleetRole::Admin => "admin",
+            FleetRole::Node => "node",
+        }
+    }
+
+    /// From the `fleet` table (its CHECK constraint allows only the two).
+    fn from_stored(role: &str) -> Self {
+        if role == "admin" {
+            FleetRole::Admin
+        } else {
+            FleetRole::Node
+        }
+    }
+}
+
 /// The environment this home publishes or follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FleetConfig {
@@ -153,9 +168,9 @@ pub struct Applied {
     pub bindings: usize,
     /// Published certificates the front-end already held as its own, left as they are.
     pub kept: usize,
-    /// Export names to (re)write, after the commit.
+    /// The export files to (re)write after the commit: (thumbprint, export name).
     #[serde(skip)]
-    pub exports: Vec<String>,
+    pub exports: Vec<(String, String)>,
 }
 
 /// Most principals a published key ACL may name (each is looked up on every request
@@ -168,6 +183,16 @@ const MAX_PRINCIPALS: usize = 1024;
 /// Where a published binding may listen on a Unix socket: the agent's runtime
 /// directory, not a path anywhere on the front-end.
 const PUBLISHED_UNIX_DIR: &str = "/run/certkeeper/";
+
+/// The one text column a query returns, every row.
+fn strings(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(sql)?;
+    stmt.query_map(args, |r| r.get(0))?.collect()
+}
 
 /// An entry's thumbprint and its private key (PKCS#8, zeroized on drop).
 pub type UnsealedKey = (String, Zeroizing<Vec<u8>>);
@@ -196,11 +221,7 @@ impl Home {
                     let error: Option<String> = r.get(10)?;
                     Ok(FleetConfig {
                         env: r.get(0)?,
-                        role: if role == "admin" {
-                            FleetRole::Admin
-                        } else {
-                            FleetRole::Node
-                        },
+                        role: FleetRole::from_stored(&role),
                         etcd: etcd.split(',').map(str::to_string).collect(),
                         etcd_cert: r.get(3)?,
                         node: r.get(4)?,
@@ -243,10 +264,7 @@ impl Home {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     config.env,
-                    match config.role {
-                        FleetRole::Admin => "admin",
-                        FleetRole::Node => "node",
-                    },
+                    config.role.as_str(),
                     config.etcd.join(","),
                     config.etcd_cert,
                     config.node,
@@ -298,20 +316,18 @@ impl Home {
     /// Records (or clears, with `None`) a front-end's trouble with etcd; the time of
     /// the first failure in a row is kept.
     pub fn fleet_set_error(&self, error: Option<&str>) -> Result<(), StoreError> {
-        let (sql, value) = match error {
-            Some(e) => (
+        // Written only when it changes: every commit makes the agent drop its caches.
+        let changed = match error {
+            Some(e) => self.conn.execute(
                 "UPDATE fleet SET error = ?1, error_at = COALESCE(error_at, ?2) WHERE error IS NOT ?1",
-                Some(e),
+                params![e, now()],
             ),
-            None => (
-                "UPDATE fleet SET error = ?1, error_at = NULL WHERE error IS NOT NULL AND ?2 > 0",
-                None,
+            None => self.conn.execute(
+                "UPDATE fleet SET error = NULL, error_at = NULL WHERE error IS NOT NULL",
+                [],
             ),
         };
-        self.conn
-            .execute(sql, params![value, now()])
-            .map(drop)
-            .map_err(|e| self.db_err(e))
+        changed.map(drop).map_err(|e| self.db_err(e))
     }
 
     /// The approved front-ends.
@@ -452,17 +468,8 @@ impl Home {
             entries.push(entry);
         }
         let mut settings = BTreeMap::new();
-        for setting in PUBLISHED_SETTINGS {
-            let stored: Option<String> = self
-                .conn
-                .query_row(
-                    "SELECT value FROM settings WHERE key = ?1",
-                    [setting.key()],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(err)?;
-            if let Some(value) = stored {
+        for setting in published_settings() {
+            if let Some(value) = self.stored_setting(setting)? {
                 settings.insert(setting.key().to_string(), value);
             }
         }
@@ -597,8 +604,7 @@ impl Home {
         }
         let mut settings = Vec::with_capacity(state.settings.len());
         for (key, value) in &state.settings {
-            let setting = PUBLISHED_SETTINGS
-                .into_iter()
+            let setting = published_settings()
                 .find(|s| s.key() == key)
                 .ok_or_else(|| {
                     invalid(format!(
@@ -638,15 +644,8 @@ impl Home {
                 .map(|e| e.thumbprint.as_str())
                 .collect();
             // Managed entries no longer published.
-            let managed: Vec<String> = {
-                let mut stmt = tx
-                    .prepare("SELECT thumbprint FROM entries WHERE managed = 1")
-                    .map_err(db)?;
-                stmt.query_map([], |r| r.get(0))
-                    .map_err(db)?
-                    .collect::<Result<_, _>>()
-                    .map_err(db)?
-            };
+            let managed =
+                strings(&tx, "SELECT thumbprint FROM entries WHERE managed = 1", []).map_err(db)?;
             for t in managed.iter().filter(|t| !wanted.contains(t.as_str())) {
                 tx.execute("DELETE FROM entries WHERE thumbprint = ?1", [t])
                     .map_err(db)?;
@@ -770,17 +769,12 @@ impl Home {
                     }
                 }
                 // The ACL, exactly as published.
-                let before: Vec<String> = {
-                    let mut stmt = tx
-                        .prepare(
-                            "SELECT principal FROM acl WHERE thumbprint = ?1 ORDER BY principal",
-                        )
-                        .map_err(db)?;
-                    stmt.query_map([&entry.thumbprint], |r| r.get(0))
-                        .map_err(db)?
-                        .collect::<Result<_, _>>()
-                        .map_err(db)?
-                };
+                let before = strings(
+                    &tx,
+                    "SELECT principal FROM acl WHERE thumbprint = ?1 ORDER BY principal",
+                    [&entry.thumbprint],
+                )
+                .map_err(db)?;
                 let mut after = entry.acl.clone();
                 after.sort();
                 if before != after {
@@ -798,20 +792,15 @@ impl Home {
                     }
                 }
                 if let Some(export) = &entry.export_name {
-                    applied.exports.push(export.clone());
+                    applied
+                        .exports
+                        .push((entry.thumbprint.clone(), export.clone()));
                 }
             }
             // Bindings.
             let names: HashSet<&str> = bindings.iter().map(|b| b.name.as_str()).collect();
-            let managed: Vec<String> = {
-                let mut stmt = tx
-                    .prepare("SELECT name FROM bindings WHERE managed = 1")
-                    .map_err(db)?;
-                stmt.query_map([], |r| r.get(0))
-                    .map_err(db)?
-                    .collect::<Result<_, _>>()
-                    .map_err(db)?
-            };
+            let managed =
+                strings(&tx, "SELECT name FROM bindings WHERE managed = 1", []).map_err(db)?;
             for n in managed.iter().filter(|n| !names.contains(n.as_str())) {
                 tx.execute("DELETE FROM bindings WHERE name = ?1", [n])
                     .map_err(db)?;

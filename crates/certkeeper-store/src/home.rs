@@ -317,17 +317,21 @@ impl Home {
 
     // ----- settings -----
 
-    /// A setting's value, or its default.
-    pub fn setting(&self, setting: Setting) -> Result<String, StoreError> {
-        let stored: Option<String> = self
-            .conn
+    /// A setting's value as set, if it was.
+    pub fn stored_setting(&self, setting: Setting) -> Result<Option<String>, StoreError> {
+        self.conn
             .query_row(
                 "SELECT value FROM settings WHERE key = ?1",
                 [setting.key()],
                 |r| r.get(0),
             )
             .optional()
-            .map_err(|e| self.db_err(e))?;
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// A setting's value, or its default.
+    pub fn setting(&self, setting: Setting) -> Result<String, StoreError> {
+        let stored = self.stored_setting(setting)?;
         Ok(stored.unwrap_or_else(|| match setting {
             Setting::ExportDir => default_export_dir(&self.dir).display().to_string(),
             Setting::ServicePrincipals => String::new(),

@@ -655,7 +655,8 @@ mod tests {
         import(&mut home, &b, "b");
         bind(&home, "b-api", "b");
         let entry = home.entry(&a_t).unwrap().unwrap();
-        home.export_as(&entry, "partner.cer", false).unwrap();
+        home.export_as(&entry, "partner.cer", crate::export::Replace::Nothing)
+            .unwrap();
 
         let pem = format!("{}{}", b.pem(), b.key_pem());
         let contents = certkeeper_core::read_file(pem.as_bytes(), None).unwrap();

@@ -230,7 +230,13 @@ async fn demo() -> Result<usize, CliError> {
     ));
 
     s.step("Export the public certificate under the agreed name partner.cer");
-    let exported = home.export_as(&entry, "partner.cer", false)?.path;
+    let exported = home
+        .export_as(
+            &entry,
+            "partner.cer",
+            certkeeper_store::export::Replace::Nothing,
+        )?
+        .path;
     s.say(&format!(
         "{} (DER, {} bytes, identical to the imported certificate)",
         exported.display(),

@@ -21,7 +21,15 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> Result<u8, CliError> {
                 "--as writes the DER certificate alone: drop --format and --chain",
             ));
         }
-        let exported = home.export_as(&entry, name, args.force)?;
+        let exported = home.export_as(
+            &entry,
+            name,
+            if args.force {
+                certkeeper_store::export::Replace::Anything
+            } else {
+                certkeeper_store::export::Replace::Nothing
+            },
+        )?;
         let path = &exported.path;
         let (state, replaced) = match &exported.before {
             Previous::Nothing => ("written", None),

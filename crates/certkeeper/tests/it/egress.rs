@@ -37,11 +37,16 @@ pub fn free_port() -> u16 {
 }
 
 pub fn wait_for_port(port: u16) {
+    wait_for_address("127.0.0.1", port);
+}
+
+/// Waits up to 10 s until something listens on `ip:port`.
+pub fn wait_for_address(ip: &str, port: u16) {
     let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while TcpStream::connect((ip, port)).is_err() {
         assert!(
             start.elapsed() < Duration::from_secs(10),
-            "nothing listens on {port}"
+            "nothing listens on {ip}:{port}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -365,10 +370,22 @@ pub fn request(env: &Env, agent: &RunningAgent, args: &[&str]) -> std::process::
 
 /// A plain HTTP/1.1 request to a binding's listener, as an application makes it.
 pub fn http(port: u16, method: &str, path: &str, headers: &[&str], body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    http_at("127.0.0.1", port, method, path, headers, body)
+}
+
+/// The same, to a binding listening on another loopback address.
+pub fn http_at(
+    ip: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &[u8],
+) -> (u16, String) {
+    let mut s = TcpStream::connect((ip, port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
     for h in headers {

@@ -4,7 +4,7 @@
 //! own loopback address, `fleet join --listen-host`), nginx as the partner.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::agent::{RunningAgent, keycheck_as};
 use crate::common::{Env, stderr};
-use crate::egress::{Partner, free_port, home_for};
+use crate::egress::{Partner, bind_cert, free_port, home_for};
 
 /// Client certificates for etcd's mutual TLS.
 struct EtcdTls {
@@ -440,34 +440,19 @@ impl Fleet {
     }
 }
 
-/// A plain HTTP GET to a binding on `ip:port`, as an application sends it.
-fn get(ip: &str, port: u16, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect((ip, port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, out.split("\r\n\r\n").nth(1).unwrap_or("").into())
+/// The partner (nginx), and an environment on one plain-http etcd member whose
+/// administrator's home holds the partner's client certificate, with `nodes`
+/// front-ends joined, approved and running.
+fn partner_fleet(nodes: usize) -> (Partner, Fleet) {
+    let partner = Partner::start();
+    let admin = home_for(&partner);
+    let fleet = Fleet::new(Etcd::start(1, false), admin, nodes);
+    (partner, fleet)
 }
 
-fn wait_listening(ip: &str, port: u16) {
-    let start = Instant::now();
-    while TcpStream::connect((ip, port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "nothing listens on {ip}:{port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// A plain HTTP GET to a binding on `ip:port`, as an application sends it.
+fn get(ip: &str, port: u16, path: &str) -> (u16, String) {
+    crate::egress::http_at(ip, port, "GET", path, &[], b"")
 }
 
 fn wait_closed(ip: &str, port: u16) {
@@ -502,17 +487,7 @@ fn a_publish_reaches_every_front_end_over_mutual_tls_etcd() {
     // non-exportable key, a setting.
     admin.ok(&["grant", "partner", &format!("user:{}", account.user)]);
     admin.ok(&["export", "partner", "--as", "partner.cer"]);
-    let port = free_port();
-    admin.ok(&[
-        "bind",
-        "partner-api",
-        "--cert",
-        "partner",
-        "--upstream",
-        &partner.url(""),
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-    ]);
+    let port = bind_cert(admin, "partner-api", "partner", &partner.url(""));
     let other = partner.client_ca.issue(&Spec::client("sealed.example"));
     let f = admin.write("sealed.pem", format!("{}{}", other.pem(), other.key_pem()));
     admin.ok(&["import", &f, "--name", "sealed", "--non-exportable"]);
@@ -631,7 +606,7 @@ fn a_publish_reaches_every_front_end_over_mutual_tls_etcd() {
         );
         assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
         // The binding, on this front-end's own address, calls the partner with the key.
-        wait_listening(&node.ip, port);
+        crate::egress::wait_for_address(&node.ip, port);
         let (status, body) = get(&node.ip, port, "/hello");
         assert_eq!(status, 200, "{}: {body}", node.name);
         assert!(body.contains("CN=client.example"), "{body}");
@@ -724,7 +699,6 @@ fn a_publish_reaches_every_front_end_over_mutual_tls_etcd() {
             .any(|e| e["has_key"] == true
                 && e["subject"].as_str().unwrap().contains("client.example"))
     );
-    fleet.nodes.iter_mut().for_each(FrontEnd::stop_agent);
 }
 
 /// The etcd-side faults: a member of three killed, all of etcd stopped (agents serve
@@ -734,17 +708,7 @@ fn a_publish_reaches_every_front_end_over_mutual_tls_etcd() {
 fn front_ends_serve_through_etcd_outages_and_catch_up() {
     let partner = Partner::start();
     let admin = home_for(&partner);
-    let port = free_port();
-    admin.ok(&[
-        "bind",
-        "partner-api",
-        "--cert",
-        "partner",
-        "--upstream",
-        &partner.url(""),
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-    ]);
+    let port = bind_cert(&admin, "partner-api", "partner", &partner.url(""));
     let mut fleet = Fleet::new(Etcd::start(3, false), admin, 2);
     assert_eq!(fleet.publish(), 1);
     fleet.converge(1);
@@ -782,7 +746,7 @@ fn front_ends_serve_through_etcd_outages_and_catch_up() {
     // A front-end restarted while etcd is down starts and serves from its home.
     fleet.nodes[1].stop_agent();
     fleet.nodes[1].start_agent();
-    wait_listening("127.0.0.3", port);
+    crate::egress::wait_for_address("127.0.0.3", port);
     let (status, _) = get("127.0.0.3", port, "/restarted-during-outage");
     assert_eq!(status, 200);
 
@@ -813,7 +777,6 @@ fn front_ends_serve_through_etcd_outages_and_catch_up() {
         fleet.nodes[1].env.ok(&["config", "client_timeout"]).trim(),
         "65"
     );
-    fleet.nodes.iter_mut().for_each(FrontEnd::stop_agent);
 }
 
 /// What etcd (or whoever can write to it) cannot do: alter or forge a generation,
@@ -821,9 +784,7 @@ fn front_ends_serve_through_etcd_outages_and_catch_up() {
 /// administrator is told: a removed front-end, a publish too large, a lost race.
 #[test]
 fn tampering_foreign_data_removal_and_races_are_refused_and_nothing_is_half_applied() {
-    let partner = Partner::start();
-    let admin = home_for(&partner);
-    let mut fleet = Fleet::new(Etcd::start(1, false), admin, 2);
+    let (partner, mut fleet) = partner_fleet(2);
     assert_eq!(fleet.publish(), 1);
     fleet.converge(1);
     let generation_key = format!("{}generation", fleet.prefix());
@@ -1150,7 +1111,6 @@ fn tampering_foreign_data_removal_and_races_are_refused_and_nothing_is_half_appl
     );
     assert!(conflicts > 0, "no publish ever lost a race: {numbers:?}");
     fleet.converge(*distinct.iter().max().unwrap());
-    fleet.nodes.iter_mut().for_each(FrontEnd::stop_agent);
 }
 
 /// Waits until `node` reports an error that contains `text`.
@@ -1190,9 +1150,7 @@ fn wait_for_error(fleet: &Fleet, node: &str) -> String {
 /// the old generation or the new one, whole.
 #[test]
 fn an_agent_killed_while_applying_leaves_the_old_or_the_new_generation_whole() {
-    let partner = Partner::start();
-    let admin = home_for(&partner);
-    let mut fleet = Fleet::new(Etcd::start(1, false), admin, 1);
+    let (partner, mut fleet) = partner_fleet(1);
     // Two states that differ by 150 certificates with keys.
     let bundle: String = (0..150)
         .map(|i| {
@@ -1255,7 +1213,6 @@ fn an_agent_killed_while_applying_leaves_the_old_or_the_new_generation_whole() {
     fleet.nodes[0].start_agent();
     let latest = *expected.keys().max().unwrap();
     fleet.converge(latest);
-    fleet.nodes.iter_mut().for_each(FrontEnd::stop_agent);
 }
 
 /// A front-end that lost etcd while the generation key changed hundreds of times and
@@ -1263,9 +1220,7 @@ fn an_agent_killed_while_applying_leaves_the_old_or_the_new_generation_whole() {
 /// compaction, reads everything again and applies what is published next.
 #[test]
 fn a_watch_that_fell_behind_a_compaction_reads_everything_again() {
-    let partner = Partner::start();
-    let admin = home_for(&partner);
-    let mut fleet = Fleet::new(Etcd::start(1, false), admin, 1);
+    let (_partner, mut fleet) = partner_fleet(1);
     assert_eq!(fleet.publish(), 1);
     fleet.converge(1);
     // The agent frozen, etcd restarted under it (its connection is gone), the
@@ -1329,9 +1284,7 @@ post("/v3/kv/compaction", {"revision": revision, "physical": True})
 /// refused, whole.
 #[test]
 fn a_front_ends_own_entries_and_bindings_stay_its_own() {
-    let partner = Partner::start();
-    let admin = home_for(&partner);
-    let mut fleet = Fleet::new(Etcd::start(1, false), admin, 1);
+    let (partner, fleet) = partner_fleet(1);
     let node = &fleet.nodes[0];
     let own = partner.client_ca.issue(&Spec::client("own.example"));
     let f = node
@@ -1423,16 +1376,13 @@ fn a_front_ends_own_entries_and_bindings_stay_its_own() {
         bindings.contains("localapi") && bindings.contains(&partner.url("")),
         "{bindings}"
     );
-    fleet.nodes.iter_mut().for_each(FrontEnd::stop_agent);
 }
 
 /// A front-end waiting out `fleet_spread` before applying keeps its lease, and stops
 /// at once when asked.
 #[test]
 fn waiting_out_the_spread_keeps_the_lease_and_does_not_hold_up_a_stop() {
-    let partner = Partner::start();
-    let admin = home_for(&partner);
-    let mut fleet = Fleet::new(Etcd::start(1, false), admin, 1);
+    let (_partner, mut fleet) = partner_fleet(1);
     fleet.admin.ok(&["config", "fleet_spread", "3600"]);
     assert_eq!(fleet.publish(), 1);
     fleet.converge(1);
